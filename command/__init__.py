@@ -1,0 +1,1 @@
+"""The command service: risk, incidents, dispatch, linkage, store, API, runtime, CLI."""

@@ -1,0 +1,31 @@
+"""One typed settings object, read from ``YINGJI_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YINGJI_", extra="ignore")
+
+    broker_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://host:port")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    data_dir: Path = Field(Path("var"), description="Folder for the database and runtime files")
+    district_dir: Path | None = Field(None, description="District folder; default: the generated Yubei scenario")
+    fleet_file: Path | None = Field(None, description="Fleet YAML; default: the district folder's fleet.yaml")
+    api_token: str | None = Field(None, description="Bearer token for state-changing endpoints")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tile_url: str | None = Field(None, description="Raster tile URL template for the console basemap")
+    loiter_s: float = Field(60.0, ge=0, description="How long a recon mission loiters over the incident")
+    clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
+    link_lost_s: float = Field(5.0, gt=0, description="Vehicle declared lost after this long without a heartbeat")
+    river_approach_m: float = Field(1.0, ge=0, description="Blue river signal: within this many metres below warning")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'yingji.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Field side of sensing: SenML wire format, topics, registry, ingest, QC, simulators."""

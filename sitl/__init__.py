@@ -1,0 +1,1 @@
+"""Simulation: ArduPilot-compatible vehicle simulator, SITL launcher, scenarios."""

@@ -1,0 +1,1 @@
+"""Vehicle side: async MAVLink link, Vehicle, mission protocol, ArduPilot modes, fleet."""
