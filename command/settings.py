@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     loiter_s: float = Field(60.0, ge=0, description="How long a recon mission loiters over the incident")
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
     link_lost_s: float = Field(5.0, gt=0, description="Vehicle declared lost after this long without a heartbeat")
+    sim_speed: float = Field(1.0, gt=0, description="Simulation runs only: service time runs this many "
+                             "times faster than the wall clock from sim_epoch")
+    sim_epoch: datetime | None = Field(None, description="Simulation runs only: shared start of scaled time")
     river_approach_m: float = Field(1.0, ge=0, description="Blue river signal: within this many metres below warning")
 
     def resolved_database_url(self) -> str:

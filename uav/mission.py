@@ -8,6 +8,7 @@ so callers pass only the items to fly, starting at sequence 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
@@ -60,3 +61,53 @@ def return_to_launch() -> MissionItem:
 def land(lon_deg: float = 0.0, lat_deg: float = 0.0) -> MissionItem:
     """MAV_CMD_NAV_LAND (0, 0 means: here)."""
     return MissionItem(mav.MAV_CMD_NAV_LAND, frame=FRAME_ABOVE_HOME, lat_deg=lat_deg, lon_deg=lon_deg)
+
+
+# ---- wire encoding (used by the mission protocol in ``uav.vehicle``) -----------------------
+
+# Frames ↔ their integer-coordinate variants (MAV_FRAME, https://mavlink.io/en/messages/common.html#MAV_FRAME):
+# GLOBAL 0 ↔ GLOBAL_INT 5, GLOBAL_RELATIVE_ALT 3 ↔ GLOBAL_RELATIVE_ALT_INT 6,
+# GLOBAL_TERRAIN_ALT 10 ↔ GLOBAL_TERRAIN_ALT_INT 11.
+_TO_INT_FRAME = {
+    mav.MAV_FRAME_GLOBAL: mav.MAV_FRAME_GLOBAL_INT,
+    mav.MAV_FRAME_GLOBAL_RELATIVE_ALT: mav.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
+    mav.MAV_FRAME_GLOBAL_TERRAIN_ALT: mav.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT,
+}
+_FROM_INT_FRAME = {v: k for k, v in _TO_INT_FRAME.items()}
+# Degrees ↔ MISSION_ITEM_INT x/y (degE7).
+DEG_E7 = 1e7
+
+
+def int_frame(frame: int) -> int:
+    """The frame to put in MISSION_ITEM_INT: ``FRAME_ABOVE_HOME`` (3) → 6, INT frames unchanged."""
+    return _TO_INT_FRAME.get(frame, frame)
+
+
+def base_frame(frame: int) -> int:
+    """The frame a MissionItem holds: GLOBAL_RELATIVE_ALT_INT (6) → 3; others unchanged."""
+    return _FROM_INT_FRAME.get(frame, frame)
+
+
+def home_placeholder(lon_deg: float = 0.0, lat_deg: float = 0.0, alt_amsl_m: float = 0.0) -> MissionItem:
+    """Sequence 0: NAV_WAYPOINT at home (zeros if unknown), as Mission Planner sends it."""
+    return MissionItem(mav.MAV_CMD_NAV_WAYPOINT, frame=FRAME_GLOBAL_AMSL, lat_deg=lat_deg,
+                       lon_deg=lon_deg, alt_m=alt_amsl_m)
+
+
+def encode_item_int(item: MissionItem, seq: int, *, target_system: int, target_component: int,
+                    mission_type: int = mav.MAV_MISSION_TYPE_MISSION) -> mav.MAVLink_mission_item_int_message:
+    """MISSION_ITEM_INT for ``item`` at ``seq`` (lat/lon in degE7, _INT frame)."""
+    return mav.MAVLink_mission_item_int_message(
+        target_system, target_component, seq, int_frame(item.frame), item.command, 0,
+        int(item.autocontinue), item.param1, item.param2, item.param3, item.param4,
+        round(item.lat_deg * DEG_E7), round(item.lon_deg * DEG_E7), item.alt_m, mission_type)
+
+
+def decode_item(msg: object) -> MissionItem:
+    """MissionItem from a received MISSION_ITEM_INT (degE7) or MISSION_ITEM (degrees)."""
+    is_int = msg.get_type() == "MISSION_ITEM_INT"  # type: ignore[attr-defined]
+    scale = DEG_E7 if is_int else 1.0
+    m: Any = msg
+    return MissionItem(m.command, frame=base_frame(m.frame), lat_deg=m.x / scale,
+                       lon_deg=m.y / scale, alt_m=float(m.z), param1=m.param1, param2=m.param2,
+                       param3=m.param3, param4=m.param4, autocontinue=bool(m.autocontinue))

@@ -1,0 +1,182 @@
+"""HTTP and WebSocket API (FastAPI). Thin: every decision is the service's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+import mapui
+
+from ..runtime import Conflict, Refused, Service, Unavailable
+from ..store import NotFound
+from .metrics import render_metrics
+
+log = logging.getLogger("command.api")
+
+LAYERS = ("boundary", "rivers", "roads", "facilities", "airspace")
+
+
+class DispatchBody(BaseModel):
+    by: str = Field("dispatcher", min_length=1, max_length=64, description="who approves")
+
+
+class AckBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who acknowledges for the department")
+
+
+def create_app(service: Service) -> FastAPI:
+    # Handlers are ``async def`` on purpose: they run on the event loop that owns the
+    # service (a sync handler would run in a worker thread and race the loop).
+    app = FastAPI(title="Yingji 应急", version="0.1.0",
+                  description="Command system of a district emergency bureau")
+    bearer = HTTPBearer(auto_error=False)
+
+    async def require_token(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if cred is None or not secrets.compare_digest(cred.credentials.encode(), service.token.encode()):
+            raise HTTPException(401, "a valid bearer token is required for this action",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    Auth = Depends(require_token)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, err: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, err: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=409)
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, err: Refused) -> JSONResponse:
+        return JSONResponse({"detail": f"refused: {err}"}, status_code=422)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, err: Unavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=503)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "mqtt": "connected" if service.mqtt_connected else "disconnected",
+                "ready": service.ready.is_set()}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> str:
+        return render_metrics(service)
+
+    @app.get("/api/district")
+    async def district() -> dict[str, Any]:
+        d = service.district
+        return {"name": d.name, "name_zh": d.name_zh, "synthetic": d.synthetic, "notice": d.notice,
+                "bbox": list(d.bbox), "center": list(d.center), "tile_url": service.settings.tile_url}
+
+    @app.get("/api/layers/{name}")
+    async def layer(name: str) -> dict[str, Any]:
+        if name not in LAYERS:
+            raise HTTPException(404, f"unknown layer {name!r}; layers: {', '.join(LAYERS)}")
+        return service.district.layers[name]
+
+    @app.get("/api/sensors")
+    async def sensors() -> dict[str, Any]:
+        return service.sensors_geojson()
+
+    @app.get("/api/sensors/{sensor_id}/readings")
+    async def readings(sensor_id: str, limit: int = 500) -> dict[str, Any]:
+        if service.registry.get(sensor_id) is None:
+            raise HTTPException(404, f"unknown sensor {sensor_id!r}")
+        rows = service.store.readings(sensor_id, limit=max(1, min(limit, 5000)))
+        return {"sensor_id": sensor_id, "readings": [
+            {"quantity": r.quantity, "value": r.value, "unit": r.unit, "time": r.time.isoformat(),
+             "flag": r.flag} for r in rows]}
+
+    @app.get("/api/incidents")
+    async def incidents() -> dict[str, Any]:
+        return {"incidents": [service.incident_view(r) for r in service.store.incidents()]}
+
+    @app.get("/api/incidents/{incident_id}")
+    async def incident(incident_id: int) -> dict[str, Any]:
+        return service.incident_view(service.store.incident(incident_id), evidence=True)
+
+    @app.post("/api/incidents/{incident_id}/dispatch", status_code=202, dependencies=[Auth])
+    async def dispatch(incident_id: int, body: DispatchBody | None = None) -> dict[str, Any]:
+        by = body.by if body else "dispatcher"
+        return {"incident": service.approve_dispatch(incident_id, by=by)}
+
+    @app.get("/api/vehicles")
+    async def vehicles() -> dict[str, Any]:
+        return {"vehicles": service.vehicles()}
+
+    @app.get("/api/vehicles/{name}/track")
+    async def track(name: str, limit: int = 2000) -> dict[str, Any]:
+        if name not in service.vehicle_specs:
+            raise HTTPException(404, f"unknown vehicle {name!r}")
+        rows = service.store.track(name, limit=max(1, min(limit, 20000)))
+        return {"vehicle": name, "track": [
+            {"time": r.time.isoformat(), "lon": r.lon, "lat": r.lat, "alt_rel_m": r.alt_rel_m,
+             "mode": r.mode, "armed": r.armed, "battery_pct": r.battery_pct} for r in rows]}
+
+    @app.get("/api/tasks")
+    async def tasks(incident_id: int | None = None) -> dict[str, Any]:
+        return {"tasks": [service.task_view(t) for t in service.store.tasks(incident_id=incident_id)]}
+
+    @app.post("/api/tasks/{task_id}/ack", dependencies=[Auth])
+    async def ack(task_id: int, body: AckBody) -> dict[str, Any]:
+        return {"task": service.acknowledge_task(task_id, by=body.by)}
+
+    @app.get("/api/departments")
+    async def departments() -> dict[str, Any]:
+        return {"departments": [{"id": d.id, "name": d.name, "name_zh": d.name_zh}
+                                for d in service.departments.values()]}
+
+    @app.get("/api/events")
+    async def events(after: int = 0, limit: int = 500) -> dict[str, Any]:
+        rows = service.store.events(after=max(0, after), limit=max(1, min(limit, 5000)))
+        return {"events": [{"seq": e.seq, "kind": e.kind, "time": e.time.isoformat(), "data": e.data}
+                           for e in rows]}
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        sub = service.bus.subscribe(maxsize=2000)
+
+        async def send() -> None:
+            while True:
+                event = await sub.queue.get()
+                await socket.send_json(event.to_wire())
+
+        async def receive() -> None:
+            # Reading is how a disconnect is noticed; clients may send pings, ignored.
+            while True:
+                await socket.receive_text()
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(send())
+                tg.create_task(receive())
+        except* (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            service.bus.unsubscribe(sub)
+
+    static = Path(mapui.STATIC_DIR)
+    vendor = static.parent / "node_modules" / "maplibre-gl" / "dist"
+    if vendor.is_dir():
+        app.mount("/vendor/maplibre-gl", StaticFiles(directory=vendor), name="maplibre")
+    else:
+        log.warning("MapLibre assets missing at %s: run `make install` (npm install in mapui/)", vendor)
+    static.mkdir(parents=True, exist_ok=True)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(static / "index.html")
+
+    return app

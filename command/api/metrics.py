@@ -1,0 +1,48 @@
+"""Prometheus text exposition (format 0.0.4) of the service's counters and gauges."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..runtime import Service
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(service: Service) -> str:
+    stats = service.ingestor.stats
+    lines = [
+        "# HELP yingji_readings_accepted_total Sensor readings accepted by ingest.",
+        "# TYPE yingji_readings_accepted_total counter",
+        f"yingji_readings_accepted_total {stats.accepted}",
+        "# HELP yingji_readings_rejected_total Sensor readings or payloads rejected, by reason.",
+        "# TYPE yingji_readings_rejected_total counter",
+    ]
+    for reason, n in sorted(stats.rejected.items()):
+        lines.append(f'yingji_readings_rejected_total{{reason="{_esc(reason)}"}} {n}')
+    by_level_status = Counter((r.level, r.status) for r in service.store.incidents())
+    lines += ["# HELP yingji_incidents Incidents by level (1 blue .. 4 red) and status.",
+              "# TYPE yingji_incidents gauge"]
+    for (level, status), n in sorted(by_level_status.items()):
+        lines.append(f'yingji_incidents{{level="{level}",status="{_esc(status)}"}} {n}')
+    lines += ["# HELP yingji_incidents_opened_total Incidents opened since start.",
+              "# TYPE yingji_incidents_opened_total counter",
+              f"yingji_incidents_opened_total {service.metrics.incidents_opened}"]
+    by_state = Counter(v["state"] for v in service.vehicles())
+    lines += ["# HELP yingji_vehicles Vehicles by state.", "# TYPE yingji_vehicles gauge"]
+    for state in ("ready", "on_task", "lost", "offline"):
+        lines.append(f'yingji_vehicles{{state="{state}"}} {by_state.get(state, 0)}')
+    lines += ["# HELP yingji_dispatches_total Dispatch outcomes.", "# TYPE yingji_dispatches_total counter"]
+    for outcome, n in sorted(service.metrics.dispatches.items()):
+        lines.append(f'yingji_dispatches_total{{outcome="{_esc(outcome)}"}} {n}')
+    lines += ["# HELP yingji_mqtt_published_total Messages the service published.",
+              "# TYPE yingji_mqtt_published_total counter",
+              f"yingji_mqtt_published_total {service.metrics.mqtt_published}",
+              "# HELP yingji_ws_subscribers Live event subscribers (WebSocket clients and the MQTT bridge).",
+              "# TYPE yingji_ws_subscribers gauge",
+              f"yingji_ws_subscribers {service.bus.subscriber_count}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,196 @@
+"""The ``yingji`` command line: demo, serve, simulators."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from .clock import Clock, ScaledClock, SystemClock
+from .settings import Settings
+
+log = logging.getLogger("yingji")
+
+
+def _district_dir(settings: Settings, *, generate: bool) -> Path:
+    """The configured district folder, or the synthetic Yubei folder under the data folder."""
+    if settings.district_dir is not None:
+        return settings.district_dir
+    out = settings.data_dir / "district"
+    if generate:
+        from sitl.scenarios.yubei.generate import generate as generate_yubei  # simulation only
+
+        generate_yubei(out)
+    elif not (out / "district.yaml").exists():
+        raise SystemExit(f"no district folder: set YINGJI_DISTRICT_DIR, or run `yingji demo` once to "
+                         f"generate the synthetic Yubei folder into {out}")
+    return out
+
+
+def _clock(settings: Settings) -> Clock:
+    """Wall-clock UTC, or scaled simulation time when YINGJI_SIM_SPEED/EPOCH are set."""
+    if settings.sim_speed == 1.0 and settings.sim_epoch is None:
+        return SystemClock()
+    return ScaledClock(settings.sim_epoch or SystemClock().now(), settings.sim_speed)
+
+
+async def _serve(settings: Settings, district: Path, *, clock: Clock, extra: list | None = None,
+                 announce: bool = False) -> None:
+    import uvicorn
+
+    from .api.app import create_app
+    from .runtime import Service
+
+    service = Service(settings, district_dir=district, clock=clock)
+    app = create_app(service)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            timeout_graceful_shutdown=3, lifespan="off")
+    server = uvicorn.Server(config)
+    async with asyncio.TaskGroup() as tg:
+        svc = tg.create_task(service.run(), name="service")
+        others = [tg.create_task(coro) for coro in (extra or [])]
+        await service.ready.wait()
+        url = f"http://{settings.host}:{settings.port}/"
+        if announce:
+            print(f"\nYingji console: {url}#token={service.token}\n"
+                  f"API token (Authorization: Bearer …): {service.token}\n", flush=True)
+        else:
+            log.info("serving on %s", url)
+        await server.serve()
+        for task in [svc, *others]:
+            task.cancel()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = Settings()
+    if args.port:
+        settings.port = args.port
+    district = _district_dir(settings, generate=False)
+    asyncio.run(_serve(settings, district, clock=_clock(settings), announce=True))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = Settings()
+    if args.port:
+        settings.port = args.port
+    district = _district_dir(settings, generate=True)
+    settings.sim_speed = args.speed
+    asyncio.run(_demo(settings, district))
+
+
+async def _demo(settings: Settings, district: Path) -> None:
+    from sensors.mqtturl import parse_mqtt_url
+    from sitl.fleet_sim import run_fleet
+    from sitl.scenarios.devices import run_scenario_sensors
+
+    from .broker import broker_answers, embedded_broker
+
+    url = parse_mqtt_url(settings.broker_url)
+    async with contextlib.AsyncExitStack() as stack:
+        if await broker_answers(settings.broker_url):
+            print(f"Using the MQTT broker at {url.host}:{url.port}", flush=True)
+        else:
+            await stack.enter_async_context(embedded_broker(host="127.0.0.1", port=url.port))
+            print(f"No MQTT broker at {url.host}:{url.port}: started the embedded amqtt broker "
+                  f"on 127.0.0.1:{url.port}", flush=True)
+        # One scaled clock for the service and the scenario's sensors; the vehicles run
+        # their own physics at the same speed-up.
+        clock = _clock(settings)
+        fleet_file = settings.fleet_file or district / "fleet.yaml"
+        extra = [
+            run_fleet(fleet_file, speedup=settings.sim_speed),
+            run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock),
+        ]
+        await _serve(settings, district, clock=clock, extra=extra, announce=True)
+
+
+def cmd_sim_fleet(args: argparse.Namespace) -> None:
+    from sitl.fleet_sim import run_fleet
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_fleet(args.fleet, speedup=args.speedup))
+
+
+def cmd_sim_sensors(args: argparse.Namespace) -> None:
+    from sitl.scenarios.devices import run_scenario_sensors
+
+    settings = Settings()
+    if args.speed is not None:
+        settings.sim_speed = args.speed
+    district = args.district or _district_dir(settings, generate=True)
+    broker = args.broker or settings.broker_url
+    clock = _clock(settings)
+    if isinstance(clock, ScaledClock):
+        print(f"Scenario time runs {clock.speed:g}x from {clock.epoch.isoformat()}; start the service with "
+              f"YINGJI_SIM_SPEED={clock.speed:g} YINGJI_SIM_EPOCH={clock.epoch.isoformat()}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_scenario_sensors(district, broker_url=broker, clock=clock))
+
+
+def cmd_sim_ardupilot(args: argparse.Namespace) -> None:
+    from sitl.ardupilot import main as ardupilot_main
+
+    ardupilot_main(args.rest)
+
+
+def cmd_scenario(args: argparse.Namespace) -> None:
+    from sitl.scenarios.yubei.generate import generate as generate_yubei
+
+    out = generate_yubei(args.out)
+    print(f"Synthetic Yubei district written to {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yingji", description="Yingji (应急) district emergency command system. "
+                                "Configuration: YINGJI_* environment variables (see README).")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the whole system on the synthetic Yubei district: service, "
+                          "simulated sensors and fleet (embedded broker if none answers)")
+    demo.add_argument("--speed", type=float, default=10.0, help="simulation speed-up (default 10)")
+    demo.add_argument("--port", type=int, default=None, help="HTTP port (default YINGJI_PORT or 8000)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the command service (broker, vehicles and district from config)")
+    serve.add_argument("--port", type=int, default=None, help="HTTP port (default YINGJI_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    sim = sub.add_parser("sim", help="simulators").add_subparsers(dest="sim", required=True)
+    s_sensors = sim.add_parser("sensors", help="publish the scripted flood scenario's sensor readings over MQTT")
+    s_sensors.add_argument("--district", type=Path, default=None, help="district folder (default: generated Yubei)")
+    s_sensors.add_argument("--broker", default=None, help="mqtt://host:port (default YINGJI_BROKER_URL)")
+    s_sensors.add_argument("--speed", type=float, default=None,
+                           help="scenario speed-up (default YINGJI_SIM_SPEED or 1); the service must run "
+                                "with the same YINGJI_SIM_SPEED and YINGJI_SIM_EPOCH")
+    s_sensors.set_defaults(func=cmd_sim_sensors)
+    s_fleet = sim.add_parser("fleet", help="simulated ArduPilot-compatible vehicles from a fleet file")
+    s_fleet.add_argument("--fleet", type=Path, required=True, help="fleet.yaml")
+    s_fleet.add_argument("--speedup", type=float, default=1.0, help="simulation speed-up (default 1)")
+    s_fleet.set_defaults(func=cmd_sim_fleet)
+    s_ap = sim.add_parser("ardupilot", help="launch ArduPilot SITL binaries for a fleet (arguments passed on)",
+                          add_help=False)
+    s_ap.add_argument("rest", nargs=argparse.REMAINDER)
+    s_ap.set_defaults(func=cmd_sim_ardupilot)
+
+    scen = sub.add_parser("scenario", help="write the synthetic Yubei district folder")
+    scen.add_argument("out", type=Path, help="output folder")
+    scen.set_defaults(func=cmd_scenario)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

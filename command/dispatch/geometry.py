@@ -1,0 +1,67 @@
+"""Metric helpers: WGS84 lon/lat at the boundary, UTM metres inside (pyproj, always_xy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from pyproj import Transformer
+
+__all__ = ["UTM_48N", "densify", "path_length_m", "utm_transformers"]
+
+UTM_48N = 32648  # EPSG code of WGS84 / UTM zone 48N (Chongqing)
+
+
+@lru_cache(maxsize=8)
+def utm_transformers(epsg: int = UTM_48N) -> tuple[Transformer, Transformer]:
+    """(lon/lat → metres, metres → lon/lat) for a projected CRS, axis order x, y."""
+    fwd = Transformer.from_crs(4326, epsg, always_xy=True)
+    inv = Transformer.from_crs(epsg, 4326, always_xy=True)
+    return fwd, inv
+
+
+def _xy(path_lonlat: Sequence[tuple[float, float]], epsg: int) -> tuple[np.ndarray, np.ndarray]:
+    pts = np.asarray(path_lonlat, dtype=float).reshape(-1, 2)
+    fwd, _ = utm_transformers(epsg)
+    x, y = fwd.transform(pts[:, 0], pts[:, 1])
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def path_length_m(path_lonlat: Sequence[tuple[float, float]], *, epsg: int = UTM_48N) -> float:
+    """Length of a lon/lat polyline in metres (grid distance in the projected CRS)."""
+    x, y = _xy(path_lonlat, epsg)
+    return float(np.hypot(np.diff(x), np.diff(y)).sum()) if len(x) > 1 else 0.0
+
+
+def densify(path_lonlat: Sequence[tuple[float, float]], step_m: float, *,
+            epsg: int = UTM_48N) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sample a polyline every ``step_m`` or closer, keeping every vertex.
+
+    Returns ``(lons, lats, along_m, seg)``: sample positions, distance from the start and
+    the index of the segment each sample lies on (the last vertex gets the last segment).
+    """
+    if step_m <= 0:
+        raise ValueError(f"step_m must be positive, got {step_m}")
+    x, y = _xy(path_lonlat, epsg)
+    if len(x) == 0:
+        raise ValueError("empty path")
+    if len(x) == 1:
+        _, inv = utm_transformers(epsg)
+        lon, lat = inv.transform(x, y)
+        return np.asarray(lon), np.asarray(lat), np.zeros(1), np.zeros(1, dtype=int)
+    xs, ys, along, seg = [], [], [], []
+    start = 0.0
+    for i in range(len(x) - 1):
+        length = float(np.hypot(x[i + 1] - x[i], y[i + 1] - y[i]))
+        n = max(1, int(np.ceil(length / step_m)))
+        last = i == len(x) - 2
+        t = np.linspace(0.0, 1.0, n + 1)[: None if last else -1]
+        xs.append(x[i] + t * (x[i + 1] - x[i]))
+        ys.append(y[i] + t * (y[i + 1] - y[i]))
+        along.append(start + t * length)
+        seg.append(np.full(len(t), i, dtype=int))
+        start += length
+    _, inv = utm_transformers(epsg)
+    lon, lat = inv.transform(np.concatenate(xs), np.concatenate(ys))
+    return np.asarray(lon), np.asarray(lat), np.concatenate(along), np.concatenate(seg)

@@ -1,0 +1,567 @@
+"""The service: wires sensing, risk, incidents, dispatch, linkage, store and live events.
+
+One ``asyncio.TaskGroup`` (opened in ``Service.run``) owns every background task: the MQTT
+session (ingest and outgoing publishes), the fleet, and each dispatched flight's tracker.
+Cancelling ``run`` shuts all of it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from sensors.ingest import Ingestor
+from sensors.model import Reading, Rejection
+from sensors.mqtturl import parse_mqtt_url
+from sensors.registry import Registry, SensorSpec
+from uav.errors import VehicleError
+from uav.fleet import Fleet, FleetEntry
+
+from .clock import Clock, SystemClock
+from .dispatch.allocation import Candidate, choose_vehicle
+from .dispatch.mission import MissionPlan, PlanRefused, plan_recon
+from .district import District
+from .events import EventBus
+from .incidents import OpenIncident, Status, decide, transition
+from .linkage.playbook import Department, tasks_for
+from .risk.assess import assess
+from .risk.rules import Assessment, Level
+from .settings import Settings
+from .store import AlreadyDispatched, NotFound, Store
+from .store.models import DispatchRow, IncidentRow, TaskRow
+
+log = logging.getLogger("command.runtime")
+
+RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order No. 16)
+EVIDENCE_KEEP = 20
+TRACK_PERIOD_S = 2.0
+DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
+
+
+class ServiceError(Exception):
+    """Base of errors the service reports to its callers (the API maps them to HTTP)."""
+
+
+class Conflict(ServiceError):
+    """The request contradicts the current state (HTTP 409)."""
+
+
+class Refused(ServiceError):
+    """The request is understood but unsafe or impossible (HTTP 422)."""
+
+
+class Unavailable(ServiceError):
+    """The service is not ready for this yet (HTTP 503)."""
+
+
+@dataclass(slots=True)
+class Metrics:
+    incidents_opened: int = 0
+    dispatches: dict[str, int] = field(default_factory=dict)
+    mqtt_published: int = 0
+    mqtt_publish_dropped: int = 0
+
+
+class Service:
+    def __init__(self, settings: Settings, *, district_dir: Path, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.district = District.load(district_dir)
+        self.registry = Registry.from_geojson(self.district.sensors_path)
+        self.store = Store(settings.resolved_database_url())
+        self.bus = EventBus(self.clock, append=lambda t, k, d: self.store.append_event(time=t, kind=k, data=d))
+        self.token = settings.api_token or secrets.token_urlsafe(18)
+        self.metrics = Metrics()
+        self.departments = {d.id: d for d in self.district.departments}
+        self.vehicle_specs = {v.name: v for v in self.district.fleet}
+        self.sensor_status: dict[str, str] = {}
+        self.latest: dict[str, dict[str, Any]] = {
+            r.sensor_id: _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
+            for r in self.store.latest_readings().values()
+        }
+        self._rain: dict[str, deque[tuple[datetime, float]]] = {}
+        self._load_rain_history()
+        self.assignments: dict[str, int] = {
+            d.vehicle: d.incident_id for d in self.store.dispatches().values()
+            if d.vehicle and d.state in DISPATCH_ACTIVE
+        }
+        self._last_track: dict[str, float] = {}
+        self._vehicle_cache: dict[str, dict[str, Any]] = {}
+        self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
+        self.mqtt_connected = False
+        self.fleet = Fleet(
+            [FleetEntry(name=v.name, type=v.type, url=v.url, system_id=v.system_id) for v in self.district.fleet],
+            link_lost_s=settings.link_lost_s,
+            on_event=self._on_vehicle_event,
+        )
+        self.ingestor = Ingestor(
+            registry=self.registry,
+            on_readings=self._on_readings,
+            on_rejection=self._on_rejection,
+            on_status=self._on_status,
+            clock=self.clock.now,
+        )
+        self._tg: asyncio.TaskGroup | None = None
+        self.ready = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run every background task until cancelled."""
+        bridge = self.bus.subscribe(maxsize=10_000)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self._mqtt_session(), name="mqtt")
+                tg.create_task(self._bridge_events(bridge), name="event-bridge")
+                tg.create_task(self.fleet.run(), name="fleet")
+                for d in self.store.dispatches().values():
+                    if d.state in DISPATCH_ACTIVE and d.vehicle:
+                        tg.create_task(self._resume(d), name=f"resume-{d.incident_id}")
+                self.ready.set()
+        finally:
+            self._tg = None
+            self.bus.unsubscribe(bridge)
+            self.store.close()
+
+    async def _mqtt_session(self) -> None:
+        """One MQTT connection for ingest and outgoing publishes, reconnected with backoff."""
+        url = parse_mqtt_url(self.settings.broker_url)
+        backoff_s = 1.0
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    url.host, url.port, identifier=f"yingji-{uuid.uuid4().hex[:12]}",
+                    protocol=aiomqtt.ProtocolVersion.V311, keepalive=30,
+                ) as client:
+                    self.mqtt_connected = True
+                    backoff_s = 1.0
+                    log.info("MQTT connected to %s:%d", url.host, url.port)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self.ingestor.run(client))
+                        tg.create_task(self._publish_outbox(client))
+            except* aiomqtt.MqttError as group:
+                log.warning("MQTT session ended (%s); reconnecting in %.0f s", group.exceptions[0], backoff_s)
+            finally:
+                self.mqtt_connected = False
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 30.0)
+
+    async def _publish_outbox(self, client: aiomqtt.Client) -> None:
+        while True:
+            topic, payload, retain = await self._outbox.get()
+            await client.publish(topic, payload, qos=1, retain=retain)
+            self.metrics.mqtt_published += 1
+
+    def _mqtt_publish(self, topic: str, data: dict[str, Any], *, retain: bool = False) -> None:
+        if self._outbox.full():
+            self._outbox.get_nowait()
+            self.metrics.mqtt_publish_dropped += 1
+        self._outbox.put_nowait((topic, json.dumps(data, ensure_ascii=False).encode(), retain))
+
+    async def _bridge_events(self, sub: Any) -> None:
+        """Publish state-change events to ``yingji/events/{kind}`` for replicas and outside systems."""
+        while True:
+            event = await sub.queue.get()
+            if event.persistent:
+                self._mqtt_publish(f"yingji/events/{event.kind}", event.to_wire())
+
+    def _spawn(self, coro: Any, *, name: str) -> None:
+        if self._tg is None:
+            coro.close()
+            raise Unavailable("the service is starting or stopping")
+        self._tg.create_task(coro, name=name)
+
+    # -- sensing --------------------------------------------------------------------------
+    def _load_rain_history(self) -> None:
+        since = self.clock.now() - RAIN_WINDOW
+        for spec in self.registry.values():
+            if spec.kind == "rain_gauge":
+                rows = self.store.readings(spec.sensor_id, since=since)
+                self._rain[spec.sensor_id] = deque((r.time, r.value) for r in rows)
+
+    async def _on_readings(self, readings: list[Reading]) -> None:
+        now = self.clock.now()
+        inserted = self.store.add_readings(readings, received_at=now)
+        if inserted < len(readings):
+            log.info("%d duplicate readings ignored", len(readings) - inserted)
+        for r in readings:
+            wire = _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
+            prev = self.latest.get(r.sensor_id)
+            if prev is None or prev["time"] <= wire["time"]:
+                self.latest[r.sensor_id] = wire
+            self.bus.publish("sensor.reading", wire)
+            spec = self.registry.get(r.sensor_id)
+            if spec is not None:
+                self._assess(spec, r)
+
+    async def _on_rejection(self, rejection: Rejection) -> None:
+        self.bus.publish("reading.rejected", {
+            "topic": rejection.topic, "reason": rejection.reason, "detail": rejection.detail,
+            "sensor_id": rejection.sensor_id,
+        })
+
+    async def _on_status(self, sensor_id: str, status: str) -> None:
+        if self.sensor_status.get(sensor_id) != status:
+            self.sensor_status[sensor_id] = status
+            self.bus.publish("sensor.status", {"sensor_id": sensor_id, "status": status})
+
+    def _assess(self, spec: SensorSpec, reading: Reading) -> None:
+        history: Sequence[tuple[datetime, float]] = ()
+        if spec.kind == "rain_gauge":
+            window = self._rain.setdefault(spec.sensor_id, deque())
+            window.append((reading.time, reading.value))
+            newest = max(t for t, _ in window)
+            while window and window[0][0] <= newest - RAIN_WINDOW:
+                window.popleft()
+            history = sorted(window)
+        assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
+        if assessment is None:
+            return
+        self._apply_assessment(spec, reading, assessment)
+
+    # -- incidents ------------------------------------------------------------------------
+    def _open_incident_for(self, kind: str, sensor_id: str) -> IncidentRow | None:
+        for row in self.store.incidents():
+            if row.kind == kind and row.sensor_id == sensor_id and row.status != Status.CLOSED:
+                return row
+        return None
+
+    def _apply_assessment(self, spec: SensorSpec, reading: Reading, a: Assessment) -> None:
+        row = self._open_incident_for(a.kind, spec.sensor_id)
+        current = OpenIncident(row.id, Level(row.level)) if row else None
+        decision = decide(a, current)
+        now = self.clock.now()
+        evidence = _reading_wire(reading.sensor_id, reading.quantity, reading.value, reading.unit,
+                                 reading.time, reading.flag)
+        if decision.action == "none":
+            if row is not None:  # keep the evidence trail of an open incident
+                detail = dict(row.detail)
+                detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
+                self.store.update_incident(row.id, detail=detail)
+            return
+        level = decision.level
+        title, title_zh = _titles(a, spec)
+        if decision.action == "open":
+            detail = {
+                "title": title, "title_zh": title_zh, "reason": a.reason, "reason_zh": a.reason_zh,
+                "levels": [{"level": level.colour, "time": now.isoformat(), "value": a.value}],
+                "evidence": [evidence],
+            }
+            on_water = spec.kind == "river_level" or self.district.on_water(spec.lon, spec.lat)
+            row = self.store.insert_incident(
+                kind=a.kind, sensor_id=spec.sensor_id, level=int(level), status=Status.OPEN,
+                lon=spec.lon, lat=spec.lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
+            self.metrics.incidents_opened += 1
+            log.info("incident %d opened: %s (%s)", row.id, title, level.colour)
+            self.bus.publish("incident.opened", self.incident_view(row))
+            self._link_departments(row)
+            return
+        assert row is not None
+        detail = dict(row.detail)
+        detail.update(title=title, title_zh=title_zh, reason=a.reason, reason_zh=a.reason_zh)
+        detail["levels"] = detail.get("levels", []) + [{"level": level.colour, "time": now.isoformat(), "value": a.value}]
+        detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
+        row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
+        log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
+        self.bus.publish("incident.updated", self.incident_view(row))
+
+    def _link_departments(self, row: IncidentRow) -> None:
+        level = Level(row.level)
+        context = {"title": row.detail["title"], "title_zh": row.detail["title_zh"], "level": level.colour,
+                   "level_zh": level.colour_zh, "response": level.response, "lon": row.lon, "lat": row.lat}
+        specs = tasks_for(self.district.playbook, kind=row.kind, departments=self.departments, context=context)
+        now = self.clock.now()
+        created = self.store.insert_tasks(
+            {"incident_id": row.id, "department": s.department, "text": s.text, "text_zh": s.text_zh,
+             "status": "sent", "created_at": now} for s in specs)
+        for task in created:
+            view = self.task_view(task)
+            self.bus.publish("task.created", view)
+            self._mqtt_publish(f"yingji/departments/{task.department}/tasks", view)
+
+    def acknowledge_task(self, task_id: int, *, by: str) -> dict[str, Any]:
+        row, changed = self.store.ack_task(task_id, by=by, now=self.clock.now())
+        view = self.task_view(row)
+        if changed:
+            self.bus.publish("task.acknowledged", view)
+        return view
+
+    # -- dispatch -------------------------------------------------------------------------
+    def approve_dispatch(self, incident_id: int, *, by: str) -> dict[str, Any]:
+        """Approve a dispatch: choose a vehicle, plan a safe mission, and fly it.
+
+        Synchronous up to the point the flight is handed to its own task, so two
+        approvals of one incident cannot both pass the claim (and the store's unique
+        key guards across replicas).
+        """
+        if self._tg is None:
+            raise Unavailable("the service is starting or stopping")
+        row = self.store.incident(incident_id)  # NotFound → 404
+        if row.status == Status.CLOSED:
+            raise Conflict(f"incident {incident_id} is closed")
+        now = self.clock.now()
+        try:
+            self.store.claim_dispatch(incident_id, by=by, now=now)
+        except AlreadyDispatched as err:
+            raise Conflict(str(err)) from None
+        try:
+            name, plan = self._plan(row)
+        except (PlanRefused, Refused) as err:
+            self.store.update_dispatch(incident_id, state="refused", error=str(err), updated_at=now)
+            self._count_dispatch("refused")
+            self.bus.publish("dispatch.refused", {"incident_id": incident_id, "reason": str(err), "by": by})
+            raise Refused(str(err)) from None
+        self.store.update_dispatch(incident_id, vehicle=name, state="uploading", updated_at=now,
+                                   plan=_plan_wire(plan))
+        self.assignments[name] = incident_id
+        row = self.store.update_incident(incident_id, status=transition(row.status, Status.DISPATCHED),
+                                         updated_at=now)
+        self._count_dispatch("approved")
+        self.bus.publish("dispatch.approved", {"incident_id": incident_id, "vehicle": name, "by": by,
+                                               "checks": list(plan.checks)})
+        self._spawn(self._fly(incident_id, name, plan), name=f"fly-{incident_id}")
+        view = self.incident_view(row)
+        self.bus.publish("incident.updated", view)
+        return view
+
+    def _candidates(self) -> list[Candidate]:
+        states = self.fleet.states()
+        out = []
+        for name, spec in self.vehicle_specs.items():
+            st = states.get(name, {})
+            usable = (st.get("link") == "connected" and st.get("ekf_ok") and name not in self.assignments
+                      and st.get("lon") is not None and not st.get("armed"))
+            out.append(Candidate(
+                name=name, type=spec.type,
+                lon=st.get("lon") if st.get("lon") is not None else spec.base[0],
+                lat=st.get("lat") if st.get("lat") is not None else spec.base[1],
+                battery_pct=st.get("battery_pct") if st.get("battery_pct") is not None else 0.0,
+                available=bool(usable), cruise_speed_mps=spec.cruise_speed_mps, endurance_s=spec.endurance_s))
+        return out
+
+    def _plan(self, row: IncidentRow) -> tuple[str, MissionPlan]:
+        choice = choose_vehicle((row.lon, row.lat), row.on_water, self._candidates())
+        if choice.vehicle is None:
+            raise Refused(f"no vehicle can serve this incident: {choice.reason}")
+        cand = choice.vehicle
+        home = (cand.lon, cand.lat)
+        plan = plan_recon(
+            cand, home, self.district.terrain.elevation_at(*home), (row.lon, row.lat),
+            terrain=self.district.terrain, zones=self.district.airspace, water=self.district.water,
+            clearance_m=self.settings.clearance_m, loiter_s=self.settings.loiter_s)
+        return cand.name, plan
+
+    def _count_dispatch(self, outcome: str) -> None:
+        self.metrics.dispatches[outcome] = self.metrics.dispatches.get(outcome, 0) + 1
+
+    def _set_dispatch(self, incident_id: int, state: str, **fields: Any) -> None:
+        self.store.update_dispatch(incident_id, state=state, updated_at=self.clock.now(), **fields)
+        self.bus.publish("dispatch.state", {"incident_id": incident_id, "state": state, **fields})
+
+    async def _fly(self, incident_id: int, name: str, plan: MissionPlan) -> None:
+        """Upload, arm, start, then watch the vehicle until it is home and disarmed."""
+        try:
+            vehicle = self.fleet.vehicle(name)
+            await vehicle.set_mode("GUIDED")
+            await vehicle.upload_mission(plan.items)
+            self.bus.publish("mission.uploaded", {"incident_id": incident_id, "vehicle": name,
+                                                  "items": len(plan.items)})
+            await vehicle.arm()
+            await vehicle.set_mode("AUTO")
+            if vehicle.telemetry.vehicle_type == "copter":
+                # ArduCopter takes off from the ground in AUTO only on MISSION_START
+                await vehicle.start_mission()
+            self._set_dispatch(incident_id, "flying")
+        except VehicleError as err:
+            log.warning("dispatch of incident %d with %s failed: %s", incident_id, name, err)
+            self._fail(incident_id, name, str(err))
+            return
+        await self._track(incident_id, name, plan)
+
+    async def _resume(self, d: DispatchRow) -> None:
+        """After a restart: keep watching a flight the vehicle is still flying."""
+        plan_items = int(d.plan.get("items", 0)) if d.plan else 0
+        log.info("resuming watch of %s for incident %d (%s)", d.vehicle, d.incident_id, d.state)
+        assert d.vehicle is not None
+        await self._track(d.incident_id, d.vehicle, None, total_items=plan_items)
+
+    async def _track(self, incident_id: int, name: str, plan: MissionPlan | None, *,
+                     total_items: int | None = None) -> None:
+        total = len(plan.items) if plan is not None else (total_items or 0)
+        returning_from = total  # seq of the RTL item (items are 1-based after home)
+        state = "flying"
+        airborne = False
+        while True:
+            try:
+                vehicle = self.fleet.vehicle(name)
+            except VehicleError:
+                await asyncio.sleep(1.0)
+                continue
+            async for t in vehicle.telemetry():
+                airborne = airborne or (t.armed and not t.landed)
+                if state == "flying" and (t.mission_seq >= returning_from or t.mode in ("RTL", "LAND", "SMART_RTL")):
+                    state = "returning"
+                    self._set_dispatch(incident_id, state)
+                if t.vehicle_type == "boat" and state == "returning" and t.armed and _near_home(t):
+                    try:
+                        await vehicle.disarm()  # ArduRover holds armed at home after RTL
+                    except VehicleError as err:
+                        log.warning("boat %s would not disarm at home: %s", name, err)
+                        continue
+                if state == "returning" and not t.armed and (airborne or t.vehicle_type == "boat"):
+                    self._finish(incident_id, name)
+                    return
+
+    def _finish(self, incident_id: int, name: str) -> None:
+        self._set_dispatch(incident_id, "landed")
+        self.assignments.pop(name, None)
+        self._count_dispatch("completed")
+        self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
+        self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
+
+    def _fail(self, incident_id: int, name: str, error: str) -> None:
+        self._set_dispatch(incident_id, "failed", error=error)
+        self.assignments.pop(name, None)
+        self._count_dispatch("failed")
+        row = self.store.incident(incident_id)
+        if row.status == Status.DISPATCHED:
+            row = self.store.update_incident(incident_id, status=transition(row.status, Status.OPEN),
+                                             updated_at=self.clock.now())
+        self.bus.publish("incident.updated", self.incident_view(row))
+
+    # -- vehicles -------------------------------------------------------------------------
+    def _on_vehicle_event(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        if kind == "vehicle.telemetry":
+            view = self.vehicle_view(name, data)
+            self._vehicle_cache[name] = view
+            self.bus.publish("vehicle.telemetry", view)
+            loop_now = asyncio.get_running_loop().time()
+            if data.get("lon") is not None and loop_now - self._last_track.get(name, 0.0) >= TRACK_PERIOD_S:
+                self._last_track[name] = loop_now
+                self.store.add_track(vehicle=name, time=self.clock.now(), lon=data["lon"], lat=data["lat"],
+                                     alt_rel_m=data.get("alt_rel_m") or 0.0, mode=str(data.get("mode")),
+                                     armed=bool(data.get("armed")), battery_pct=data.get("battery_pct"))
+            return
+        payload = {"name": name, **data}
+        if kind in ("vehicle.lost", "vehicle.recovered") and name in self.assignments:
+            payload["incident_id"] = self.assignments[name]
+        self.bus.publish(kind, payload)
+
+    def vehicle_view(self, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        spec = self.vehicle_specs[name]
+        st = state if state is not None else self.fleet.states().get(name, {})
+        incident_id = self.assignments.get(name)
+        path = None
+        if incident_id is not None:
+            d = self.store.dispatches().get(incident_id)
+            path = d.plan.get("path") if d and d.plan else None
+        link = st.get("link", "never")
+        if link == "lost":
+            vstate = "lost"
+        elif link != "connected":
+            vstate = "offline"
+        else:
+            vstate = "on_task" if incident_id is not None else "ready"
+        return {
+            "name": name, "type": spec.type, "system_id": spec.system_id, "link": link, "state": vstate,
+            "mode": st.get("mode"), "armed": st.get("armed"), "lon": st.get("lon"), "lat": st.get("lat"),
+            "alt_rel_m": st.get("alt_rel_m"), "heading_deg": st.get("heading_deg"),
+            "groundspeed_mps": st.get("groundspeed_mps"), "battery_pct": st.get("battery_pct"),
+            "mission_path": path, "incident_id": incident_id,
+        }
+
+    def vehicles(self) -> list[dict[str, Any]]:
+        states = self.fleet.states()
+        return [self.vehicle_view(name, states.get(name, {})) for name in self.vehicle_specs]
+
+    # -- views ----------------------------------------------------------------------------
+    def incident_view(self, row: IncidentRow, *, evidence: bool = False) -> dict[str, Any]:
+        level = Level(row.level)
+        d = self.store.dispatches().get(row.id)
+        view: dict[str, Any] = {
+            "id": row.id, "kind": row.kind, "level": level.colour, "level_zh": level.colour_zh,
+            "response": level.response, "response_zh": level.response_zh, "status": row.status,
+            "lon": row.lon, "lat": row.lat, "on_water": row.on_water, "sensor_id": row.sensor_id,
+            "title": row.detail.get("title"), "title_zh": row.detail.get("title_zh"),
+            "reason": row.detail.get("reason"), "reason_zh": row.detail.get("reason_zh"),
+            "assessment_note": "System assessment from sensor data, not an official warning signal "
+                               "(only the meteorological and hydrological services issue those).",
+            "assessment_note_zh": "系统依据传感器数据的研判，非官方预警信号（预警信号仅由气象、水文部门发布）。",
+            "levels": row.detail.get("levels", []),
+            "opened_at": row.opened_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+            "dispatch": None if d is None else {
+                "vehicle": d.vehicle, "state": d.state, "error": d.error, "approved_by": d.approved_by,
+                "approved_at": d.approved_at.isoformat(), "mission_path": d.plan.get("path") if d.plan else None,
+            },
+            "tasks": [self.task_view(t) for t in self.store.tasks(incident_id=row.id)],
+        }
+        if evidence:
+            view["evidence"] = row.detail.get("evidence", [])
+        return view
+
+    def task_view(self, t: TaskRow) -> dict[str, Any]:
+        dept = self.departments.get(t.department) or Department(t.department, t.department, t.department)
+        return {
+            "id": t.id, "incident_id": t.incident_id, "department": t.department,
+            "department_name": dept.name, "department_name_zh": dept.name_zh, "text": t.text,
+            "text_zh": t.text_zh, "status": t.status, "created_at": t.created_at.isoformat(),
+            "acknowledged_at": t.acknowledged_at.isoformat() if t.acknowledged_at else None,
+            "acknowledged_by": t.acknowledged_by,
+        }
+
+    def sensors_geojson(self) -> dict[str, Any]:
+        features = []
+        for spec in self.registry.values():
+            features.append({
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [spec.lon, spec.lat]},
+                "properties": {
+                    "id": spec.sensor_id, "kind": spec.kind, "name": spec.name, "name_zh": spec.name_zh,
+                    "quantity": spec.quantity, "unit": spec.unit, "datum": spec.datum,
+                    "status": self.sensor_status.get(spec.sensor_id, "unknown"),
+                    "latest": self.latest.get(spec.sensor_id), "thresholds": dict(spec.thresholds),
+                },
+            })
+        return {"type": "FeatureCollection", "features": features}
+
+
+def _reading_wire(sensor_id: str, quantity: str, value: float, unit: str, time: datetime,
+                  flag: str) -> dict[str, Any]:
+    return {"sensor_id": sensor_id, "quantity": quantity, "value": value, "unit": unit,
+            "time": time.isoformat(), "flag": flag}
+
+
+def _titles(a: Assessment, spec: SensorSpec) -> tuple[str, str]:
+    if a.kind == "flood":
+        return (f"River level at {spec.name}: {a.level.colour} level",
+                f"{spec.name_zh}水位{a.level.colour_zh}等级")
+    return (f"Rainstorm at {spec.name}: {a.level.colour} level", f"{spec.name_zh}暴雨{a.level.colour_zh}等级")
+
+
+def _plan_wire(plan: MissionPlan) -> dict[str, Any]:
+    return {
+        "path": [list(p) for p in plan.path], "items": len(plan.items),
+        "alt_above_home_m": plan.alt_above_home_m, "max_agl_m": plan.max_agl_m,
+        "distance_m": plan.distance_m, "est_duration_s": plan.est_duration_s, "checks": list(plan.checks),
+    }
+
+
+def _near_home(t: Any, radius_m: float = 15.0) -> bool:
+    if t.home_lat_deg is None or t.lat_deg is None:
+        return False
+    from math import cos, hypot, radians
+
+    dy = (t.lat_deg - t.home_lat_deg) * 111_320.0
+    dx = (t.lon_deg - t.home_lon_deg) * 111_320.0 * cos(radians(t.lat_deg))
+    return hypot(dx, dy) <= radius_m

@@ -1,0 +1,240 @@
+"""The store: readings, incidents, dispatches, tasks, tracks and the append-only event log.
+
+Synchronous SQLAlchemy 2 on purpose: every call is one short transaction on a local SQLite
+file (WAL, synchronous=NORMAL) or a PostgreSQL connection, and keeping it synchronous keeps
+the async shell free of thread hand-offs. Hot paths (ingest) write in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sensors.model import Reading
+
+from .models import Base, DispatchRow, EventRow, IncidentRow, ReadingRow, TaskRow, TrackRow
+
+
+class StoreError(Exception):
+    """Base of store errors."""
+
+
+class AlreadyDispatched(StoreError):
+    """The incident already has a dispatch (one mission per incident)."""
+
+
+class NotFound(StoreError):
+    """No such row."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return self._session()
+
+    # -- readings -----------------------------------------------------------------------
+    def add_readings(self, readings: Sequence[Reading], *, received_at: datetime) -> int:
+        """Insert readings; a reading already stored (same sensor, quantity, time) is skipped.
+
+        Returns the number inserted (the rest were duplicates).
+        """
+        if not readings:
+            return 0
+        rows = [
+            {"sensor_id": r.sensor_id, "quantity": r.quantity, "time": r.time, "value": r.value,
+             "unit": r.unit, "flag": r.flag, "received_at": received_at}
+            for r in readings
+        ]
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(ReadingRow).on_conflict_do_nothing()
+        with self.engine.begin() as conn:
+            inserted = conn.execute(stmt, rows).rowcount
+        return len(rows) if inserted is None or inserted < 0 else inserted
+
+    def readings(self, sensor_id: str, *, since: datetime | None = None, limit: int = 1000) -> list[ReadingRow]:
+        q = select(ReadingRow).where(ReadingRow.sensor_id == sensor_id)
+        if since is not None:
+            q = q.where(ReadingRow.time > since)
+        q = q.order_by(ReadingRow.time.desc()).limit(limit)
+        with self.session() as s:
+            return list(reversed(s.scalars(q).all()))
+
+    def latest_readings(self) -> dict[str, ReadingRow]:
+        """The newest reading of every sensor."""
+        newest = (
+            select(ReadingRow.sensor_id, func.max(ReadingRow.time).label("t"))
+            .group_by(ReadingRow.sensor_id)
+            .subquery()
+        )
+        q = select(ReadingRow).join(
+            newest, (ReadingRow.sensor_id == newest.c.sensor_id) & (ReadingRow.time == newest.c.t)
+        )
+        with self.session() as s:
+            return {r.sensor_id: r for r in s.scalars(q).all()}
+
+    def count_readings(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(ReadingRow)) or 0)
+
+    # -- incidents ----------------------------------------------------------------------
+    def insert_incident(self, **fields: Any) -> IncidentRow:
+        with self.session() as s, s.begin():
+            row = IncidentRow(**fields)
+            s.add(row)
+        return row
+
+    def update_incident(self, incident_id: int, **fields: Any) -> IncidentRow:
+        with self.session() as s, s.begin():
+            row = s.get(IncidentRow, incident_id)
+            if row is None:
+                raise NotFound(f"incident {incident_id} does not exist")
+            for k, v in fields.items():
+                setattr(row, k, v)
+        return row
+
+    def incident(self, incident_id: int) -> IncidentRow:
+        with self.session() as s:
+            row = s.get(IncidentRow, incident_id)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        return row
+
+    def incidents(self, *, status: str | None = None) -> list[IncidentRow]:
+        q = select(IncidentRow).order_by(IncidentRow.id)
+        if status is not None:
+            q = q.where(IncidentRow.status == status)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    # -- dispatches ---------------------------------------------------------------------
+    def claim_dispatch(self, incident_id: int, *, by: str, now: datetime) -> DispatchRow:
+        """Create the incident's dispatch, or raise AlreadyDispatched.
+
+        A dispatch that ended refused or failed may be claimed again.
+        """
+        with self.session() as s, s.begin():
+            row = s.scalar(select(DispatchRow).where(DispatchRow.incident_id == incident_id))
+            if row is not None:
+                if row.state not in ("refused", "failed"):
+                    raise AlreadyDispatched(
+                        f"incident {incident_id} was already approved by {row.approved_by} "
+                        f"(dispatch {row.state})")
+                claimed = s.execute(
+                    update(DispatchRow)
+                    .where(DispatchRow.id == row.id, DispatchRow.state == row.state)
+                    .values(state="planning", approved_by=by, approved_at=now, updated_at=now,
+                            error=None, vehicle=None, plan={})
+                ).rowcount
+                if claimed != 1:
+                    raise AlreadyDispatched(f"incident {incident_id} is being dispatched")
+                s.refresh(row)
+                return row
+            row = DispatchRow(incident_id=incident_id, state="planning", approved_by=by,
+                              approved_at=now, updated_at=now, plan={})
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError as err:
+                raise AlreadyDispatched(f"incident {incident_id} is being dispatched") from err
+        return row
+
+    def update_dispatch(self, incident_id: int, **fields: Any) -> DispatchRow:
+        with self.session() as s, s.begin():
+            row = s.scalar(select(DispatchRow).where(DispatchRow.incident_id == incident_id))
+            if row is None:
+                raise NotFound(f"incident {incident_id} has no dispatch")
+            for k, v in fields.items():
+                setattr(row, k, v)
+        return row
+
+    def dispatches(self) -> dict[int, DispatchRow]:
+        with self.session() as s:
+            return {d.incident_id: d for d in s.scalars(select(DispatchRow)).all()}
+
+    # -- tasks --------------------------------------------------------------------------
+    def insert_tasks(self, rows: Iterable[dict[str, Any]]) -> list[TaskRow]:
+        out: list[TaskRow] = []
+        with self.session() as s, s.begin():
+            for fields in rows:
+                exists = s.scalar(select(TaskRow).where(
+                    TaskRow.incident_id == fields["incident_id"], TaskRow.department == fields["department"]))
+                if exists is None:
+                    row = TaskRow(**fields)
+                    s.add(row)
+                    out.append(row)
+        return out
+
+    def tasks(self, *, incident_id: int | None = None) -> list[TaskRow]:
+        q = select(TaskRow).order_by(TaskRow.id)
+        if incident_id is not None:
+            q = q.where(TaskRow.incident_id == incident_id)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def ack_task(self, task_id: int, *, by: str, now: datetime) -> tuple[TaskRow, bool]:
+        """Acknowledge a task; returns (row, changed). A repeated ack changes nothing."""
+        with self.session() as s, s.begin():
+            row = s.get(TaskRow, task_id)
+            if row is None:
+                raise NotFound(f"task {task_id} does not exist")
+            if row.status == "acknowledged":
+                return row, False
+            row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", now, by
+        return row, True
+
+    # -- tracks -------------------------------------------------------------------------
+    def add_track(self, **fields: Any) -> None:
+        with self.session() as s, s.begin():
+            s.add(TrackRow(**fields))
+
+    def track(self, vehicle: str, *, limit: int = 5000) -> list[TrackRow]:
+        q = select(TrackRow).where(TrackRow.vehicle == vehicle).order_by(TrackRow.time.desc()).limit(limit)
+        with self.session() as s:
+            return list(reversed(s.scalars(q).all()))
+
+    # -- event log ----------------------------------------------------------------------
+    def append_event(self, *, time: datetime, kind: str, data: dict[str, Any]) -> int:
+        with self.session() as s, s.begin():
+            row = EventRow(time=time, kind=kind, data=data)
+            s.add(row)
+            s.flush()
+            return row.seq
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        q = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def last_event_seq(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.max(EventRow.seq))) or 0)

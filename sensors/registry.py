@@ -1,0 +1,241 @@
+"""Sensor registry: what each sensor is, where it stands and what it may report.
+
+Read from the district folder's ``sensors.geojson`` (schema: docs/district-folder.md,
+"Sensor properties"). An entry that does not fit the schema raises ``RegistryError``
+naming the feature, so a bad district folder fails at start-up, not at the first reading.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from sensors.model import SensorError
+from sensors.topics import is_sensor_id
+
+__all__ = ["KINDS", "Kind", "Registry", "RegistryError", "SensorSpec"]
+
+
+class RegistryError(SensorError):
+    """A sensor registry that does not fit the schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a kind of sensor reports: its SenML name and unit, and its threshold keys."""
+
+    quantity: str
+    unit: str
+    threshold_keys: frozenset[str]
+    datum_required: bool = False
+
+
+KINDS: Mapping[str, Kind] = MappingProxyType(
+    {
+        # Water level above a stated vertical datum (China: Wusong or Huanghai 1985).
+        "river_level": Kind(
+            quantity="level",
+            unit="m",
+            threshold_keys=frozenset({"warning_m", "guaranteed_m", "historical_max_m"}),
+        ),
+        # Precipitation in the interval since the previous report (SenML unit "mm").
+        "rain_gauge": Kind(
+            quantity="rain",
+            unit="mm",
+            threshold_keys=frozenset({"blue_12h_mm", "yellow_6h_mm", "orange_3h_mm", "red_3h_mm"}),
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSpec:
+    """One registered sensor."""
+
+    sensor_id: str
+    kind: str
+    name: str
+    name_zh: str
+    lon: float
+    lat: float
+    quantity: str  # SenML record name, e.g. "level"
+    unit: str  # SenML unit, e.g. "m"
+    valid_min: float  # physically possible range (inclusive)
+    valid_max: float
+    interval_s: float  # nominal reporting interval
+    datum: str | None = None
+    thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    properties: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+def _feature_label(index: int, feature: Any) -> str:
+    if isinstance(feature, dict):
+        props = feature.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("id"), str):
+            return f"sensor feature {index} (id {props['id']!r})"
+    return f"sensor feature {index}"
+
+
+def _number(props: Mapping[str, Any], key: str, where: str, *, default: float | None = None) -> float:
+    value = props.get(key, default)
+    if value is None:
+        raise RegistryError(f"{where}: property {key!r} is missing")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RegistryError(f"{where}: property {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _text(props: Mapping[str, Any], key: str, where: str, *, default: str | None = None) -> str:
+    value = props.get(key, default)
+    if value is None:
+        raise RegistryError(f"{where}: property {key!r} is missing")
+    if not isinstance(value, str):
+        raise RegistryError(f"{where}: property {key!r} must be text, got {value!r}")
+    return value
+
+
+def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
+    where = _feature_label(index, feature)
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise RegistryError(f"{where}: not a GeoJSON Feature")
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") != "Point":
+        raise RegistryError(f"{where}: geometry must be a Point")
+    coords = geometry.get("coordinates")
+    if (
+        not isinstance(coords, list)
+        or len(coords) not in (2, 3)
+        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coords)
+    ):
+        raise RegistryError(f"{where}: Point coordinates must be [lon, lat] numbers, got {coords!r}")
+    lon, lat = float(coords[0]), float(coords[1])
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise RegistryError(f"{where}: [lon, lat] = [{lon}, {lat}] is outside WGS84 range")
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        raise RegistryError(f"{where}: properties must be an object")
+
+    sensor_id = _text(props, "id", where)
+    if not is_sensor_id(sensor_id):
+        raise RegistryError(f"{where}: id {sensor_id!r} must match [A-Za-z0-9_-]+ (it is an MQTT topic segment)")
+    kind_name = _text(props, "kind", where)
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise RegistryError(f"{where}: kind {kind_name!r} is not one of {', '.join(sorted(KINDS))}")
+    quantity = _text(props, "quantity", where, default=kind.quantity)
+    if quantity != kind.quantity:
+        raise RegistryError(f"{where}: a {kind_name} reports quantity {kind.quantity!r}, not {quantity!r}")
+    unit = _text(props, "unit", where, default=kind.unit)
+    if unit != kind.unit:
+        raise RegistryError(f"{where}: a {kind_name} reports in {kind.unit!r}, not {unit!r}")
+    valid_min = _number(props, "valid_min", where)
+    valid_max = _number(props, "valid_max", where)
+    if not valid_min < valid_max:
+        raise RegistryError(f"{where}: valid_min {valid_min} must be below valid_max {valid_max}")
+    interval_s = _number(props, "interval_s", where)
+    if interval_s <= 0:
+        raise RegistryError(f"{where}: interval_s must be positive, got {interval_s}")
+    datum = props.get("datum")
+    if datum is not None and not isinstance(datum, str):
+        raise RegistryError(f"{where}: datum must be text, got {datum!r}")
+
+    raw_thresholds = props.get("thresholds", {})
+    if raw_thresholds is None:
+        raw_thresholds = {}
+    if not isinstance(raw_thresholds, dict):
+        raise RegistryError(f"{where}: thresholds must be an object, got {raw_thresholds!r}")
+    unknown = sorted(set(raw_thresholds) - kind.threshold_keys)
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown threshold(s) {', '.join(unknown)} for a {kind_name} "
+            f"(known: {', '.join(sorted(kind.threshold_keys))})"
+        )
+    thresholds = {key: _number(raw_thresholds, key, f"{where} thresholds") for key in sorted(raw_thresholds)}
+
+    return SensorSpec(
+        sensor_id=sensor_id,
+        kind=kind_name,
+        name=_text(props, "name", where, default=sensor_id),
+        name_zh=_text(props, "name_zh", where, default=""),
+        lon=lon,
+        lat=lat,
+        quantity=quantity,
+        unit=unit,
+        valid_min=valid_min,
+        valid_max=valid_max,
+        interval_s=interval_s,
+        datum=datum,
+        thresholds=MappingProxyType(thresholds),
+        properties=MappingProxyType(dict(props)),
+    )
+
+
+class Registry(Mapping[str, SensorSpec]):
+    """Registered sensors by id (read-only)."""
+
+    __slots__ = ("_specs",)
+
+    def __init__(self, specs: Iterable[SensorSpec] = ()) -> None:
+        self._specs: dict[str, SensorSpec] = {}
+        for spec in specs:
+            if spec.sensor_id in self._specs:
+                raise RegistryError(f"sensor id {spec.sensor_id!r} is registered twice")
+            self._specs[spec.sensor_id] = spec
+
+    @classmethod
+    def from_geojson(cls, source: str | PathLike[str] | Mapping[str, Any]) -> Registry:
+        """Load ``sensors.geojson`` (a path, or an already parsed FeatureCollection)."""
+        if isinstance(source, Mapping):
+            data: Any = source
+            origin = "sensor registry"
+        else:
+            path = Path(source)
+            origin = str(path)
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except OSError as err:
+                raise RegistryError(f"{origin}: cannot read: {err.strerror or err}") from err
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise RegistryError(f"{origin}: not JSON: {err}") from err
+        if not isinstance(data, Mapping) or data.get("type") != "FeatureCollection":
+            raise RegistryError(f"{origin}: not a GeoJSON FeatureCollection")
+        features = data.get("features")
+        if not isinstance(features, list):
+            raise RegistryError(f"{origin}: 'features' must be a list")
+        specs: list[SensorSpec] = []
+        seen: dict[str, int] = {}
+        for index, feature in enumerate(features):
+            try:
+                spec = _spec_from_feature(index, feature)
+            except RegistryError as err:
+                raise RegistryError(f"{origin}: {err}") from None
+            if spec.sensor_id in seen:
+                raise RegistryError(
+                    f"{origin}: sensor feature {index} repeats id {spec.sensor_id!r} "
+                    f"(first in sensor feature {seen[spec.sensor_id]})"
+                )
+            seen[spec.sensor_id] = index
+            specs.append(spec)
+        return cls(specs)
+
+    def __getitem__(self, sensor_id: str) -> SensorSpec:
+        return self._specs[sensor_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"Registry({len(self)} sensors)"
+
+    def of_kind(self, kind: str) -> list[SensorSpec]:
+        """Sensors of one kind, in registry order."""
+        return [spec for spec in self._specs.values() if spec.kind == kind]

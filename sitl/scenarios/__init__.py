@@ -1,0 +1,1 @@
+"""Scenarios: synthetic district folders and scripted sensor events."""

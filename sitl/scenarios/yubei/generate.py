@@ -1,0 +1,538 @@
+"""Generate the synthetic Yubei district folder (format: docs/district-folder.md).
+
+SYNTHETIC: the geography is modelled on public facts (see the notice below and
+``docs/district-folder.md``), with positions approximate to a few kilometres and terrain
+made of Gaussian ridges and seeded noise. It is for demonstration and testing, not survey.
+
+Deterministic: the same code and seed write the same bytes; running it again overwrites
+the files in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+import yaml
+from pyproj import Transformer
+from scipy.ndimage import gaussian_filter
+from shapely.geometry import LineString, MultiPoint, Point, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
+
+__all__ = ["NOTICE", "generate"]
+
+NOTICE = "合成数据，仅供演示与测试 / Synthetic data for demonstration and testing, not survey"
+
+BBOX = (106.45, 29.60, 106.95, 30.10)  # west, south, east, north (~ YUBEI.md)
+CELL_DEG = 0.002  # terrain cell (~190 m E-W, ~220 m N-S at 30°N)
+UTM_EPSG = 32648  # WGS84 / UTM 48N
+_FWD = Transformer.from_crs(4326, UTM_EPSG, always_xy=True)
+_INV = Transformer.from_crs(UTM_EPSG, 4326, always_xy=True)
+
+# Jiangbei International Airport (ZUCK/CKG), aerodrome reference point and elevation (AIP).
+AIRPORT_LONLAT = (106.6417, 29.7192)
+AIRPORT_ELEV_M = 416.0
+# Four runways, headings about 020-030°. Lateral offsets (m, + = east of the reference
+# point, across the runway) are synthetic; lengths are the published ones.
+RUNWAYS = (
+    ("02L/20R", 20.0, -1500.0, 3200.0),
+    ("02R/20L", 20.0, -400.0, 3600.0),
+    ("03L/21R", 30.0, 900.0, 3800.0),
+    ("03R/21L", 30.0, 2300.0, 3400.0),
+)
+
+# River centre lines (lon, lat), upstream to downstream. Cuntan gauge ~29.62°N 106.60°E.
+YANGTZE = ((106.575, 29.585), (106.590, 29.605), (106.600, 29.620), (106.650, 29.628),
+           (106.700, 29.640), (106.750, 29.650), (106.800, 29.668), (106.850, 29.690),
+           (106.890, 29.708), (106.930, 29.728), (106.970, 29.750))
+YANGTZE_HALF_WIDTH_M = 350.0
+YANGTZE_SURFACE_M = 172.0  # low-water surface near Cuntan, Wusong datum (synthetic)
+YULIN = ((106.920, 30.110), (106.880, 30.050), (106.840, 29.990), (106.817, 29.940),
+         (106.810, 29.880), (106.820, 29.820), (106.835, 29.760), (106.850, 29.720),
+         (106.862, 29.6954))  # ends on the Yangtze centre line
+YULIN_HALF_WIDTH_M = 60.0
+YULIN_SOURCE_M, YULIN_MOUTH_M = 202.0, 176.0
+
+# Ridge axes (lon, lat) south to north, crest mean and amplitude (m AMSL).
+RIDGES = (
+    ("tongluo", "Tongluo Shan", "铜锣山", ((106.67, 29.58), (106.81, 30.12)), 760.0, 80.0, 0.3),
+    ("mingyue", "Mingyue Shan", "明月山", ((106.86, 29.60), (107.00, 30.12)), 820.0, 70.0, 1.7),
+)
+RIDGE_SIGMA_M = 1300.0
+
+BOUNDARY_WEST_NORTH = ((106.945, 29.745), (106.950, 29.800), (106.945, 29.880), (106.950, 29.960),
+                       (106.935, 30.040), (106.900, 30.085), (106.840, 30.095), (106.760, 30.090),
+                       (106.690, 30.075), (106.630, 30.050), (106.580, 30.010), (106.530, 29.950),
+                       (106.490, 29.880), (106.460, 29.800), (106.455, 29.730), (106.470, 29.670),
+                       (106.510, 29.640), (106.560, 29.630))
+
+TOWNS = (  # id, name, name_zh, lon, lat, population (synthetic round numbers)
+    ("lianglu", "Lianglu", "两路", 106.605, 29.712, 280000),
+    ("huixing", "Huixing", "回兴", 106.590, 29.675, 200000),
+    ("xiantao", "Xiantao", "仙桃", 106.545, 29.695, 120000),
+    ("lijia", "Lijia", "礼嘉", 106.530, 29.655, 150000),
+    ("wangjia", "Wangjia", "王家", 106.600, 29.800, 60000),
+    ("gulu", "Gulu", "古路", 106.660, 29.925, 30000),
+    ("dawan", "Dawan", "大湾", 106.615, 29.985, 28000),
+    ("cizhu", "Cizhu", "茨竹", 106.700, 30.050, 26000),
+    ("shichuan", "Shichuan", "石船", 106.725, 29.885, 32000),
+    ("xinglong", "Xinglong", "兴隆", 106.808, 29.985, 30000),
+    ("muer", "Muer", "木耳", 106.765, 29.835, 40000),
+    ("yufengshan", "Yufengshan", "玉峰山", 106.735, 29.735, 35000),
+    ("longxing", "Longxing", "龙兴", 106.790, 29.775, 50000),
+    ("tongjing", "Tongjing", "统景", 106.830, 29.945, 25000),
+    ("luoqi", "Luoqi", "洛碛", 106.840, 29.703, 45000),
+)
+HOSPITALS = (
+    ("hosp-yubei-people", "Yubei District People's Hospital", "渝北区人民医院", 106.610, 29.718),
+    ("hosp-yubei-tcm", "Yubei District Hospital of TCM", "渝北区中医院", 106.595, 29.700),
+    ("hosp-longxing", "Longxing Health Centre", "龙兴镇卫生院", 106.792, 29.771),
+    ("hosp-tongjing", "Tongjing Central Health Centre", "统景镇中心卫生院", 106.833, 29.941),
+    ("hosp-luoqi", "Luoqi Central Health Centre", "洛碛镇中心卫生院", 106.842, 29.707),
+)
+SCHOOLS = (
+    ("school-yubei", "Yubei Middle School", "渝北中学", 106.600, 29.722),
+    ("school-longxing", "Longxing Middle School", "龙兴中学", 106.786, 29.779),
+    ("school-tongjing", "Tongjing Middle School", "统景中学", 106.826, 29.950),
+    ("school-luoqi", "Luoqi Middle School", "洛碛中学", 106.846, 29.711),
+    ("school-muer", "Muer Middle School", "木耳中学", 106.761, 29.838),
+)
+FIRE_STATIONS = (
+    ("fire-lianglu", "Lianglu Fire and Rescue Station", "两路消防救援站", 106.598, 29.716),
+    ("fire-xiantao", "Xiantao Fire and Rescue Station", "仙桃消防救援站", 106.550, 29.690),
+    ("fire-longxing", "Longxing Fire and Rescue Station", "龙兴消防救援站", 106.798, 29.779),
+    ("fire-luoqi", "Luoqi Fire and Rescue Station", "洛碛消防救援站", 106.836, 29.707),
+    ("fire-tongjing", "Tongjing Fire and Rescue Station", "统景消防救援站", 106.826, 29.938),
+)
+# Fleet: three copters at drone bases, one boat on the Yangtze (on the centre line).
+COPTER_BASES = (
+    ("UAV-1", "base-yangtze", "Yangtze drone base", "长江无人机基地", 106.745, 29.668),
+    ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.795, 29.785),
+    ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.790, 29.945),
+)
+BOAT_BASE = ("USV-1", "base-cuntan-boat", "Cuntan boat base", "寸滩无人船基地", 106.630)  # lon; lat on the river
+
+RAIN_GAUGES = (  # id, name, name_zh, lon, lat
+    ("rain-lianglu", "Lianglu rain gauge", "两路雨量站", 106.612, 29.708),
+    ("rain-xiantao", "Xiantao rain gauge", "仙桃雨量站", 106.548, 29.700),
+    ("rain-wangjia", "Wangjia rain gauge", "王家雨量站", 106.603, 29.805),
+    ("rain-gulu", "Gulu rain gauge", "古路雨量站", 106.663, 29.920),
+    ("rain-cizhu", "Cizhu rain gauge", "茨竹雨量站", 106.705, 30.045),
+    ("rain-muer", "Muer rain gauge", "木耳雨量站", 106.768, 29.830),
+    ("rain-longxing", "Longxing rain gauge", "龙兴雨量站", 106.785, 29.770),
+    ("rain-tongjing", "Tongjing rain gauge", "统景雨量站", 106.835, 29.950),
+    ("rain-luoqi", "Luoqi rain gauge", "洛碛雨量站", 106.848, 29.712),
+)
+
+ROADS = (  # id, name, name_zh, class, line
+    ("g65", "G65 Baotou-Maoming Expressway", "G65包茂高速", "expressway",
+     ((106.580, 30.100), (106.600, 29.950), (106.620, 29.850), (106.612, 29.760), (106.598, 29.680),
+      (106.580, 29.600))),
+    ("g5001", "G5001 Chongqing Ring Expressway", "G5001重庆绕城高速", "expressway",
+     ((106.450, 29.780), (106.550, 29.800), (106.660, 29.810), (106.740, 29.760), (106.770, 29.680),
+      (106.780, 29.620))),
+    ("g50", "G50 Shanghai-Chongqing Expressway", "G50沪渝高速", "expressway",
+     ((106.620, 29.700), (106.700, 29.730), (106.780, 29.760), (106.860, 29.800), (106.950, 29.840))),
+    ("airport-rd", "Airport Road", "机场路", "arterial",
+     ((106.550, 29.620), (106.580, 29.660), (106.600, 29.695), (106.615, 29.710))),
+    ("jinkai-ave", "Jinkai Avenue", "金开大道", "arterial",
+     ((106.480, 29.640), (106.530, 29.660), (106.570, 29.672), (106.600, 29.685))),
+    ("longxing-ave", "Longxing Avenue", "龙兴大道", "arterial",
+     ((106.700, 29.735), (106.745, 29.755), (106.790, 29.775))),
+    ("tongjing-rd", "Tongjing Road", "统景路", "arterial",
+     ((106.790, 29.780), (106.800, 29.860), (106.826, 29.940))),
+)
+
+DEPARTMENTS = (
+    ("emergency", "District Emergency Management Bureau", "区应急管理局"),
+    ("fire", "District Fire and Rescue Brigade", "区消防救援支队"),
+    ("traffic", "Transport Bureau / Traffic Police", "区交通局 / 公安交巡警"),
+    ("health", "District Health Commission", "区卫生健康委"),
+    ("ecology", "Ecology and Environment Bureau", "区生态环境局"),
+    ("city", "City Management Bureau", "区城管局"),
+    ("police", "Public Security Sub-bureau", "区公安分局"),
+    ("bigdata", "Big Data Development Bureau", "区大数据发展局"),
+)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _to_utm(geom: BaseGeometry) -> BaseGeometry:
+    return shapely.transform(geom, lambda c: np.column_stack(_FWD.transform(c[:, 0], c[:, 1])))
+
+
+def _to_lonlat(geom: BaseGeometry) -> BaseGeometry:
+    return shapely.transform(geom, lambda c: np.column_stack(_INV.transform(c[:, 0], c[:, 1])))
+
+
+def _round(geom: BaseGeometry) -> BaseGeometry:
+    """Six decimals of a degree (~0.1 m): enough, and stable text."""
+    return shapely.set_precision(geom, 1e-6)
+
+
+def _feature(geom: BaseGeometry | dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    g = geom if isinstance(geom, dict) else mapping(geom)
+    return {"type": "Feature", "properties": props, "geometry": _plain(g)}
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists, floats rounded to 6 decimals (stable JSON)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float):
+        return round(obj, 6)
+    return obj
+
+
+def _point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write only when the content differs (idempotent), through a temporary file."""
+    data = text.encode("utf-8")
+    if path.is_file() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_geojson(path: Path, features: Iterable[dict[str, Any]]) -> None:
+    lines = [json.dumps(f, ensure_ascii=False, separators=(",", ":")) for f in features]
+    _write_text(path, '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n")
+
+
+def _write_yaml(path: Path, data: Any, header: str = "") -> None:
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    _write_text(path, header + body)
+
+
+def _interp_line(line: Sequence[tuple[float, float]], lon: float) -> tuple[float, float]:
+    """The point of a west-to-east polyline at a given longitude."""
+    for (x0, y0), (x1, y1) in zip(line, line[1:]):
+        if min(x0, x1) <= lon <= max(x0, x1) and x0 != x1:
+            return lon, y0 + (y1 - y0) * (lon - x0) / (x1 - x0)
+    raise ValueError(f"longitude {lon} not on the line")
+
+
+def _axis_point(axis: Sequence[tuple[float, float]], lat: float, offset_m: float = 0.0) -> tuple[float, float]:
+    """The ridge axis at a latitude, moved ``offset_m`` east (negative: west)."""
+    (x0, y0), (x1, y1) = axis
+    lon = x0 + (x1 - x0) * (lat - y0) / (y1 - y0)
+    x, y = _FWD.transform(lon, lat)
+    return tuple(round(v, 6) for v in _INV.transform(x + offset_m, y))  # type: ignore[return-value]
+
+
+# --- parts -----------------------------------------------------------------------------------
+
+
+def _runway_ends() -> tuple[np.ndarray, list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]:
+    """Airport reference point (UTM) and each runway: (name, south end, north end, unit vector north)."""
+    cx, cy = _FWD.transform(*AIRPORT_LONLAT)
+    centre = np.array([cx, cy])
+    out = []
+    for name, hdg, off, length in RUNWAYS:
+        # Headings are true bearings; UTM grid convergence here is < 1°, ignored.
+        h = math.radians(hdg)
+        u = np.array([math.sin(h), math.cos(h)])  # along the runway, towards the north end
+        p = np.array([math.cos(h), -math.sin(h)])  # across, towards the east
+        c = centre + off * p
+        out.append((name, c - u * length / 2, c + u * length / 2, u))
+    return centre, out
+
+
+def _airspace() -> list[dict[str, Any]]:
+    centre, runways = _runway_ends()
+    ends = [e for _, s, n, _ in runways for e in (s, n)]
+    source = ("Synthetic, after the common drone geofence model around airports "
+              "(docs/district-folder.md, 'Airspace'); not the official restricted area")
+    core = MultiPoint([tuple(e) for e in ends]).convex_hull.buffer(1000.0, quad_segs=8)
+    zone30 = shapely.union_all([Point(*e).buffer(7000.0, quad_segs=16) for e in ends])
+    # 60 m zone: trapezoids off each runway end, shaped like the ICAO Annex 14 approach
+    # surface (inner edge 300 m wide at the runway end, 15 % splay each side, 15,000 m long).
+    north, south = [], []
+    for _, s, n, u in runways:
+        p = np.array([u[1], -u[0]])
+        for end, v, bucket in ((n, u, north), (s, -u, south)):
+            far = end + 15000.0 * v
+            half_far = 150.0 + 0.15 * 15000.0
+            bucket.append(Polygon([tuple(end + 150.0 * p), tuple(far + half_far * p),
+                                   tuple(far - half_far * p), tuple(end - 150.0 * p)]))
+    zone120 = Point(*centre).buffer(10000.0, quad_segs=16)
+    zones = [
+        ("ckg-core", "Jiangbei airport no-fly core", "江北机场禁飞核心区", "prohibited", None, core),
+        ("ckg-30m", "Airport 30 m zone", "机场限高30米区", "height_limited", 30.0, zone30),
+        ("ckg-60m-north", "Airport 60 m zone (north approaches)", "机场进近限高60米区（北）", "height_limited",
+         60.0, shapely.union_all(north)),
+        ("ckg-60m-south", "Airport 60 m zone (south approaches)", "机场进近限高60米区（南）", "height_limited",
+         60.0, shapely.union_all(south)),
+        ("ckg-120m", "Airport 120 m zone", "机场限高120米区", "height_limited", 120.0, zone120),
+    ]
+    feats = []
+    for zid, name, name_zh, kind, ceiling, geom in zones:
+        props: dict[str, Any] = {"id": zid, "name": name, "name_zh": name_zh, "kind": kind}
+        if ceiling is not None:
+            props["ceiling_agl_m"] = ceiling
+        props["source"] = source
+        feats.append(_feature(_round(_to_lonlat(geom)), props))
+    return feats
+
+
+def _water() -> tuple[BaseGeometry, BaseGeometry, BaseGeometry, BaseGeometry]:
+    """(Yangtze line, Yangtze water, Yulin line, Yulin water) in UTM metres."""
+    yz = _to_utm(LineString(YANGTZE))
+    yl = _to_utm(LineString(YULIN))
+    yz_w = yz.buffer(YANGTZE_HALF_WIDTH_M, quad_segs=4)
+    yl_w = yl.buffer(YULIN_HALF_WIDTH_M, quad_segs=4)
+    # The Yulin river ends at the Yangtze bank; its water joins the Yangtze water.
+    return yz, yz_w, yl, yl_w
+
+
+def _terrain(seed: int) -> tuple[np.ndarray, float, float]:
+    """Elevation grid (m AMSL, rows south to north) on cell centres from the bbox corner."""
+    w, s, e, n = BBOX
+    ncols = round((e - w) / CELL_DEG) + 1
+    nrows = round((n - s) / CELL_DEG) + 1
+    lons = w + CELL_DEG * np.arange(ncols)
+    lats = s + CELL_DEG * np.arange(nrows)
+    glon, glat = np.meshgrid(lons, lats)
+    gx, gy = _FWD.transform(glon, glat)
+    pts = shapely.points(gx, gy)
+
+    rng = np.random.default_rng(seed)
+    broad = gaussian_filter(rng.standard_normal((nrows, ncols)), sigma=10.0, mode="reflect")
+    fine = gaussian_filter(rng.standard_normal((nrows, ncols)), sigma=2.0, mode="reflect")
+    broad /= broad.std()
+    fine /= fine.std()
+    # Valley floors ~250-400 m, rising gently to the north.
+    z = 300.0 + 40.0 * broad + 8.0 * fine + 50.0 * (glat - s) / (n - s)
+    z = np.maximum(z, 240.0)
+
+    for _, _, _, axis, crest_m, amp_m, phase in RIDGES:
+        a = np.array(_FWD.transform(*axis[0]))
+        b = np.array(_FWD.transform(*axis[1]))
+        ab = b - a
+        t = ((gx - a[0]) * ab[0] + (gy - a[1]) * ab[1]) / (ab @ ab)
+        tc = np.clip(t, 0.0, 1.0)
+        d = np.hypot(gx - (a[0] + tc * ab[0]), gy - (a[1] + tc * ab[1]))
+        crest = crest_m + amp_m * np.sin(2 * math.pi * 1.5 * t + phase) + 25.0 * fine
+        z = z + np.clip(crest - z, 0.0, None) * np.exp(-0.5 * (d / RIDGE_SIGMA_M) ** 2)
+
+    # The airport sits on a levelled plateau at its published elevation.
+    _, runways = _runway_ends()
+    hull = MultiPoint([tuple(e) for _, s_, n_, _ in runways for e in (s_, n_)]).convex_hull.buffer(300.0)
+    d_ap = shapely.distance(hull, pts)
+    w_ap = np.exp(-((d_ap / 900.0) ** 2))
+    z = w_ap * AIRPORT_ELEV_M + (1.0 - w_ap) * z
+
+    # Rivers carve their valleys: the ground falls to the water surface at the bank.
+    _, yz_w, yl, yl_w = _water()
+    d = shapely.distance(yz_w, pts)
+    z = YANGTZE_SURFACE_M + (z - YANGTZE_SURFACE_M) * (1.0 - np.exp(-d / 900.0))
+    frac = shapely.line_locate_point(yl, pts) / yl.length
+    surface = YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * frac
+    d = shapely.distance(yl_w, pts)
+    carved = surface + (z - surface) * (1.0 - np.exp(-d / 700.0))
+    z = np.where(z > surface, carved, z)
+    return np.round(z, 1), w, s
+
+
+def _asc(z_south_first: np.ndarray, x0: float, y0: float) -> str:
+    nrows, ncols = z_south_first.shape
+    head = (f"ncols {ncols}\nnrows {nrows}\nxllcorner {x0 - CELL_DEG / 2:.6f}\n"
+            f"yllcorner {y0 - CELL_DEG / 2:.6f}\ncellsize {CELL_DEG:.6f}\nnodata_value -9999\n")
+    rows = (" ".join(f"{v:.1f}" for v in row) for row in z_south_first[::-1])
+    return head + "\n".join(rows) + "\n"
+
+
+def _bilinear(z: np.ndarray, x0: float, y0: float, lon: float, lat: float) -> float:
+    """Bilinear on cell centres, as the loader interpolates."""
+    fx, fy = (lon - x0) / CELL_DEG, (lat - y0) / CELL_DEG
+    i, j = int(math.floor(fy)), int(math.floor(fx))
+    tx, ty = fx - j, fy - i
+    return float(z[i, j] * (1 - tx) * (1 - ty) + z[i, j + 1] * tx * (1 - ty)
+                 + z[i + 1, j] * (1 - tx) * ty + z[i + 1, j + 1] * tx * ty)
+
+
+def _scenario(seed: int, yulin_gauge_base_m: float) -> dict[str, Any]:
+    return {
+        "name": "Yangtze flood with a rainstorm band (synthetic)",
+        "name_zh": "长江洪水叠加暴雨带（合成情景）",
+        "synthetic": True,
+        "seed": seed,
+        "duration_h": 12.0,
+        # Levels: baseline until rise_start_h, an S-shaped rise to peak_m at rise_end_h, then held.
+        "levels": {
+            "cuntan-level": {"baseline_m": 176.0, "peak_m": 184.2, "rise_start_h": 1.0, "rise_end_h": 9.0,
+                             "noise_m": 0.02},
+            "yulin-level": {"baseline_m": yulin_gauge_base_m, "peak_m": round(yulin_gauge_base_m + 5.2, 1),
+                            "rise_start_h": 3.0, "rise_end_h": 8.0, "noise_m": 0.02},
+        },
+        # Rain: each storm gives each listed gauge total_mm between start_h and end_h
+        # (rate shaped like a half sine); zero outside storms. Amount per report interval.
+        "rain": {
+            "interval_s": 300,
+            "storms": [
+                {"name": "Longxing-Luoqi rainstorm band", "name_zh": "龙兴—洛碛暴雨带",
+                 "start_h": 2.0, "end_h": 5.0,
+                 "totals_mm": {"rain-longxing": 72.0, "rain-luoqi": 58.0, "rain-muer": 44.0,
+                               "rain-tongjing": 31.0, "rain-wangjia": 12.0, "rain-lianglu": 9.0,
+                               "rain-gulu": 8.0, "rain-xiantao": 6.0, "rain-cizhu": 5.0}},
+                {"name": "Trailing showers", "name_zh": "后续阵雨",
+                 "start_h": 6.0, "end_h": 8.0,
+                 "totals_mm": {"rain-longxing": 11.0, "rain-luoqi": 9.0, "rain-muer": 14.0,
+                               "rain-tongjing": 18.0}},
+            ],
+        },
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def generate(out_dir: Path, *, seed: int = 7) -> Path:
+    """Write the synthetic Yubei district folder into ``out_dir``; return it."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    w, s, e, n = BBOX
+
+    _write_yaml(out / "district.yaml", {
+        "name": "Yubei District (synthetic)",
+        "name_zh": "渝北区（合成）",
+        "synthetic": True,
+        "notice": NOTICE,
+        "bbox": [w, s, e, n],
+        "center": [106.70, 29.85],
+        "timezone": "Asia/Shanghai",
+        "utm_epsg": UTM_EPSG,
+        "seed": seed,
+    }, header=f"# {NOTICE}\n# Generated by: python -m sitl.scenarios.yubei <out-dir>\n")
+
+    cuntan_i = YANGTZE.index((106.600, 29.620))
+    boundary = Polygon(list(YANGTZE[cuntan_i:-1]) + list(BOUNDARY_WEST_NORTH))
+    _write_geojson(out / "boundary.geojson", [_feature(_round(boundary), {
+        "id": "yubei", "name": "Yubei District (synthetic outline)", "name_zh": "渝北区（合成边界）"})])
+
+    yz, yz_w, yl, yl_w = _water()
+    _write_geojson(out / "rivers.geojson", [
+        _feature(_round(_to_lonlat(yz)), {"id": "yangtze", "kind": "river", "name": "Yangtze", "name_zh": "长江"}),
+        _feature(_round(_to_lonlat(yl)), {"id": "yulin", "kind": "river", "name": "Yulin River", "name_zh": "御临河"}),
+        _feature(_round(_to_lonlat(yz_w)), {"id": "yangtze-water", "kind": "water", "name": "Yangtze",
+                                           "name_zh": "长江"}),
+        _feature(_round(_to_lonlat(yl_w)), {"id": "yulin-water", "kind": "water", "name": "Yulin River",
+                                           "name_zh": "御临河"}),
+    ])
+
+    _write_geojson(out / "roads.geojson", [
+        _feature(LineString(line), {"id": rid, "name": name, "name_zh": name_zh, "class": cls})
+        for rid, name, name_zh, cls, line in ROADS])
+
+    _write_geojson(out / "airspace.geojson", _airspace())
+
+    z, x0, y0 = _terrain(seed)
+    _write_text(out / "terrain.asc", _asc(z, x0, y0))
+
+    boat_lon, boat_lat = _interp_line(YANGTZE, BOAT_BASE[4])
+    facilities = []
+    for fid, name, name_zh, lon, lat, pop in TOWNS:
+        facilities.append(_feature(_point(lon, lat), {"id": f"town-{fid}", "kind": "town", "name": name,
+                                                      "name_zh": name_zh, "population": pop}))
+    for kind, rows in (("hospital", HOSPITALS), ("school", SCHOOLS), ("fire_station", FIRE_STATIONS)):
+        for fid, name, name_zh, lon, lat in rows:
+            facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": kind, "name": name, "name_zh": name_zh}))
+    for _, fid, name, name_zh, lon, lat in COPTER_BASES:
+        facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": "drone_base", "name": name,
+                                                      "name_zh": name_zh}))
+    facilities.append(_feature(_point(boat_lon, boat_lat), {"id": BOAT_BASE[1], "kind": "boat_base",
+                                                            "name": BOAT_BASE[2], "name_zh": BOAT_BASE[3]}))
+    tongluo_axis, mingyue_axis = RIDGES[0][3], RIDGES[1][3]
+    slope = _axis_point(tongluo_axis, 29.750, -1100.0)
+    facilities.append(_feature(_point(*slope), {
+        "id": "slope-yufengshan", "kind": "landslide_slope", "name": "Yufengshan monitored slope",
+        "name_zh": "玉峰山监测边坡"}))
+    for fid, name, name_zh, axis, lat in (
+            ("wx-tongluo", "Tongluo Shan ridge weather and fire station", "铜锣山林区气象防火站", tongluo_axis, 29.900),
+            ("wx-mingyue", "Mingyue Shan ridge weather and fire station", "明月山林区气象防火站", mingyue_axis, 29.850)):
+        facilities.append(_feature(_point(*_axis_point(axis, lat)), {
+            "id": fid, "kind": "weather_station", "name": name, "name_zh": name_zh}))
+    _write_geojson(out / "facilities.geojson", facilities)
+
+    # Sensors: Cuntan gauge (thresholds published, Wusong datum); a synthetic Yulin gauge.
+    yulin_gauge = _to_lonlat(yl.interpolate(0.80, normalized=True))
+    yulin_base = round(YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * 0.80 + 1.0, 1)
+    sensors = [
+        _feature(_point(106.600, 29.620), {
+            "id": "cuntan-level", "kind": "river_level", "name": "Cuntan (Yangtze) level",
+            "name_zh": "寸滩水位站（长江）", "quantity": "level", "unit": "m", "valid_min": 150.0,
+            "valid_max": 200.0, "interval_s": 300, "datum": "Wusong",
+            "thresholds": {"warning_m": 180.5, "guaranteed_m": 183.5, "historical_max_m": 191.62}}),
+        _feature(_point(yulin_gauge.x, yulin_gauge.y), {
+            "id": "yulin-level", "kind": "river_level", "name": "Yulin River level at Longxing (synthetic)",
+            "name_zh": "御临河龙兴水位站（合成）", "quantity": "level", "unit": "m",
+            "valid_min": round(yulin_base - 15.0, 1), "valid_max": round(yulin_base + 25.0, 1), "interval_s": 300,
+            "datum": "Huanghai",
+            "thresholds": {"warning_m": round(yulin_base + 4.0, 1), "guaranteed_m": round(yulin_base + 6.5, 1),
+                           "historical_max_m": round(yulin_base + 10.2, 1)}}),
+    ]
+    for gid, name, name_zh, lon, lat in RAIN_GAUGES:
+        sensors.append(_feature(_point(lon, lat), {
+            "id": gid, "kind": "rain_gauge", "name": name, "name_zh": name_zh, "quantity": "rain", "unit": "mm",
+            # 0-60 mm in 5 min: above any recorded 5-minute rainfall in China.
+            "valid_min": 0.0, "valid_max": 60.0, "interval_s": 300, "thresholds": {}}))
+    _write_geojson(out / "sensors.geojson", sensors)
+
+    vehicles = []
+    for k, (name, _, _, _, lon, lat) in enumerate(COPTER_BASES, start=1):
+        vehicles.append({"name": name, "type": "copter", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
+                         "base": [lon, lat], "base_alt_m": round(_bilinear(z, x0, y0, lon, lat), 1),
+                         "cruise_speed_mps": 12.0, "endurance_s": 1800.0})
+    k = len(vehicles) + 1
+    vehicles.append({"name": BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
+                     "base": [round(boat_lon, 6), round(boat_lat, 6)], "base_alt_m": YANGTZE_SURFACE_M,
+                     "cruise_speed_mps": 5.0, "endurance_s": 7200.0})
+    _write_yaml(out / "fleet.yaml", {"vehicles": vehicles},
+                header="# base_alt_m: ground (copter) or water surface (boat) at the base, metres AMSL\n")
+
+    def task(dept: str, en: str, zh: str) -> dict[str, str]:
+        return {"department": dept, "task": en, "task_zh": zh}
+
+    flood = [
+        task("emergency", "Open the flood command post for {title}; coordinate the linked departments",
+             "针对{title}启动防汛指挥部，统筹各联动部门"),
+        task("fire", "Stage rescue boats and crews near {title}; prepare evacuation of low-lying streets",
+             "在{title}附近预置救援舟艇和人员，准备低洼街道人员转移"),
+        task("traffic", "Close flooded roads and underpasses near {title}; set diversions",
+             "封闭{title}附近积水道路和下穿通道，设置绕行"),
+        task("health", "Put hospitals near {title} on standby for casualties; check their flood safety",
+             "通知{title}附近医院做好伤员救治准备，并核查医院防汛安全"),
+    ]
+    rain = [
+        task("emergency", "Rainstorm at {title}: alert towns, check landslide and flood points",
+             "{title}暴雨：通知各镇街，排查地灾和内涝隐患点"),
+        task("fire", "Pre-position rescue teams for waterlogging and landslides near {title}",
+             "在{title}附近预置内涝和滑坡救援力量"),
+        task("traffic", "Patrol and close waterlogged roads near {title}", "巡查并封闭{title}附近积水路段"),
+        task("health", "Alert emergency medical teams for {title}", "通知{title}相关医疗应急队伍待命"),
+    ]
+    _write_yaml(out / "departments.yaml", {
+        "departments": [{"id": i, "name": en, "name_zh": zh} for i, en, zh in DEPARTMENTS],
+        "playbook": {
+            "flood": flood,
+            "rainstorm": rain,
+            "default": [task("emergency", "Assess {title} and decide the response", "研判{title}并决定响应措施")],
+        },
+    })
+
+    _write_yaml(out / "scenario.yaml", _scenario(seed, yulin_base),
+                header=f"# {NOTICE}\n# Times are hours after the scenario start.\n")
+    return out

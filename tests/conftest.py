@@ -1,0 +1,3 @@
+"""Shared fixtures: a private Mosquitto, simulated vehicles, the live service."""
+
+pytest_plugins = ["tests.fixtures_mqtt"]

@@ -1,0 +1,200 @@
+"""uav.Vehicle and uav.Fleet against the ArduPilot-compatible simulator over real UDP."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from pymavlink.dialects.v20 import ardupilotmega as mav
+
+from sitl.vehicle_sim import SimVehicle
+from uav import mission
+from uav.errors import CommandFailed, CommandUnsupported, ModeChangeFailed, VehicleUnavailable
+from uav.fleet import Fleet, FleetEntry
+from uav.link import MavLink, open_link
+from uav.telemetry import Telemetry
+from uav.vehicle import Vehicle
+
+# A base in the south-west of the synthetic district, away from the airport.
+HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+SPEEDUP = 30.0
+# Deadlines are generous ceilings for a loaded 2-core machine, not measurements.
+DEADLINE_S = 25.0
+M_PER_DEG_LAT = 111_320.0  # WGS84 mean, good to ~1 % for offsets of a few hundred metres
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sim(kind: str, system_id: int, gcs_port: int, **kw: Any) -> SimVehicle:
+    return SimVehicle(kind=kind, system_id=system_id, home_lon=HOME_LON, home_lat=HOME_LAT,
+                      home_alt_amsl_m=HOME_ALT_M, gcs_host="127.0.0.1", gcs_port=gcs_port,
+                      listen_port=0, speedup=SPEEDUP, **kw)
+
+
+@asynccontextmanager
+async def _flying(*sims: SimVehicle, link: MavLink | None = None,
+                  vehicles: tuple[Vehicle, ...] = ()) -> AsyncIterator[None]:
+    """Run sims, the link's heartbeat and the vehicles' followers; cancel all at exit."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(sim.run()) for sim in sims]
+        if link is not None:
+            tasks.append(tg.create_task(link.run()))
+        tasks += [tg.create_task(v.run()) for v in vehicles]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+@asynccontextmanager
+async def _one(kind: str, system_id: int = 1, **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
+    link = await open_link("udpin:127.0.0.1:0")
+    try:
+        sim = _sim(kind, system_id, link.local_port, **kw)
+        vehicle = Vehicle(link, system_id, name=f"{kind}-{system_id}")
+        async with _flying(sim, link=link, vehicles=(vehicle,)):
+            yield vehicle, sim
+    finally:
+        await link.close()
+
+
+async def _until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str) -> Telemetry:
+    try:
+        return await vehicle.wait_for(predicate, DEADLINE_S)
+    except TimeoutError:
+        pytest.fail(f"{what}: not seen within {DEADLINE_S} s; last state {vehicle.state}")
+
+
+def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    dy = (lat2 - lat1) * M_PER_DEG_LAT
+    dx = (lon2 - lon1) * M_PER_DEG_LAT * math.cos(math.radians(lat1))
+    return math.hypot(dx, dy)
+
+
+async def test_copter_flies_a_mission_and_comes_home() -> None:
+    async with _one("copter", ekf_ready_after_s=5.0) as (vehicle, _sim_):
+        ready = await vehicle.wait_ready(DEADLINE_S)
+        assert ready.vehicle_type == "copter" and ready.position_valid and ready.ekf_ok
+
+        wp_lat = HOME_LAT + 300.0 / M_PER_DEG_LAT  # ~300 m north of home
+        plan = [mission.takeoff(30.0), mission.waypoint(HOME_LON, wp_lat, 30.0),
+                mission.loiter_time(HOME_LON, wp_lat, 30.0, 5.0), mission.return_to_launch()]
+        await vehicle.upload_mission(plan)
+        back = await vehicle.download_mission()
+        assert [i.command for i in back] == [i.command for i in plan]
+        assert back[1].lat_deg == pytest.approx(wp_lat, abs=1e-6)
+        assert back[1].alt_m == pytest.approx(30.0)
+
+        await vehicle.set_mode("GUIDED")
+        await vehicle.arm()
+        await vehicle.set_mode("AUTO")
+        assert vehicle.state.mode == "AUTO"
+
+        climbed = await _until(vehicle, lambda t: t.alt_rel_m > 20.0, "climb")
+        assert not climbed.landed
+        await _until(vehicle, lambda t: t.last_reached_seq >= 2, "waypoint reached")
+        near = await _until(
+            vehicle, lambda t: _distance_m(t.lon_deg, t.lat_deg, HOME_LON, wp_lat) < 30.0,
+            "at the waypoint")
+        assert near.alt_rel_m == pytest.approx(30.0, abs=5.0)
+        await _until(vehicle, lambda t: t.mission_seq >= 4 or t.mode == "RTL", "RTL item")
+        home = await _until(vehicle, lambda t: t.landed and not t.armed, "landed and disarmed")
+        assert _distance_m(home.lon_deg, home.lat_deg, HOME_LON, HOME_LAT) < 10.0
+        assert home.alt_rel_m < 1.0
+
+
+async def test_arm_before_ekf_ready_fails_with_the_reason() -> None:
+    async with _one("copter", ekf_ready_after_s=100_000.0) as (vehicle, _sim_):
+        await _until(vehicle, lambda t: t.heartbeat_seen, "heartbeat")
+        with pytest.raises(CommandFailed) as info:
+            await vehicle.arm()
+        assert info.value.result == mav.MAV_RESULT_FAILED
+        assert info.value.statustext and info.value.statustext.startswith("Arm:")
+        assert "Arm:" in str(info.value)
+        assert not vehicle.state.armed
+
+
+async def test_boat_refuses_auto_without_a_mission() -> None:
+    async with _one("boat", system_id=3, ekf_ready_after_s=2.0) as (vehicle, _sim_):
+        await vehicle.wait_ready(DEADLINE_S)
+        assert vehicle.vehicle_type == "boat"
+        await vehicle.set_mode("GUIDED")
+        with pytest.raises(ModeChangeFailed) as info:
+            await vehicle.set_mode("AUTO")
+        assert "No Mission" in str(info.value)
+        assert vehicle.state.mode == "GUIDED"
+
+
+async def test_unknown_command_is_unsupported_and_request_message_works() -> None:
+    async with _one("copter", ekf_ready_after_s=2.0) as (vehicle, _sim_):
+        await _until(vehicle, lambda t: t.heartbeat_seen, "heartbeat")
+        with pytest.raises(CommandUnsupported):
+            await vehicle.command(mav.MAV_CMD_WAYPOINT_USER_1, 1, 2, 3)
+        version = await vehicle.request_message(mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION)
+        assert "flight_sw_version" in version
+
+
+async def test_fleet_tells_two_vehicles_apart_and_reports_lost_and_recovered() -> None:
+    port = _free_udp_port()
+    url = f"udpin:127.0.0.1:{port}"
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    changed = asyncio.Event()
+
+    def on_event(kind: str, name: str, data: dict[str, Any]) -> None:
+        events.append((kind, name, data))
+        changed.set()
+        if kind == "vehicle.telemetry" and name == "boat":
+            raise RuntimeError("a broken listener must not stop the fleet")
+
+    async def until_event(kind: str, name: str) -> dict[str, Any]:
+        async with asyncio.timeout(DEADLINE_S):
+            while True:
+                for k, n, data in events:
+                    if (k, n) == (kind, name):
+                        return data
+                changed.clear()
+                await changed.wait()
+
+    fleet = Fleet([FleetEntry("copter", "copter", url, 1), FleetEntry("boat", "boat", url, 2)],
+                  link_lost_s=1.0, on_event=on_event, telemetry_period_s=0.2)
+    copter = _sim("copter", 1, port, ekf_ready_after_s=2.0)
+    boat = _sim("boat", 2, port, ekf_ready_after_s=2.0)
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(copter.run()), tg.create_task(boat.run()),
+                 tg.create_task(fleet.run())]
+        try:
+            await until_event("vehicle.connected", "copter")
+            await until_event("vehicle.connected", "boat")
+            await until_event("vehicle.telemetry", "copter")
+            await until_event("vehicle.telemetry", "boat")
+            states = fleet.states()
+            assert states["copter"]["vehicle_type"] == "copter" and states["copter"]["system_id"] == 1
+            assert states["boat"]["vehicle_type"] == "boat" and states["boat"]["system_id"] == 2
+            assert fleet.vehicle("copter").system_id == 1
+
+            copter.pause_link()
+            lost = await until_event("vehicle.lost", "copter")
+            assert lost["silent_s"] >= 1.0
+            assert fleet.states()["copter"]["link"] == "lost"
+            assert fleet.states()["boat"]["link"] == "connected"
+            with pytest.raises(VehicleUnavailable, match="lost"):
+                fleet.vehicle("copter")
+
+            copter.resume_link()
+            await until_event("vehicle.recovered", "copter")
+            assert fleet.vehicle("copter").state.heartbeat_seen
+            assert not any(k == "vehicle.lost" and n == "boat" for k, n, _ in events)
+            assert fleet.event_errors > 0  # the raising listener was survived
+        finally:
+            for task in tasks:
+                task.cancel()
