@@ -78,10 +78,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
         settings.port = args.port
     district = _district_dir(settings, generate=True)
     settings.sim_speed = args.speed
-    asyncio.run(_demo(settings, district))
+    asyncio.run(_demo(settings, district, fleet_speedup=args.fleet_speedup))
 
 
-async def _demo(settings: Settings, district: Path) -> None:
+async def _demo(settings: Settings, district: Path, *, fleet_speedup: float) -> None:
     from sensors.mqtturl import parse_mqtt_url
     from sitl.fleet_sim import run_fleet
     from sitl.scenarios.devices import run_scenario_sensors
@@ -96,12 +96,12 @@ async def _demo(settings: Settings, district: Path) -> None:
             await stack.enter_async_context(embedded_broker(host="127.0.0.1", port=url.port))
             print(f"No MQTT broker at {url.host}:{url.port}: started the embedded amqtt broker "
                   f"on 127.0.0.1:{url.port}", flush=True)
-        # One scaled clock for the service and the scenario's sensors; the vehicles run
-        # their own physics at the same speed-up.
+        # One scaled clock for the service and the scenario's sensors (hours of flood in
+        # minutes); the vehicles fly at their own, gentler speed-up so they can be watched.
         clock = _clock(settings)
         fleet_file = settings.fleet_file or district / "fleet.yaml"
         extra = [
-            run_fleet(fleet_file, speedup=settings.sim_speed),
+            run_fleet(fleet_file, speedup=fleet_speedup),
             run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock),
         ]
         await _serve(settings, district, clock=clock, extra=extra, announce=True)
@@ -151,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole system on the synthetic Yubei district: service, "
                           "simulated sensors and fleet (embedded broker if none answers)")
-    demo.add_argument("--speed", type=float, default=10.0, help="simulation speed-up (default 10)")
+    demo.add_argument("--speed", type=float, default=60.0,
+                      help="scenario time speed-up for sensors and service (default 60)")
+    demo.add_argument("--fleet-speedup", type=float, default=5.0,
+                      help="simulated vehicles' speed-up (default 5)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default YINGJI_PORT or 8000)")
     demo.set_defaults(func=cmd_demo)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import uuid
 from collections import deque
@@ -27,19 +28,21 @@ from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
 from uav.errors import VehicleError
 from uav.fleet import Fleet, FleetEntry
+from uav.telemetry import Telemetry
 
 from .clock import Clock, SystemClock
 from .dispatch.allocation import Candidate, choose_vehicle
-from .dispatch.mission import MissionPlan, PlanRefused, plan_recon
+from .dispatch.errors import PlanRefused
+from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
 from .events import EventBus
 from .incidents import OpenIncident, Status, decide, transition
-from .linkage.playbook import Department, tasks_for
+from .linkage.playbook import tasks_for
 from .risk.assess import assess
 from .risk.rules import Assessment, Level
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
-from .store.models import DispatchRow, IncidentRow, TaskRow
+from .store.models import IncidentRow, TaskRow
 
 log = logging.getLogger("command.runtime")
 
@@ -96,6 +99,10 @@ class Service:
             d.vehicle: d.incident_id for d in self.store.dispatches().values()
             if d.vehicle and d.state in DISPATCH_ACTIVE
         }
+        # Open incidents by (kind, sensor): the ingest path consults this, not the database.
+        self._open: dict[tuple[str, str], int] = {
+            (r.kind, r.sensor_id): r.id for r in self.store.incidents() if r.status != Status.CLOSED and r.sensor_id
+        }
         self._last_track: dict[str, float] = {}
         self._vehicle_cache: dict[str, dict[str, Any]] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
@@ -126,8 +133,13 @@ class Service:
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
                 for d in self.store.dispatches().values():
-                    if d.state in DISPATCH_ACTIVE and d.vehicle:
-                        tg.create_task(self._resume(d), name=f"resume-{d.incident_id}")
+                    if d.state in ("planning", "uploading"):
+                        # stopped before the mission started: the vehicle may hold a partial
+                        # mission, so the dispatcher must approve again
+                        self._fail(d.incident_id, d.vehicle, "interrupted by a service restart before take-off")
+                    elif d.state in DISPATCH_ACTIVE and d.vehicle:
+                        self._spawn(self._track(d.incident_id, d.vehicle, int(d.plan.get("items", 0)),
+                                                resumed=True), name=f"resume-{d.incident_id}")
                 self.ready.set()
         finally:
             self._tg = None
@@ -177,10 +189,18 @@ class Service:
                 self._mqtt_publish(f"yingji/events/{event.kind}", event.to_wire())
 
     def _spawn(self, coro: Any, *, name: str) -> None:
+        """Run ``coro`` in the service's TaskGroup; its failure is logged, never the service's."""
         if self._tg is None:
             coro.close()
             raise Unavailable("the service is starting or stopping")
-        self._tg.create_task(coro, name=name)
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("task %s failed", name)
+
+        self._tg.create_task(guarded(), name=name)
 
     # -- sensing --------------------------------------------------------------------------
     def _load_rain_history(self) -> None:
@@ -231,14 +251,11 @@ class Service:
         self._apply_assessment(spec, reading, assessment)
 
     # -- incidents ------------------------------------------------------------------------
-    def _open_incident_for(self, kind: str, sensor_id: str) -> IncidentRow | None:
-        for row in self.store.incidents():
-            if row.kind == kind and row.sensor_id == sensor_id and row.status != Status.CLOSED:
-                return row
-        return None
-
     def _apply_assessment(self, spec: SensorSpec, reading: Reading, a: Assessment) -> None:
-        row = self._open_incident_for(a.kind, spec.sensor_id)
+        open_id = self._open.get((a.kind, spec.sensor_id))
+        if open_id is None and a.level == Level.NONE:
+            return  # the common case: nothing to open, nothing to follow
+        row = self.store.incident(open_id) if open_id is not None else None
         current = OpenIncident(row.id, Level(row.level)) if row else None
         decision = decide(a, current)
         now = self.clock.now()
@@ -262,10 +279,11 @@ class Service:
             row = self.store.insert_incident(
                 kind=a.kind, sensor_id=spec.sensor_id, level=int(level), status=Status.OPEN,
                 lon=spec.lon, lat=spec.lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
+            self._open[(a.kind, spec.sensor_id)] = row.id
             self.metrics.incidents_opened += 1
             log.info("incident %d opened: %s (%s)", row.id, title, level.colour)
             self.bus.publish("incident.opened", self.incident_view(row))
-            self._link_departments(row)
+            self._link_departments(row, spec)
             return
         assert row is not None
         detail = dict(row.detail)
@@ -276,9 +294,10 @@ class Service:
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
 
-    def _link_departments(self, row: IncidentRow) -> None:
+    def _link_departments(self, row: IncidentRow, spec: SensorSpec) -> None:
         level = Level(row.level)
-        context = {"title": row.detail["title"], "title_zh": row.detail["title_zh"], "level": level.colour,
+        context = {"title": row.detail["title"], "title_zh": row.detail["title_zh"], "place": spec.name,
+                   "place_zh": spec.name_zh, "level": level.colour,
                    "level_zh": level.colour_zh, "response": level.response, "lon": row.lon, "lat": row.lat}
         specs = tasks_for(self.district.playbook, kind=row.kind, departments=self.departments, context=context)
         now = self.clock.now()
@@ -318,10 +337,11 @@ class Service:
         try:
             name, plan = self._plan(row)
         except (PlanRefused, Refused) as err:
-            self.store.update_dispatch(incident_id, state="refused", error=str(err), updated_at=now)
+            reason = "; ".join(err.reasons) if isinstance(err, PlanRefused) else str(err)
+            self.store.update_dispatch(incident_id, state="refused", error=reason, updated_at=now)
             self._count_dispatch("refused")
-            self.bus.publish("dispatch.refused", {"incident_id": incident_id, "reason": str(err), "by": by})
-            raise Refused(str(err)) from None
+            self.bus.publish("dispatch.refused", {"incident_id": incident_id, "reason": reason, "by": by})
+            raise Refused(reason) from None
         self.store.update_dispatch(incident_id, vehicle=name, state="uploading", updated_at=now,
                                    plan=_plan_wire(plan))
         self.assignments[name] = incident_id
@@ -344,14 +364,15 @@ class Service:
                       and st.get("lon") is not None and not st.get("armed"))
             out.append(Candidate(
                 name=name, type=spec.type,
-                lon=st.get("lon") if st.get("lon") is not None else spec.base[0],
-                lat=st.get("lat") if st.get("lat") is not None else spec.base[1],
+                lon=st.get("lon") if st.get("lon") is not None else spec.base_lon,
+                lat=st.get("lat") if st.get("lat") is not None else spec.base_lat,
                 battery_pct=st.get("battery_pct") if st.get("battery_pct") is not None else 0.0,
                 available=bool(usable), cruise_speed_mps=spec.cruise_speed_mps, endurance_s=spec.endurance_s))
         return out
 
     def _plan(self, row: IncidentRow) -> tuple[str, MissionPlan]:
-        choice = choose_vehicle((row.lon, row.lat), row.on_water, self._candidates())
+        choice = choose_vehicle((row.lon, row.lat), row.on_water, self._candidates(),
+                                loiter_s=self.settings.loiter_s)
         if choice.vehicle is None:
             raise Refused(f"no vehicle can serve this incident: {choice.reason}")
         cand = choice.vehicle
@@ -379,7 +400,7 @@ class Service:
                                                   "items": len(plan.items)})
             await vehicle.arm()
             await vehicle.set_mode("AUTO")
-            if vehicle.telemetry.vehicle_type == "copter":
+            if vehicle.state.vehicle_type == "copter":
                 # ArduCopter takes off from the ground in AUTO only on MISSION_START
                 await vehicle.start_mission()
             self._set_dispatch(incident_id, "flying")
@@ -387,21 +408,20 @@ class Service:
             log.warning("dispatch of incident %d with %s failed: %s", incident_id, name, err)
             self._fail(incident_id, name, str(err))
             return
-        await self._track(incident_id, name, plan)
+        except Exception as err:
+            self._fail(incident_id, name, f"internal error: {err!r}")
+            raise
+        await self._track(incident_id, name, len(plan.items))
 
-    async def _resume(self, d: DispatchRow) -> None:
-        """After a restart: keep watching a flight the vehicle is still flying."""
-        plan_items = int(d.plan.get("items", 0)) if d.plan else 0
-        log.info("resuming watch of %s for incident %d (%s)", d.vehicle, d.incident_id, d.state)
-        assert d.vehicle is not None
-        await self._track(d.incident_id, d.vehicle, None, total_items=plan_items)
+    async def _track(self, incident_id: int, name: str, items: int, *, resumed: bool = False) -> None:
+        """Follow the flight to its end: returning once the RTL item is current, done when disarmed.
 
-    async def _track(self, incident_id: int, name: str, plan: MissionPlan | None, *,
-                     total_items: int | None = None) -> None:
-        total = len(plan.items) if plan is not None else (total_items or 0)
-        returning_from = total  # seq of the RTL item (items are 1-based after home)
+        ``items`` is the mission length without the home slot, so the last item (RTL)
+        has sequence ``items``. A resumed watch (after a restart) that finds the vehicle
+        already disarmed ends the flight there.
+        """
         state = "flying"
-        airborne = False
+        airborne = resumed
         while True:
             try:
                 vehicle = self.fleet.vehicle(name)
@@ -410,7 +430,10 @@ class Service:
                 continue
             async for t in vehicle.telemetry():
                 airborne = airborne or (t.armed and not t.landed)
-                if state == "flying" and (t.mission_seq >= returning_from or t.mode in ("RTL", "LAND", "SMART_RTL")):
+                if resumed and not t.armed:
+                    self._finish(incident_id, name)
+                    return
+                if state == "flying" and (t.mission_seq >= items or t.mode in ("RTL", "LAND", "SMART_RTL")):
                     state = "returning"
                     self._set_dispatch(incident_id, state)
                 if t.vehicle_type == "boat" and state == "returning" and t.armed and _near_home(t):
@@ -430,9 +453,10 @@ class Service:
         self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
         self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
 
-    def _fail(self, incident_id: int, name: str, error: str) -> None:
+    def _fail(self, incident_id: int, name: str | None, error: str) -> None:
         self._set_dispatch(incident_id, "failed", error=error)
-        self.assignments.pop(name, None)
+        if name is not None:
+            self.assignments.pop(name, None)
         self._count_dispatch("failed")
         row = self.store.incident(incident_id)
         if row.status == Status.DISPATCHED:
@@ -511,10 +535,11 @@ class Service:
         return view
 
     def task_view(self, t: TaskRow) -> dict[str, Any]:
-        dept = self.departments.get(t.department) or Department(t.department, t.department, t.department)
+        dept = self.departments.get(t.department)
         return {
             "id": t.id, "incident_id": t.incident_id, "department": t.department,
-            "department_name": dept.name, "department_name_zh": dept.name_zh, "text": t.text,
+            "department_name": dept.name if dept else t.department,
+            "department_name_zh": dept.name_zh if dept else t.department, "text": t.text,
             "text_zh": t.text_zh, "status": t.status, "created_at": t.created_at.isoformat(),
             "acknowledged_at": t.acknowledged_at.isoformat() if t.acknowledged_at else None,
             "acknowledged_by": t.acknowledged_by,
@@ -557,11 +582,9 @@ def _plan_wire(plan: MissionPlan) -> dict[str, Any]:
     }
 
 
-def _near_home(t: Any, radius_m: float = 15.0) -> bool:
-    if t.home_lat_deg is None or t.lat_deg is None:
+def _near_home(t: Telemetry, radius_m: float = 15.0) -> bool:
+    if not all(math.isfinite(x) for x in (t.home_lat_deg, t.home_lon_deg, t.lat_deg, t.lon_deg)):
         return False
-    from math import cos, hypot, radians
-
     dy = (t.lat_deg - t.home_lat_deg) * 111_320.0
-    dx = (t.lon_deg - t.home_lon_deg) * 111_320.0 * cos(radians(t.lat_deg))
-    return hypot(dx, dy) <= radius_m
+    dx = (t.lon_deg - t.home_lon_deg) * 111_320.0 * math.cos(math.radians(t.lat_deg))
+    return math.hypot(dx, dy) <= radius_m

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
@@ -249,6 +249,7 @@ class SimVehicle:
         self._remote: tuple[str, int] | None = (gcs_host, gcs_port) if gcs_port is not None else None
         self._tick_wall_s = tick_wall_s
         self._link_paused = False
+        self._pending_texts: list[mav.MAVLink_message] = []
         self._transport: asyncio.DatagramTransport | None = None
         self._tcp_writers: list[asyncio.StreamWriter] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -440,6 +441,7 @@ class SimVehicle:
             self._step(step, wall_now)
             remaining -= step
         self._update_upload(wall_now)
+        self._flush_texts()
         self._send_due(wall_now)
 
     # ------------------------------------------------------------------ transport
@@ -448,8 +450,8 @@ class SimVehicle:
         if self._link_paused:
             self.counters["rx_dropped_paused"] += 1
             return
-        if addr is not None and not self._tcp:
-            self._remote = (addr[0], addr[1])
+        if addr is not None:
+            self._remote = (addr[0], addr[1])  # UDP replies go here; for TCP it is informative
         try:
             msgs = self._mav.parse_buffer(data) or []
         except mav.MAVError as err:
@@ -467,6 +469,7 @@ class SimVehicle:
             except Exception:  # a bad message must not stop the vehicle
                 self.counters["handler_errors"] += 1
                 log.exception("%s: error handling %s", self.name, msg.get_type())
+            self._flush_texts()
 
     async def _on_tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._tcp_writers.append(writer)
@@ -481,7 +484,11 @@ class SimVehicle:
             writer.close()
 
     def _send(self, msg: mav.MAVLink_message) -> None:
+        # MAVLink's packet sequence advances for every packet the vehicle sends, also for
+        # those lost on the way (a paused link plays a radio outage), so a ground station
+        # can count loss from the gaps. ``pack`` itself does not advance it.
         if self._link_paused:
+            self._mav.seq = (self._mav.seq + 1) % 256
             self.counters["tx_dropped_paused"] += 1
             return
         if self._tcp:
@@ -489,6 +496,7 @@ class SimVehicle:
                 self.counters["tx_dropped_no_peer"] += 1
                 return
             buf = msg.pack(self._mav)
+            self._mav.seq = (self._mav.seq + 1) % 256
             for w in self._tcp_writers:
                 w.write(buf)
         else:
@@ -496,11 +504,19 @@ class SimVehicle:
                 self.counters["tx_dropped_no_peer"] += 1
                 return
             self._transport.sendto(msg.pack(self._mav), self._remote)
+            self._mav.seq = (self._mav.seq + 1) % 256
         self.counters["tx_msgs"] += 1
 
     def _text(self, severity: int, text: str) -> None:
+        # ArduPilot queues STATUSTEXT and sends it after the COMMAND_ACK of the command that
+        # caused it (GCS::send_text → statustext queue, serviced in update_send()).
         log.info("%s: %s", self.name, text)
-        self._send(mav.MAVLink_statustext_message(severity, text.encode()[:50]))
+        self._pending_texts.append(mav.MAVLink_statustext_message(severity, text.encode()[:50]))
+
+    def _flush_texts(self) -> None:
+        texts, self._pending_texts = self._pending_texts, []
+        for msg in texts:
+            self._send(msg)
 
     def _ack(self, command: int, result: int, msg: mav.MAVLink_message) -> None:
         self._send(mav.MAVLink_command_ack_message(command, result, 0, 0, msg.get_srcSystem(),
@@ -793,7 +809,7 @@ class SimVehicle:
         table = _COPTER_NAMES if self.kind == "copter" else _ROVER_NAMES
         name = table.get(num)
         if name is None or name == "INITIALISING":
-            self._text(mav.MAV_SEVERITY_WARNING, "No such mode")
+            self._text(mav.MAV_SEVERITY_WARNING, f"No such mode {num}")  # notify_no_such_mode()
             return False
         if num == self._mode:
             return True
@@ -1187,9 +1203,7 @@ class SimVehicle:
         if self.kind == "boat" and c in (mav.MAV_CMD_NAV_TAKEOFF, mav.MAV_CMD_NAV_LAND):
             return True  # not a Rover command: skipped
         if nav.phase == "takeoff":
-            if not self._on_ground() or self._armed:
-                return self._climb_to(nav.alt_goal_amsl or self._alt_amsl, dt)
-            return False
+            return self._climb_to(nav.alt_goal_amsl or self._alt_amsl, dt)
         if nav.phase.startswith("rtl") or nav.phase.startswith("land"):
             return self._rtl_land_step(nav, dt)
         if nav.phase == "delay":

@@ -53,7 +53,7 @@ class FleetEntry:
 class _Tracked:
     """The fleet's view of one vehicle: link state and what was last reported."""
 
-    __slots__ = ("entry", "vehicle", "link", "lost_at_s", "lost_heartbeat_s", "mode", "armed", "reached",
+    __slots__ = ("entry", "vehicle", "link", "lost_at_s", "lost_heartbeat_s", "mode", "reached",
                  "texts", "telemetry_at_s", "telemetry_sent")
 
     def __init__(self, entry: FleetEntry) -> None:
@@ -63,7 +63,6 @@ class _Tracked:
         self.lost_at_s = 0.0
         self.lost_heartbeat_s = 0.0
         self.mode: tuple[str, bool] | None = None
-        self.armed = False
         self.reached = -1
         self.texts = 0
         self.telemetry_at_s = 0.0

@@ -65,7 +65,8 @@ def land(lon_deg: float = 0.0, lat_deg: float = 0.0) -> MissionItem:
 
 # ---- wire encoding (used by the mission protocol in ``uav.vehicle``) -----------------------
 
-# Frames ↔ their integer-coordinate variants (MAV_FRAME, https://mavlink.io/en/messages/common.html#MAV_FRAME):
+# Frames ↔ their integer-coordinate variants
+# (MAV_FRAME, https://mavlink.io/en/messages/common.html#MAV_FRAME):
 # GLOBAL 0 ↔ GLOBAL_INT 5, GLOBAL_RELATIVE_ALT 3 ↔ GLOBAL_RELATIVE_ALT_INT 6,
 # GLOBAL_TERRAIN_ALT 10 ↔ GLOBAL_TERRAIN_ALT_INT 11.
 _TO_INT_FRAME = {
@@ -88,14 +89,16 @@ def base_frame(frame: int) -> int:
     return _FROM_INT_FRAME.get(frame, frame)
 
 
-def home_placeholder(lon_deg: float = 0.0, lat_deg: float = 0.0, alt_amsl_m: float = 0.0) -> MissionItem:
+def home_placeholder(lon_deg: float = 0.0, lat_deg: float = 0.0,
+                     alt_amsl_m: float = 0.0) -> MissionItem:
     """Sequence 0: NAV_WAYPOINT at home (zeros if unknown), as Mission Planner sends it."""
     return MissionItem(mav.MAV_CMD_NAV_WAYPOINT, frame=FRAME_GLOBAL_AMSL, lat_deg=lat_deg,
                        lon_deg=lon_deg, alt_m=alt_amsl_m)
 
 
 def encode_item_int(item: MissionItem, seq: int, *, target_system: int, target_component: int,
-                    mission_type: int = mav.MAV_MISSION_TYPE_MISSION) -> mav.MAVLink_mission_item_int_message:
+                    mission_type: int = mav.MAV_MISSION_TYPE_MISSION,
+                    ) -> mav.MAVLink_mission_item_int_message:
     """MISSION_ITEM_INT for ``item`` at ``seq`` (lat/lon in degE7, _INT frame)."""
     return mav.MAVLink_mission_item_int_message(
         target_system, target_component, seq, int_frame(item.frame), item.command, 0,

@@ -38,7 +38,8 @@ _TABLES: Mapping[str, Mapping[str, int]] = MappingProxyType({
     "copter": COPTER_MODES, "boat": ROVER_MODES, "rover": ROVER_MODES, "plane": PLANE_MODES,
 })
 _REVERSE: Mapping[str, Mapping[int, str]] = MappingProxyType(
-    {kind: MappingProxyType({n: name for name, n in table.items()}) for kind, table in _TABLES.items()})
+    {kind: MappingProxyType({n: name for name, n in table.items()})
+     for kind, table in _TABLES.items()})
 
 
 def table_kind(vehicle_type: str) -> str:

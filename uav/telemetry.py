@@ -16,7 +16,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav.modes import mode_name
 
-__all__ = ["StatusText", "Telemetry", "update", "to_dict", "summary", "vehicle_type_of", "STATUSTEXT_KEEP"]
+__all__ = ["StatusText", "Telemetry", "update", "to_dict", "summary", "vehicle_type_of",
+           "STATUSTEXT_KEEP"]
 
 NAN: Final = math.nan
 # How many recent STATUSTEXT lines a snapshot keeps.

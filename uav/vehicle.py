@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from contextlib import aclosing
+from functools import partial
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -27,7 +28,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav import mission as missions
 from uav.errors import (
-    CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost, MissionRejected, MissionTimeout,
+    CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost, MissionRejected,
+    MissionTimeout,
     ModeChangeFailed, VehicleNotReady, WrongMode, command_name, error_for_result,
     mission_result_name,
 )
@@ -292,7 +294,7 @@ class Vehicle:
         """MAV_CMD_DO_SET_MODE with the ArduPilot custom mode, confirmed from HEARTBEAT.
 
         A mode set can be lost (ArduPilot right after boot, FACTS), so an ACCEPTED change
-        that the heartbeat does not show within ``confirm_s`` is sent again.
+        that the heartbeat does not show within ``confirm_s`` is sent again. Needs ``run()``.
         """
         vtype = self._state.vehicle_type
         if vtype == "unknown":
@@ -301,26 +303,24 @@ class Vehicle:
         number = mode_number(vtype, name)
         mode = name.strip().upper()
         for attempt in range(attempts):
-            with self.link.subscribe(self.system_id, types={"HEARTBEAT"}, maxsize=16) as hb:
-                try:
-                    await self.command(mav.MAV_CMD_DO_SET_MODE,
-                                       mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number,
-                                       what=f"set mode {mode}")
-                except CommandTimeout:
-                    raise
-                except CommandError as err:
-                    raise ModeChangeFailed(f"{self.name}: mode {mode} refused: {err}", mode=mode,
-                                           statustext=err.statustext) from err
-                try:
-                    async with asyncio.timeout(confirm_s):
-                        while True:
-                            msg = await hb.get()
-                            if msg.autopilot != mav.MAV_AUTOPILOT_INVALID and \
-                                    msg.custom_mode == number:
-                                return
-                except TimeoutError:
-                    log.warning("%s: mode %s accepted but not shown (try %d)", self.name, mode,
-                                attempt + 1)
+            try:
+                await self.command(mav.MAV_CMD_DO_SET_MODE, mav.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
+                                   number, what=f"set mode {mode}")
+            except CommandTimeout:
+                raise
+            except CommandError as err:
+                raise ModeChangeFailed(f"{self.name}: mode {mode} refused: {err}", mode=mode,
+                                       statustext=err.statustext) from err
+            acked_s = time.monotonic()
+            try:
+                # A heartbeat sent after the ack shows the mode (the snapshot, so that
+                # ``state.mode`` is current when this returns).
+                await self.wait_for(lambda t: t.heartbeat_at_s >= acked_s
+                                    and t.custom_mode == number, confirm_s)
+                return
+            except TimeoutError:
+                log.warning("%s: mode %s accepted but not shown (try %d)", self.name, mode,
+                            attempt + 1)
         raise ModeChangeFailed(f"{self.name}: mode {mode} accepted but never shown in the "
                                f"heartbeat (now {self._state.mode})", mode=mode,
                                statustext=_text(self._state))
@@ -439,7 +439,8 @@ class Vehicle:
                     requested.add(msg.seq)
                     self.link.send(wire[msg.seq], system_id=self.system_id)
                 else:
-                    log.warning("%s: vehicle asked for item %d of %d", self.name, msg.seq, len(wire))
+                    log.warning("%s: vehicle asked for item %d of %d", self.name, msg.seq,
+                                len(wire))
                 continue
             # MISSION_ACK
             if msg.type == mav.MAV_MISSION_ACCEPTED:
@@ -497,14 +498,14 @@ class Vehicle:
         for seq in range(count_msg.count):
             msg = await self._exchange(
                 sub, self.link.mav.mission_request_int_encode(tid, tcomp, seq, _MISSION_TYPE),
-                lambda m, s=seq: m.get_type() in ("MISSION_ITEM_INT", "MISSION_ITEM")  # type: ignore[misc]
-                and m.seq == s, request_timeout_s, f"mission item {seq}")
+                partial(_is_item, seq=seq), request_timeout_s, f"mission item {seq}")
             items.append(missions.decode_item(msg))
         self.link.send(self.link.mav.mission_ack_encode(
             tid, tcomp, mav.MAV_MISSION_ACCEPTED, _MISSION_TYPE), system_id=self.system_id)
         return items
 
-    async def clear_mission(self, *, timeout_s: float = 10.0, request_timeout_s: float = 1.5) -> None:
+    async def clear_mission(self, *, timeout_s: float = 10.0,
+                            request_timeout_s: float = 1.5) -> None:
         """MISSION_CLEAR_ALL, awaiting an ACCEPTED MISSION_ACK."""
         self._check_reachable()
         async with self._mission_lock:
@@ -519,6 +520,10 @@ class Vehicle:
                 except TimeoutError:
                     raise MissionTimeout(f"{self.name}: mission clear not acknowledged within "
                                          f"{timeout_s:g} s") from None
+
+
+def _is_item(msg: Any, *, seq: int) -> bool:
+    return msg.get_type() in ("MISSION_ITEM_INT", "MISSION_ITEM") and msg.seq == seq
 
 
 def _clean(text: Any) -> str:

@@ -23,6 +23,8 @@ from .metrics import render_metrics
 log = logging.getLogger("command.api")
 
 LAYERS = ("boundary", "rivers", "roads", "facilities", "airspace")
+# Module level: FastAPI resolves the (postponed) annotations below in this module's globals.
+bearer = HTTPBearer(auto_error=False)
 
 
 class DispatchBody(BaseModel):
@@ -38,7 +40,6 @@ def create_app(service: Service) -> FastAPI:
     # service (a sync handler would run in a worker thread and race the loop).
     app = FastAPI(title="Yingji 应急", version="0.1.0",
                   description="Command system of a district emergency bureau")
-    bearer = HTTPBearer(auto_error=False)
 
     async def require_token(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if cred is None or not secrets.compare_digest(cred.credentials.encode(), service.token.encode()):
@@ -75,7 +76,9 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/api/district")
     async def district() -> dict[str, Any]:
         d = service.district
-        return {"name": d.name, "name_zh": d.name_zh, "synthetic": d.synthetic, "notice": d.notice,
+        zh, _, en = d.notice.partition(" / ")  # the notice is "中文 / English" or one language
+        return {"name": d.name, "name_zh": d.name_zh, "synthetic": d.synthetic,
+                "notice": {"zh": zh, "en": en or zh},
                 "bbox": list(d.bbox), "center": list(d.center), "tile_url": service.settings.tile_url}
 
     @app.get("/api/layers/{name}")

@@ -37,9 +37,9 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    """The choice, or None with the reason; every candidate's fate for the record."""
+    """The choice (``vehicle``), or None with the reason; every candidate's fate for the record."""
 
-    candidate: Candidate | None
+    vehicle: Candidate | None
     reason: str
     reason_zh: str
     distance_m: float | None = None  # one way, to the target
@@ -89,13 +89,19 @@ def allocate(incident_lonlat: tuple[float, float], incident_on_water: bool, cand
     elif not any(c.available for c in pool):
         reason, reason_zh = f"no {wanted} available", f"没有可用的{wanted_zh}"
     else:
-        reason = f"no {wanted} with enough battery for the round trip and a {reserve_pct:.0f} % reserve"
-        reason_zh = f"没有电量足以往返并保留 {reserve_pct:.0f}% 余量的{wanted_zh}"
+        d, c = min(((path_length_m([(c.lon, c.lat), incident_lonlat], epsg=epsg), c) for c in pool if c.available),
+                   key=lambda t: t[0])
+        use = round_trip_pct(c, d, loiter_s=loiter_s)
+        reason = (f"no {wanted} with enough battery for the round trip and a {reserve_pct:.0f} % reserve "
+                  f"(nearest: {c.name}, {d / 1000:.1f} km, needs about {use:.0f} %, has {c.battery_pct:.0f} %)")
+        reason_zh = (f"没有电量足以往返并保留 {reserve_pct:.0f}% 余量的{wanted_zh}"
+                     f"（最近的 {c.name} 距离 {d / 1000:.1f} 公里，需约 {use:.0f}%，现有 {c.battery_pct:.0f}%）")
     return Allocation(None, reason, reason_zh, rejected=tuple(rejected))
 
 
 def choose_vehicle(incident_lonlat: tuple[float, float], incident_on_water: bool, candidates: Sequence[Candidate],
-                   *, reserve_pct: float = DEFAULT_RESERVE_PCT, loiter_s: float = 60.0) -> Candidate | None:
-    """The vehicle ``allocate`` picks, or None (``allocate(...).reason`` says why)."""
-    return allocate(incident_lonlat, incident_on_water, candidates, reserve_pct=reserve_pct,
-                    loiter_s=loiter_s).candidate
+                   *, reserve_pct: float = DEFAULT_RESERVE_PCT, loiter_s: float = 60.0,
+                   epsg: int = UTM_48N) -> Allocation:
+    """Same as ``allocate``: ``.vehicle`` is the choice or None, ``.reason`` says why."""
+    return allocate(incident_lonlat, incident_on_water, candidates, reserve_pct=reserve_pct, loiter_s=loiter_s,
+                    epsg=epsg)

@@ -75,7 +75,8 @@ def plan_recon(vehicle: Candidate, home_lonlat: tuple[float, float], home_ground
     if not math.isfinite(ground_max):
         raise PlanRefused(["the path leaves the terrain model"], ["航线超出地形数据范围"])
     # Above-home height that keeps clearance_m over the highest ground on the leg.
-    alt = max(math.ceil(ground_max - home_ground_amsl_m + clearance_m), math.ceil(clearance_m))
+    # (rounded to the millimetre first, so interpolation noise does not add a metre)
+    alt = max(math.ceil(round(ground_max - home_ground_amsl_m + clearance_m, 3)), math.ceil(clearance_m))
     cruise_amsl = home_ground_amsl_m + alt
     line = [home, target]
     vertex_ground = terrain.elevation_along(np.array([home[0], target[0]]), np.array([home[1], target[1]]))

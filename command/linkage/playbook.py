@@ -6,20 +6,13 @@ only selects and fills it in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 
 class PlaybookError(Exception):
     """The playbook data is unusable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Department:
-    id: str
-    name: str
-    name_zh: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +23,10 @@ class TaskSpec:
 
 
 def tasks_for(playbook: Mapping[str, Sequence[Mapping[str, Any]]], *, kind: str,
-              departments: Mapping[str, Department], context: Mapping[str, Any]) -> list[TaskSpec]:
+              departments: Collection[str], context: Mapping[str, Any]) -> list[TaskSpec]:
     """The department tasks for an incident of ``kind``; texts may use ``{title}``, ``{level}``…
+
+    ``departments`` are the known department ids.
 
     An incident kind without its own entry falls back to the ``default`` entry.
     """

@@ -89,6 +89,9 @@ class Assessment:
 # that a gauge registry does not hold).
 
 
+_DATUM_ZH = {"Wusong": "吴淞", "Huanghai": "黄海"}
+
+
 def river_level_signal(level_m: float, *, warning_m: float, guaranteed_m: float,
                        historical_max_m: float, approach_m: float) -> Level:
     """Signal level of a river gauge reading (all heights in the gauge's datum).
@@ -118,7 +121,7 @@ def assess_river_level(sensor_id: str, level_m: float, *, warning_m: float, guar
     level = river_level_signal(level_m, warning_m=warning_m, guaranteed_m=guaranteed_m,
                                historical_max_m=historical_max_m, approach_m=approach_m)
     d = f" ({datum})" if datum else ""
-    dz = f"（{datum}基面）" if datum else ""
+    dz = f"（{_DATUM_ZH.get(datum, datum)}基面）" if datum else ""
     if level is Level.RED:
         threshold, what, what_zh = historical_max_m, "the historical maximum", "历史最高水位"
     elif level is Level.ORANGE:

@@ -44,6 +44,7 @@ const state = {
   setLang: switchLang,
   refresh: loadSnapshots,
   sourceData: (name) => state.map?.getSource(name)?.getData(),
+  flush: () => flushNow(), // apply pending updates to the panels and map now
 };
 window.yingji = state;
 
@@ -117,9 +118,9 @@ function responseText(inc) {
 /** Take #token=... from the address bar into localStorage and strip it from the URL. */
 function takeTokenFromFragment() {
   const params = new URLSearchParams(window.location.hash.slice(1));
-  const token = params.get("token");
-  if (!token) return;
-  storageSet(TOKEN_KEY, token);
+  if (!params.has("token")) return;
+  const token = params.get("token").trim();
+  if (token) storageSet(TOKEN_KEY, token);
   params.delete("token");
   const rest = params.toString();
   const url = window.location.pathname + window.location.search + (rest ? `#${rest}` : "");

@@ -62,8 +62,11 @@ async def test_console_shows_sensors_incident_and_moving_vehicle(live_service) -
                 if not (url.startswith(origin) or url.startswith(("data:", "blob:"))):
                     outside_requests.append(url)
 
+            async def dismiss(dialog) -> None:
+                await dialog.dismiss()  # a prompt means the token was not taken: fails below
+
             page.on("request", note_request)
-            page.on("dialog", lambda dialog: dialog.dismiss())  # a prompt means no token: fail below
+            page.on("dialog", dismiss)
             try:
                 await page.goto(f"{base}/#token={live_service.token}")
                 await page.wait_for_function("window.yingji?.mapLoaded === true", timeout=DEADLINE_MS)
@@ -127,14 +130,20 @@ async def test_console_shows_sensors_incident_and_moving_vehicle(live_service) -
                     polling=100,
                     timeout=DEADLINE_MS,
                 )
-                shown = await row.locator(".pos").inner_text()
-                lon_text, lat_text = (part.strip() for part in shown.split(","))
-                telemetry = await page.evaluate(
-                    "(name) => { const v = window.yingji.vehicles.get(name); return [v.lon, v.lat]; }",
+                # The panel shows the last telemetry (read in one task, after a flush).
+                shown, telemetry = await page.evaluate(
+                    """(name) => {
+                        window.yingji.flush();
+                        const el = document.querySelector(
+                            `#vehicle-list .vehicle[data-name="${name}"] .pos`);
+                        const v = window.yingji.vehicles.get(name);
+                        return [el.textContent, [v.lon, v.lat]];
+                    }""",
                     vehicle,
                 )
-                assert abs(float(lon_text) - telemetry[0]) < 1e-3
-                assert abs(float(lat_text) - telemetry[1]) < 1e-3
+                lon_text, lat_text = (part.strip() for part in shown.split(","))
+                assert abs(float(lon_text) - telemetry[0]) < 1e-5
+                assert abs(float(lat_text) - telemetry[1]) < 1e-5
                 await page.locator(f'.vehicle-marker[data-name="{vehicle}"]').wait_for(
                     state="attached", timeout=DEADLINE_MS
                 )

@@ -14,7 +14,10 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from sitl.vehicle_sim import SimVehicle
 from uav import mission
-from uav.errors import CommandFailed, CommandUnsupported, ModeChangeFailed, VehicleUnavailable
+from uav.errors import (
+    CommandFailed, CommandUnsupported, MissionRejected, ModeChangeFailed, VehicleUnavailable,
+    WrongMode,
+)
 from uav.fleet import Fleet, FleetEntry
 from uav.link import MavLink, open_link
 from uav.telemetry import Telemetry
@@ -34,10 +37,10 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _sim(kind: str, system_id: int, gcs_port: int, **kw: Any) -> SimVehicle:
+def _sim(kind: str, system_id: int, gcs_port: int | None, **kw: Any) -> SimVehicle:
     return SimVehicle(kind=kind, system_id=system_id, home_lon=HOME_LON, home_lat=HOME_LAT,
                       home_alt_amsl_m=HOME_ALT_M, gcs_host="127.0.0.1", gcs_port=gcs_port,
-                      listen_port=0, speedup=SPEEDUP, **kw)
+                      speedup=SPEEDUP, **kw)
 
 
 @asynccontextmanager
@@ -57,7 +60,8 @@ async def _flying(*sims: SimVehicle, link: MavLink | None = None,
 
 
 @asynccontextmanager
-async def _one(kind: str, system_id: int = 1, **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
+async def _one(kind: str, system_id: int = 1,
+               **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
     link = await open_link("udpin:127.0.0.1:0")
     try:
         sim = _sim(kind, system_id, link.local_port, **kw)
@@ -134,6 +138,22 @@ async def test_boat_refuses_auto_without_a_mission() -> None:
         assert "No Mission" in str(info.value)
         assert vehicle.state.mode == "GUIDED"
 
+        # the boat drives where it is told in GUIDED, returns on RTL, and the GCS disarms it
+        await vehicle.arm()
+        await vehicle.change_speed(4.0)
+        east_lon = HOME_LON + 120.0 / (M_PER_DEG_LAT * math.cos(math.radians(HOME_LAT)))
+        await vehicle.goto(east_lon, HOME_LAT, 0.0)
+        await _until(vehicle, lambda t: _distance_m(t.lon_deg, t.lat_deg, east_lon, HOME_LAT) < 10,
+                     "at the GUIDED target")
+        await vehicle.rtl()
+        with pytest.raises(WrongMode):
+            await vehicle.goto(HOME_LON, HOME_LAT, 0.0)
+        await _until(vehicle, lambda t: _distance_m(t.lon_deg, t.lat_deg, HOME_LON, HOME_LAT) < 10
+                     and t.groundspeed_mps < 0.5, "back home")
+        assert vehicle.state.armed and vehicle.state.mode == "RTL"
+        await vehicle.disarm()
+        await _until(vehicle, lambda t: not t.armed, "disarmed")
+
 
 async def test_unknown_command_is_unsupported_and_request_message_works() -> None:
     async with _one("copter", ekf_ready_after_s=2.0) as (vehicle, _sim_):
@@ -156,11 +176,13 @@ async def test_fleet_tells_two_vehicles_apart_and_reports_lost_and_recovered() -
         if kind == "vehicle.telemetry" and name == "boat":
             raise RuntimeError("a broken listener must not stop the fleet")
 
-    async def until_event(kind: str, name: str) -> dict[str, Any]:
+    async def until_event(kind: str, name: str,
+                          where: Callable[[dict[str, Any]], bool] = lambda d: True,
+                          ) -> dict[str, Any]:
         async with asyncio.timeout(DEADLINE_S):
             while True:
                 for k, n, data in events:
-                    if (k, n) == (kind, name):
+                    if (k, n) == (kind, name) and where(data):
                         return data
                 changed.clear()
                 await changed.wait()
@@ -178,9 +200,17 @@ async def test_fleet_tells_two_vehicles_apart_and_reports_lost_and_recovered() -
             await until_event("vehicle.telemetry", "copter")
             await until_event("vehicle.telemetry", "boat")
             states = fleet.states()
-            assert states["copter"]["vehicle_type"] == "copter" and states["copter"]["system_id"] == 1
-            assert states["boat"]["vehicle_type"] == "boat" and states["boat"]["system_id"] == 2
+            assert (states["copter"]["vehicle_type"], states["copter"]["system_id"]) == ("copter", 1)
+            assert (states["boat"]["vehicle_type"], states["boat"]["system_id"]) == ("boat", 2)
             assert fleet.vehicle("copter").system_id == 1
+            # commands go to the right vehicle behind the shared port
+            await fleet.vehicle("boat").wait_ready(DEADLINE_S)
+            await fleet.vehicle("boat").set_mode("HOLD")
+            assert boat.mode == "HOLD" and copter.mode != "HOLD"
+            await until_event("vehicle.statustext", "copter")
+            await until_event("vehicle.mode", "boat", lambda d: d["mode"] == "HOLD")
+            assert not any(k == "vehicle.mode" and n == "copter" and d["mode"] == "HOLD"
+                           for k, n, d in events)
 
             copter.pause_link()
             lost = await until_event("vehicle.lost", "copter")
@@ -198,3 +228,38 @@ async def test_fleet_tells_two_vehicles_apart_and_reports_lost_and_recovered() -
         finally:
             for task in tasks:
                 task.cancel()
+
+
+async def test_tcp_link_to_a_listening_vehicle() -> None:
+    sim = _sim("boat", 5, None, tcp=True, ekf_ready_after_s=2.0)
+    async with asyncio.TaskGroup() as tg:
+        sim_task = tg.create_task(sim.run())
+        async with asyncio.timeout(DEADLINE_S):
+            await sim.started.wait()
+        link = await open_link(f"tcp:127.0.0.1:{sim.local_port}")
+        try:
+            vehicle = Vehicle(link, 5)
+            async with _flying(link=link, vehicles=(vehicle,)):
+                ready = await vehicle.wait_ready(DEADLINE_S)
+                assert ready.vehicle_type == "boat" and ready.system_id == 5
+                await vehicle.set_mode("HOLD")
+                assert sim.mode == "HOLD"
+        finally:
+            await link.close()
+            sim_task.cancel()
+
+
+async def test_bad_mission_is_rejected_with_the_reason_then_cleared() -> None:
+    async with _one("copter", system_id=7, ekf_ready_after_s=2.0) as (vehicle, _sim_):
+        await vehicle.wait_ready(DEADLINE_S)
+        bad = [mission.takeoff(20.0), mission.MissionItem(mav.MAV_CMD_NAV_WAYPOINT, frame=99,
+                                                          lat_deg=HOME_LAT, lon_deg=HOME_LON,
+                                                          alt_m=20.0)]
+        with pytest.raises(MissionRejected) as info:
+            await vehicle.upload_mission(bad)
+        assert info.value.result_name == "MAV_MISSION_UNSUPPORTED_FRAME"
+        await vehicle.clear_mission()
+        assert await vehicle.download_mission() == []
+        await vehicle.upload_mission([mission.takeoff(20.0), mission.return_to_launch()])
+        assert [i.command for i in await vehicle.download_mission()] == [
+            mav.MAV_CMD_NAV_TAKEOFF, mav.MAV_CMD_NAV_RETURN_TO_LAUNCH]

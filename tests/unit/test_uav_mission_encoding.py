@@ -44,7 +44,8 @@ def test_decode_float_mission_item():
                                            mav.MAV_CMD_NAV_WAYPOINT, 0, 1, 0, 0, 0, 0,
                                            29.7, 106.6, 30.0)
     item = decode_item(msg)
-    assert (item.lat_deg, item.lon_deg, item.alt_m) == (pytest.approx(29.7), pytest.approx(106.6), 30.0)
+    assert item.lat_deg == pytest.approx(29.7) and item.lon_deg == pytest.approx(106.6)
+    assert item.alt_m == 30.0
 
 
 def test_home_placeholder_is_a_global_waypoint():

@@ -110,11 +110,12 @@ FIRE_STATIONS = (
     ("fire-luoqi", "Luoqi Fire and Rescue Station", "洛碛消防救援站", 106.836, 29.707),
     ("fire-tongjing", "Tongjing Fire and Rescue Station", "统景消防救援站", 106.826, 29.938),
 )
-# Fleet: three copters at drone bases, one boat on the Yangtze (on the centre line).
+# Fleet: three copters at drone bases on river floodplains (a straight recon leg at one
+# height must stay within 120 m of the ground), one boat on the Yangtze centre line.
 COPTER_BASES = (
-    ("UAV-1", "base-yangtze", "Yangtze drone base", "长江无人机基地", 106.745, 29.668),
-    ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.795, 29.785),
-    ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.790, 29.945),
+    ("UAV-1", "base-luoqi", "Luoqi drone base", "洛碛无人机基地", 106.857, 29.712),
+    ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.836, 29.772),
+    ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.822, 29.930),
 )
 BOAT_BASE = ("USV-1", "base-cuntan-boat", "Cuntan boat base", "寸滩无人船基地", 106.630)  # lon; lat on the river
 
@@ -335,16 +336,21 @@ def _terrain(seed: int) -> tuple[np.ndarray, float, float]:
     w_ap = np.exp(-((d_ap / 900.0) ** 2))
     z = w_ap * AIRPORT_ELEV_M + (1.0 - w_ap) * z
 
-    # Rivers carve their valleys: the ground falls to the water surface at the bank.
+    # Rivers carve their valleys: a floodplain a few metres above the water for the first
+    # few hundred metres from the bank, then valley sides rising to the hills.
     _, yz_w, yl, yl_w = _water()
-    d = shapely.distance(yz_w, pts)
-    z = YANGTZE_SURFACE_M + (z - YANGTZE_SURFACE_M) * (1.0 - np.exp(-d / 900.0))
+    z = _carve(z, YANGTZE_SURFACE_M, shapely.distance(yz_w, pts), plain_m=400.0, rise_m=1200.0)
     frac = shapely.line_locate_point(yl, pts) / yl.length
     surface = YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * frac
-    d = shapely.distance(yl_w, pts)
-    carved = surface + (z - surface) * (1.0 - np.exp(-d / 700.0))
-    z = np.where(z > surface, carved, z)
+    z = _carve(z, surface, shapely.distance(yl_w, pts), plain_m=500.0, rise_m=1200.0)
     return np.round(z, 1), w, s
+
+
+def _carve(z: np.ndarray, surface: np.ndarray | float, d: np.ndarray, *, plain_m: float, rise_m: float) -> np.ndarray:
+    """Lower the ground towards a river: ``surface`` in the water, +8 m at the floodplain edge."""
+    plain = surface + 8.0 * np.clip(d / plain_m, 0.0, 1.0)
+    carved = plain + (z - plain) * (1.0 - np.exp(-np.clip(d - plain_m, 0.0, None) / rise_m))
+    return np.where(z > plain, carved, z)
 
 
 def _asc(z_south_first: np.ndarray, x0: float, y0: float) -> str:
@@ -507,29 +513,29 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         return {"department": dept, "task": en, "task_zh": zh}
 
     flood = [
-        task("emergency", "Open the flood command post for {title}; coordinate the linked departments",
-             "针对{title}启动防汛指挥部，统筹各联动部门"),
-        task("fire", "Stage rescue boats and crews near {title}; prepare evacuation of low-lying streets",
-             "在{title}附近预置救援舟艇和人员，准备低洼街道人员转移"),
-        task("traffic", "Close flooded roads and underpasses near {title}; set diversions",
-             "封闭{title}附近积水道路和下穿通道，设置绕行"),
-        task("health", "Put hospitals near {title} on standby for casualties; check their flood safety",
-             "通知{title}附近医院做好伤员救治准备，并核查医院防汛安全"),
+        task("emergency", "Open the flood command post for {place}; coordinate the linked departments",
+             "针对{place_zh}启动防汛指挥部，统筹各联动部门"),
+        task("fire", "Stage rescue boats and crews near {place}; prepare evacuation of low-lying streets",
+             "在{place_zh}附近预置救援舟艇和人员，准备低洼街道人员转移"),
+        task("traffic", "Close flooded roads and underpasses near {place}; set diversions",
+             "封闭{place_zh}附近积水道路和下穿通道，设置绕行"),
+        task("health", "Put hospitals near {place} on standby for casualties; check their flood safety",
+             "通知{place_zh}附近医院做好伤员救治准备，并核查医院防汛安全"),
     ]
     rain = [
-        task("emergency", "Rainstorm at {title}: alert towns, check landslide and flood points",
-             "{title}暴雨：通知各镇街，排查地灾和内涝隐患点"),
-        task("fire", "Pre-position rescue teams for waterlogging and landslides near {title}",
-             "在{title}附近预置内涝和滑坡救援力量"),
-        task("traffic", "Patrol and close waterlogged roads near {title}", "巡查并封闭{title}附近积水路段"),
-        task("health", "Alert emergency medical teams for {title}", "通知{title}相关医疗应急队伍待命"),
+        task("emergency", "Rainstorm at {place}: alert towns, check landslide and flood points",
+             "{place_zh}暴雨：通知各镇街，排查地灾和内涝隐患点"),
+        task("fire", "Pre-position rescue teams for waterlogging and landslides near {place}",
+             "在{place_zh}附近预置内涝和滑坡救援力量"),
+        task("traffic", "Patrol and close waterlogged roads near {place}", "巡查并封闭{place_zh}附近积水路段"),
+        task("health", "Alert emergency medical teams for {place}", "通知{place_zh}相关医疗应急队伍待命"),
     ]
     _write_yaml(out / "departments.yaml", {
         "departments": [{"id": i, "name": en, "name_zh": zh} for i, en, zh in DEPARTMENTS],
         "playbook": {
             "flood": flood,
             "rainstorm": rain,
-            "default": [task("emergency", "Assess {title} and decide the response", "研判{title}并决定响应措施")],
+            "default": [task("emergency", "Assess {place} and decide the response", "研判{place_zh}并决定响应措施")],
         },
     })
 
