@@ -389,6 +389,7 @@ class Service:
     def _set_dispatch(self, incident_id: int, state: str, **fields: Any) -> None:
         self.store.update_dispatch(incident_id, state=state, updated_at=self.clock.now(), **fields)
         self.bus.publish("dispatch.state", {"incident_id": incident_id, "state": state, **fields})
+        self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
 
     async def _fly(self, incident_id: int, name: str, plan: MissionPlan) -> None:
         """Upload, arm, start, then watch the vehicle until it is home and disarmed."""
@@ -451,7 +452,6 @@ class Service:
         self.assignments.pop(name, None)
         self._count_dispatch("completed")
         self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
-        self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
 
     def _fail(self, incident_id: int, name: str | None, error: str) -> None:
         self._set_dispatch(incident_id, "failed", error=error)
@@ -462,7 +462,7 @@ class Service:
         if row.status == Status.DISPATCHED:
             row = self.store.update_incident(incident_id, status=transition(row.status, Status.OPEN),
                                              updated_at=self.clock.now())
-        self.bus.publish("incident.updated", self.incident_view(row))
+            self.bus.publish("incident.updated", self.incident_view(row))
 
     # -- vehicles -------------------------------------------------------------------------
     def _on_vehicle_event(self, kind: str, name: str, data: dict[str, Any]) -> None:

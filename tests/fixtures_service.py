@@ -112,7 +112,7 @@ class LiveService:
         self.service = spawn([sys.executable, "-m", "command.cli", "serve", "--port", str(self.port)],
                              env=self.env, log=self.data_dir / "service.log")
         self.wait_until(lambda: self._health().get("mqtt") == "connected", "the service to connect to MQTT",
-                        proc=self.service)
+                        watch=(self.service,))
 
     def stop_service(self) -> int:
         return self.service.stop()
@@ -124,10 +124,11 @@ class LiveService:
             return {}
 
     def wait_until(self, predicate: Any, what: str, *, timeout_s: float = START_DEADLINE_S,
-                   proc: Proc | None = None) -> Any:
+                   watch: tuple[Proc, ...] | None = None) -> Any:
+        """Poll ``predicate`` until it is truthy; fail early if a watched process dies."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for p in (proc or self.service, self.fleet):
+            for p in watch if watch is not None else (self.service, self.fleet):
                 if p.popen.poll() is not None:
                     raise AssertionError(f"a process died while waiting for {what}:\n{p.output()}")
             value = predicate()

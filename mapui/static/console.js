@@ -413,9 +413,14 @@ function handleMessage(raw) {
       markDirty("incidents");
       break;
     case "dispatch.approved":
+    case "dispatch.state":
     case "mission.uploaded":
     case "mission.completed":
     case "reading.rejected":
+    case "vehicle.connected":
+    case "vehicle.mode":
+    case "vehicle.mission_reached":
+    case "vehicle.statustext":
       break;
     default:
       state.counters.badMessages += 1;

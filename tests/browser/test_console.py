@@ -33,11 +33,9 @@ ARTIFACTS = REPO / "test-artifacts"
 DEADLINE_MS = 30_000  # a deadline for slow machines, not a speed requirement
 POSITIONS_SEEN = 3  # the start position and two later ones: the vehicle is moving
 
-pytest.importorskip("playwright.async_api")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
-if not MAPLIBRE.exists():
-    pytest.skip("MapLibre GL JS missing: run `npm install` in mapui/", allow_module_level=True)
+# `make test` installs both; a missing one is a broken set-up, not a reason to skip.
+assert CHROMIUM.exists(), "Debian's Chromium (/usr/bin/chromium) is not installed: run `make test`"
+assert MAPLIBRE.exists(), "MapLibre GL JS missing: run `make install` (npm ci in mapui/)"
 
 
 async def test_console_shows_sensors_incident_and_moving_vehicle(live_service) -> None:
