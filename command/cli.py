@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole system on the synthetic Yubei district: service, "
                           "simulated sensors and fleet (embedded broker if none answers)")
-    demo.add_argument("--speed", type=float, default=60.0,
-                      help="scenario time speed-up for sensors and service (default 60)")
+    demo.add_argument("--speed", type=float, default=120.0,
+                      help="scenario time speed-up for sensors and service (default 120)")
     demo.add_argument("--fleet-speedup", type=float, default=5.0,
                       help="simulated vehicles' speed-up (default 5)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default YINGJI_PORT or 8000)")
@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the embedded broker's state machine narrates every step at INFO
+        for noisy in ("transitions", "amqtt"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.func(args)
     except KeyboardInterrupt:

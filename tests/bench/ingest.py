@@ -4,7 +4,9 @@ Both consumers meet the same load on the same private Mosquitto (the project's c
 one after the other, so the ratio (real / raw) says what decoding, quality control and
 the SQLite store cost on this machine. Publishers are separate processes
 (``mosquitto_pub -l`` when installed, else :mod:`tests.bench.publisher`) so the load
-generator does not share the consumer's event loop.
+generator does not share the consumer's event loop. A last line per load feeds the same
+payloads straight to ``Ingestor.handle`` (no broker) with and without the store, to show
+where the time goes.
 
 Run: ``python -m tests.bench ingest`` (``--messages N`` to change the load).
 """
@@ -39,6 +41,7 @@ IDLE_S = 3.0  # nothing more arrived for this long after the publishers finished
 RUN_DEADLINE_S = 60.0  # one consumer run never takes longer than this
 REGISTRY_SIZE = 1000  # synthetic rain gauges in the registry (a large district)
 PUBLISHERS = 4  # publisher processes, one sensor topic each
+BREAKDOWN_MESSAGES = 10_000  # messages fed straight to the ingestor for the cost breakdown
 # Reading times start this far back so that none is "in the future" (sensors.qc.MAX_FUTURE)
 # and every (sensor, time) is distinct (the store's primary key).
 TIME_BASE_AGO_S = 10 * 86400
@@ -244,6 +247,36 @@ async def measure_ingest(
                    backlog_max=stats.backlog_max, cpu_busy=busy)
 
 
+async def breakdown(load: Load, files: list[tuple[str, Path]], registry: Registry, db_path: Path,
+                    *, limit: int = BREAKDOWN_MESSAGES) -> tuple[float, float]:
+    """No broker: feed payloads straight to ``Ingestor.handle``; msg/s without and with the store."""
+    lines = []
+    for topic, path in files:
+        with path.open("rb") as f:
+            lines.extend((topic, line.rstrip(b"\n")) for line in f)
+    lines = lines[:limit]
+
+    def clock() -> datetime:
+        return datetime.now(timezone.utc)
+
+    rates = []
+    for with_store in (False, True):
+        store = Store(f"sqlite:///{db_path}-{int(with_store)}") if with_store else None
+
+        async def on_readings(readings: list[Reading]) -> None:
+            if store is not None:
+                store.add_readings(readings, received_at=clock())
+
+        ingestor = Ingestor(registry=registry, on_readings=on_readings, clock=clock)
+        start = time.perf_counter()
+        for topic, payload in lines:
+            await ingestor.handle(topic, payload)
+        rates.append(len(lines) / (time.perf_counter() - start))
+        if store is not None:
+            store.close()
+    return rates[0], rates[1]
+
+
 def _row(o: Outcome) -> str:
     lost = o.lost_messages
     extra = ""
@@ -252,7 +285,8 @@ def _row(o: Outcome) -> str:
     if o.backlog_max:
         extra += f"  backlog max {o.backlog_max:,}"
     return (f"  {o.consumer:<16} {o.messages:>8,} msg {o.readings:>9,} rdg in {o.elapsed_s:6.2f} s"
-            f"  {o.msg_per_s:>9,.0f} msg/s {o.readings_per_s:>9,.0f} rdg/s  cpu {o.cpu_busy:4.0%}  lost {lost:,}{extra}")
+            f"  {o.msg_per_s:>9,.0f} msg/s {o.readings_per_s:>9,.0f} rdg/s  cpu {o.cpu_busy:4.0%}"
+            f"  lost {lost:,}{extra}")
 
 
 async def run(loads: list[Load], *, registry_size: int = REGISTRY_SIZE) -> list[tuple[Outcome, Outcome]]:
@@ -270,13 +304,19 @@ async def run(loads: list[Load], *, registry_size: int = REGISTRY_SIZE) -> list[
         for i, load in enumerate(loads):
             files = write_payloads(tmp, load, now=now)
             print(f"load {load.name}: {load.messages:,} messages × {load.records} record(s) = "
-                  f"{load.readings:,} readings from {load.publishers} publisher processes at QoS {load.qos}", flush=True)
+                  f"{load.readings:,} readings from {load.publishers} publisher processes at QoS {load.qos}",
+                  flush=True)
             raw = await measure_raw(broker, load, files)
             print(_row(raw), flush=True)
             real = await measure_ingest(broker, load, files, registry, tmp / f"store-{i}.sqlite")
             print(_row(real), flush=True)
             ratio = real.msg_per_s / raw.msg_per_s if raw.msg_per_s else 0.0
             print(f"  ratio real/raw: {ratio:.2f}", flush=True)
+            qc_rate, store_rate = await breakdown(load, files, registry, tmp / f"breakdown-{i}.sqlite")
+            n = min(load.messages, BREAKDOWN_MESSAGES)
+            print(f"  no broker, Ingestor.handle on {n:,} messages: decode+QC {qc_rate:,.0f} msg/s "
+                  f"({qc_rate * load.records:,.0f} rdg/s); decode+QC+store {store_rate:,.0f} msg/s "
+                  f"({store_rate * load.records:,.0f} rdg/s)", flush=True)
             results.append((raw, real))
     finally:
         stop_process(proc)
