@@ -41,7 +41,8 @@ from .linkage.playbook import tasks_for
 from .risk.assess import assess
 from .risk.rules import Assessment, Level
 from .settings import Settings
-from .store import AlreadyDispatched, NotFound, Store
+from .store import AlreadyDispatched, Store
+from .store.writer import ReadingWriter
 from .store.models import IncidentRow, TaskRow
 
 log = logging.getLogger("command.runtime")
@@ -112,9 +113,10 @@ class Service:
             link_lost_s=settings.link_lost_s,
             on_event=self._on_vehicle_event,
         )
+        self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,
-            on_readings=self._on_readings,
+            on_readings=self.writer.submit,
             on_rejection=self._on_rejection,
             on_status=self._on_status,
             clock=self.clock.now,
@@ -129,6 +131,7 @@ class Service:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                tg.create_task(self.writer.run(), name="reading-writer")
                 tg.create_task(self._mqtt_session(), name="mqtt")
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
@@ -210,11 +213,8 @@ class Service:
                 rows = self.store.readings(spec.sensor_id, since=since)
                 self._rain[spec.sensor_id] = deque((r.time, r.value) for r in rows)
 
-    async def _on_readings(self, readings: list[Reading]) -> None:
-        now = self.clock.now()
-        inserted = self.store.add_readings(readings, received_at=now)
-        if inserted < len(readings):
-            log.info("%d duplicate readings ignored", len(readings) - inserted)
+    def _on_stored(self, readings: Sequence[Reading]) -> None:
+        """After a batch is stored: latest values, live events, assessment."""
         for r in readings:
             wire = _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
             prev = self.latest.get(r.sensor_id)

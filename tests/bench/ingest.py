@@ -27,6 +27,7 @@ from pathlib import Path
 import aiomqtt
 
 from command.store import Store
+from command.store.writer import ReadingWriter
 from sensors.ingest import Ingestor
 from sensors.model import Reading
 from sensors.registry import Registry, SensorSpec
@@ -215,28 +216,32 @@ async def measure_raw(broker: MosquittoInstance, load: Load, files: list[tuple[s
 async def measure_ingest(
     broker: MosquittoInstance, load: Load, files: list[tuple[str, Path]], registry: Registry, db_path: Path
 ) -> Outcome:
-    """The real path: ``Ingestor`` (decode, QC, duplicate check) → ``Store.add_readings`` (SQLite)."""
+    """The real path: ``Ingestor`` (decode, QC, duplicate check) → ``ReadingWriter`` → SQLite.
+
+    The same batching writer as the service: one transaction per drained batch of messages.
+    """
     store = Store(f"sqlite:///{db_path}")
     progress = _Progress()
 
     def clock() -> datetime:
         return datetime.now(timezone.utc)
 
-    async def on_readings(readings: list[Reading]) -> None:
-        store.add_readings(readings, received_at=clock())
-        progress.note(1, len(readings))
-
-    ingestor = Ingestor(registry=registry, on_readings=on_readings, clock=clock)
+    writer = ReadingWriter(store, clock=clock, on_stored=lambda batch: progress.note(0, len(batch)))
+    ingestor = Ingestor(registry=registry, on_readings=writer.submit, clock=clock)
     try:
         async with _client(broker, "ingest") as client:
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(ingestor.run(client))
+                writing = tg.create_task(writer.run())
                 async with asyncio.timeout(10):
                     await ingestor.subscribed.wait()
                 elapsed_s, busy = await _drive(broker, files, progress, lambda: progress.readings >= load.readings,
                                                load.qos)
                 task.cancel()
+                writing.cancel()
         stored = store.count_readings()
+        print(f"  writer: {writer.stats.batches} transactions, largest batch {writer.stats.largest_batch} "
+              f"readings", flush=True)
     finally:
         store.close()
     if stored != progress.readings:
