@@ -130,12 +130,6 @@ def cmd_sim_sensors(args: argparse.Namespace) -> None:
         asyncio.run(run_scenario_sensors(district, broker_url=broker, clock=clock))
 
 
-def cmd_sim_ardupilot(args: argparse.Namespace) -> None:
-    from sitl.ardupilot import main as ardupilot_main
-
-    ardupilot_main(args.rest)
-
-
 def cmd_scenario(args: argparse.Namespace) -> None:
     from sitl.scenarios.yubei.generate import generate as generate_yubei
 
@@ -174,10 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s_fleet.add_argument("--fleet", type=Path, required=True, help="fleet.yaml")
     s_fleet.add_argument("--speedup", type=float, default=1.0, help="simulation speed-up (default 1)")
     s_fleet.set_defaults(func=cmd_sim_fleet)
-    s_ap = sim.add_parser("ardupilot", help="launch ArduPilot SITL binaries for a fleet (arguments passed on)",
-                          add_help=False)
-    s_ap.add_argument("rest", nargs=argparse.REMAINDER)
-    s_ap.set_defaults(func=cmd_sim_ardupilot)
+    # handled in main() before parsing; listed here for --help
+    sim.add_parser("ardupilot", help="launch ArduPilot SITL binaries (arducopter, ardurover) for a fleet")
 
     scen = sub.add_parser("scenario", help="write the synthetic Yubei district folder")
     scen.add_argument("out", type=Path, help="output folder")
@@ -186,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["sim", "ardupilot"]:
+        # its options (and --help) belong to the SITL launcher, passed on untouched
+        from sitl.ardupilot import main as ardupilot_main
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        raise SystemExit(ardupilot_main(argv[2:], prog="yingji sim ardupilot"))
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -191,8 +191,8 @@ def run_from_args(*, copter: Path | None = None, rover: Path | None = None, flee
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sitl.ardupilot", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, *, prog: str = "python -m sitl.ardupilot") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--copter", type=Path, help="path to the arducopter binary")
     ap.add_argument("--rover", type=Path, help="path to the ardurover binary")
     ap.add_argument("--fleet", type=Path, help="one instance per vehicle of this fleet.yaml")
