@@ -105,7 +105,6 @@ class Service:
             (r.kind, r.sensor_id): r.id for r in self.store.incidents() if r.status != Status.CLOSED and r.sensor_id
         }
         self._last_track: dict[str, float] = {}
-        self._vehicle_cache: dict[str, dict[str, Any]] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
         self.mqtt_connected = False
         self.fleet = Fleet(
@@ -467,8 +466,7 @@ class Service:
     # -- vehicles -------------------------------------------------------------------------
     def _on_vehicle_event(self, kind: str, name: str, data: dict[str, Any]) -> None:
         if kind == "vehicle.telemetry":
-            view = self.vehicle_view(name, data)
-            self._vehicle_cache[name] = view
+            view = self.vehicle_view(name, {"link": "connected", **data})  # telemetry only flows while heard
             self.bus.publish("vehicle.telemetry", view)
             loop_now = asyncio.get_running_loop().time()
             if data.get("lon") is not None and loop_now - self._last_track.get(name, 0.0) >= TRACK_PERIOD_S:
@@ -488,7 +486,7 @@ class Service:
         incident_id = self.assignments.get(name)
         path = None
         if incident_id is not None:
-            d = self.store.dispatches().get(incident_id)
+            d = self.store.dispatch(incident_id)
             path = d.plan.get("path") if d and d.plan else None
         link = st.get("link", "never")
         if link == "lost":
@@ -512,7 +510,7 @@ class Service:
     # -- views ----------------------------------------------------------------------------
     def incident_view(self, row: IncidentRow, *, evidence: bool = False) -> dict[str, Any]:
         level = Level(row.level)
-        d = self.store.dispatches().get(row.id)
+        d = self.store.dispatch(row.id)
         view: dict[str, Any] = {
             "id": row.id, "kind": row.kind, "level": level.colour, "level_zh": level.colour_zh,
             "response": level.response, "response_zh": level.response_zh, "status": row.status,

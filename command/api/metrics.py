@@ -24,6 +24,12 @@ def render_metrics(service: Service) -> str:
     ]
     for reason, n in sorted(stats.rejected.items()):
         lines.append(f'yingji_readings_rejected_total{{reason="{_esc(reason)}"}} {n}')
+    lines += ["# HELP yingji_readings_duplicate_total Readings already stored (same sensor, quantity, time).",
+              "# TYPE yingji_readings_duplicate_total counter",
+              f"yingji_readings_duplicate_total {stats.duplicates + service.writer.stats.duplicates}",
+              "# HELP yingji_store_batches_total Reading batches written (one transaction each).",
+              "# TYPE yingji_store_batches_total counter",
+              f"yingji_store_batches_total {service.writer.stats.batches}"]
     by_level_status = Counter((r.level, r.status) for r in service.store.incidents())
     lines += ["# HELP yingji_incidents Incidents by level (1 blue .. 4 red) and status.",
               "# TYPE yingji_incidents gauge"]
@@ -42,6 +48,9 @@ def render_metrics(service: Service) -> str:
     lines += ["# HELP yingji_mqtt_published_total Messages the service published.",
               "# TYPE yingji_mqtt_published_total counter",
               f"yingji_mqtt_published_total {service.metrics.mqtt_published}",
+              "# HELP yingji_mqtt_publish_dropped_total Outgoing messages dropped while the broker was unreachable.",
+              "# TYPE yingji_mqtt_publish_dropped_total counter",
+              f"yingji_mqtt_publish_dropped_total {service.metrics.mqtt_publish_dropped}",
               "# HELP yingji_ws_subscribers Live event subscribers (WebSocket clients and the MQTT bridge).",
               "# TYPE yingji_ws_subscribers gauge",
               f"yingji_ws_subscribers {service.bus.subscriber_count}"]

@@ -177,6 +177,10 @@ class Store:
                 setattr(row, k, v)
         return row
 
+    def dispatch(self, incident_id: int) -> DispatchRow | None:
+        with self.session() as s:
+            return s.scalar(select(DispatchRow).where(DispatchRow.incident_id == incident_id))
+
     def dispatches(self) -> dict[int, DispatchRow]:
         with self.session() as s:
             return {d.incident_id: d for d in s.scalars(select(DispatchRow)).all()}

@@ -215,9 +215,18 @@ function summarise(kind, data) {
       const extra = d.reason ?? d.detail ?? d.error ?? "";
       return `#${d.incident_id ?? "?"} ${d.vehicle ?? ""}${extra ? `: ${extra}` : ""}`;
     }
+    case "dispatch.state":
+      return `#${d.incident_id ?? "?"} ${t(`dispatchState.${d.state}`)}${d.error ? `: ${d.error}` : ""}`;
     case "vehicle.lost":
     case "vehicle.recovered":
+    case "vehicle.connected":
       return d.name ?? "";
+    case "vehicle.mode":
+      return `${d.name ?? ""}: ${d.mode ?? ""}${d.armed ? " · armed" : ""}`;
+    case "vehicle.mission_reached":
+      return `${d.name ?? ""}: #${d.seq ?? "?"}`;
+    case "vehicle.statustext":
+      return `${d.name ?? ""}: ${d.text ?? ""}`;
     case "task.created":
     case "task.acknowledged":
       return `#${d.incident_id ?? "?"} ${pick(d, "department_name") || d.department || ""}: ${pick(d, "text")}`

@@ -145,6 +145,9 @@ async def test_console_shows_sensors_incident_and_moving_vehicle(live_service) -
                 await page.locator(f'.vehicle-marker[data-name="{vehicle}"]').wait_for(
                     state="attached", timeout=DEADLINE_MS
                 )
+                # a flying vehicle is shown connected and on its task, not offline
+                assert await row.get_attribute("data-link") == "connected"
+                assert await row.get_attribute("data-state") == "on_task"
                 assert await page.locator("#event-log .event").count() > 0
             finally:
                 await page.screenshot(path=str(ARTIFACTS / "console.png"))
