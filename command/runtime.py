@@ -28,6 +28,7 @@ from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
 from uav.errors import VehicleError
 from uav.fleet import Fleet, FleetEntry
+from uav.vehicle import Vehicle
 from uav.telemetry import Telemetry
 
 from .clock import Clock, SystemClock
@@ -433,6 +434,11 @@ class Service:
                 if resumed and not t.armed:
                     self._finish(incident_id, name)
                     return
+                if state == "flying" and t.armed and t.battery_pct < self.settings.return_battery_pct:
+                    # ArduPilot's own battery failsafe is off by default (BATT_FS_LOW_ACT 0):
+                    # the service does not count on it.
+                    state = "returning"
+                    await self._return_low_battery(incident_id, name, vehicle, t.battery_pct)
                 if state == "flying" and (t.mission_seq >= items or t.mode in ("RTL", "LAND", "SMART_RTL")):
                     state = "returning"
                     self._set_dispatch(incident_id, state)
@@ -445,6 +451,19 @@ class Service:
                 if state == "returning" and not t.armed and (airborne or t.vehicle_type == "boat"):
                     self._finish(incident_id, name)
                     return
+
+    async def _return_low_battery(self, incident_id: int, name: str, vehicle: Vehicle, battery_pct: float) -> None:
+        log.warning("%s at %.0f %% battery on incident %d: ordering RTL", name, battery_pct, incident_id)
+        self.bus.publish("dispatch.low_battery", {"incident_id": incident_id, "vehicle": name,
+                                                  "battery_pct": round(battery_pct, 1),
+                                                  "threshold_pct": self.settings.return_battery_pct})
+        try:
+            await vehicle.rtl()
+        except VehicleError as err:
+            log.error("%s did not accept RTL on low battery: %s", name, err)
+            self.bus.publish("dispatch.alert", {"incident_id": incident_id, "vehicle": name,
+                                                "text": f"low battery and RTL refused: {err}"})
+        self._set_dispatch(incident_id, "returning")
 
     def _finish(self, incident_id: int, name: str) -> None:
         self._set_dispatch(incident_id, "landed")

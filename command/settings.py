@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     tile_url: str | None = Field(None, description="Raster tile URL template for the console basemap")
     loiter_s: float = Field(60.0, ge=0, description="How long a recon mission loiters over the incident")
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
+    return_battery_pct: float = Field(25.0, ge=5, le=90, description="A vehicle on a mission below this "
+                                      "battery level is ordered home (RTL) by the service")
     link_lost_s: float = Field(5.0, gt=0, description="Vehicle declared lost after this long without a heartbeat")
     sim_speed: float = Field(1.0, gt=0, description="Simulation runs only: service time runs this many "
                              "times faster than the wall clock from sim_epoch")

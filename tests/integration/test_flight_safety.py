@@ -1,0 +1,108 @@
+"""Safety outcomes of a flight, with the service and a simulated copter in one process
+(real MQTT broker, real MAVLink over UDP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest_asyncio
+
+from command.runtime import Service
+from command.settings import Settings
+from tests.fixtures_mqtt import MosquittoInstance
+from tests.fixtures_service import RAIN_GAUGE, _publish, district_copy
+
+DEADLINE_S = 60.0
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def service_with_copter(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path,
+                              sim_vehicle) -> AsyncIterator[tuple[Service, object]]:
+    district = district_copy(yubei_folder, tmp_path / "district")
+    settings = Settings(broker_url=mosquitto.url, data_dir=tmp_path / "data", district_dir=district,
+                        api_token="t", loiter_s=120.0, link_lost_s=3.0)
+    service = Service(settings, district_dir=district)
+    spec = service.vehicle_specs["UAV-1"]
+    sim = await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=spec.base_lon,
+                            home_lat=spec.base_lat, home_alt_amsl_m=spec.base_alt_m,
+                            gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0, ekf_ready_after_s=1.0,
+                            cruise_speed_mps=spec.cruise_speed_mps, name="UAV-1")
+    task = asyncio.create_task(service.run())
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            await service.ready.wait()
+            while not service.fleet.states().get("UAV-1", {}).get("ekf_ok"):
+                await asyncio.sleep(0.1)
+        yield service, sim
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _open_incident(service: Service, broker_url: str) -> int:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    records = [{"n": "rain", "u": "mm", "v": 10.0, "t": (now - timedelta(minutes=10 * k)).timestamp()}
+               for k in range(5, -1, -1)]
+    records[0]["bn"] = f"urn:dev:yingji:{RAIN_GAUGE}:"
+    await _publish(broker_url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", json.dumps(records))])
+    async with asyncio.timeout(DEADLINE_S):
+        while not (incidents := service.store.incidents()):
+            await asyncio.sleep(0.05)
+    return incidents[0].id
+
+
+async def test_low_battery_on_a_mission_orders_the_copter_home(service_with_copter, mosquitto) -> None:
+    service, sim = service_with_copter
+    events = service.bus.subscribe(maxsize=100_000)
+    incident_id = await _open_incident(service, mosquitto.url)
+    service.approve_dispatch(incident_id, by="test")
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.alt_rel_m < 30.0:  # climbing out on the first leg
+            await asyncio.sleep(0.05)
+    # above the vehicle's own failsafe level (~20 %), below the service's return level (25 %)
+    sim.set_battery_pct(24.0)
+    seen: list[str] = []
+    reached: list[int] = []
+    async with asyncio.timeout(DEADLINE_S):
+        while "mission.completed" not in seen:
+            event = await events.queue.get()
+            seen.append(event.kind)
+            if event.kind == "vehicle.mission_reached":
+                reached.append(event.data["seq"])
+    assert "dispatch.low_battery" in seen
+    assert seen.index("dispatch.low_battery") < seen.index("mission.completed")
+    assert 3 not in reached, "the copter went on to loiter over the incident on a low battery"
+    assert sim.mode == "RTL" and not sim.armed and sim.landed
+    dispatch = service.store.dispatch(incident_id)
+    assert dispatch is not None and dispatch.state == "landed"
+
+
+async def test_a_vehicle_lost_on_a_mission_is_reported_with_its_incident(service_with_copter, mosquitto) -> None:
+    service, sim = service_with_copter
+    events = service.bus.subscribe(maxsize=100_000)
+    incident_id = await _open_incident(service, mosquitto.url)
+    service.approve_dispatch(incident_id, by="test")
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.alt_rel_m < 30.0:
+            await asyncio.sleep(0.05)
+    sim.pause_link()
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            event = await events.queue.get()
+            if event.kind == "vehicle.lost":
+                break
+    assert event.data == {**event.data, "name": "UAV-1", "incident_id": incident_id}
+    assert service.vehicle_view("UAV-1")["state"] == "lost"
+    # the vehicle flies its uploaded mission on its own, which ends in RTL; when the link
+    # returns, the service sees it home and closes the flight
+    sim.resume_link()
+    async with asyncio.timeout(DEADLINE_S * 2):
+        while (d := service.store.dispatch(incident_id)) is None or d.state != "landed":
+            await asyncio.sleep(0.2)
+    assert not sim.armed and sim.landed
