@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from command.dispatch.airspace import Zone
 from command.dispatch.geometry import UTM_48N, densify
+from uav.signing import parse_key
 
 __all__ = [
     "District",
@@ -176,6 +177,7 @@ class VehicleSpec:
     base_alt_m: float  # ground (copter) or water (boat) height at the base, metres AMSL
     cruise_speed_mps: float
     endurance_s: float
+    signing_key: str | None = field(default=None, repr=False)  # MAVLink 2 signing secret (hex/base64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,14 @@ class _Vehicle(BaseModel):
     base_alt_m: float = 0.0
     cruise_speed_mps: float = Field(gt=0)
     endurance_s: float = Field(gt=0)
+    signing_key: str | None = Field(None, min_length=1, repr=False)
+
+    @field_validator("signing_key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_key(v)  # 32 bytes as hex or base64; a ValueError names the problem
+        return v
 
     @field_validator("base")
     @classmethod
@@ -419,7 +429,7 @@ class District:
             if not (w <= lon <= e and s <= lat <= n):
                 raise DistrictError(f"{root / 'fleet.yaml'}: vehicle {v.name!r} base {list(v.base)} lies outside the bbox")
             vehicles.append(VehicleSpec(v.name, v.type, v.url, v.system_id, lon, lat, v.base_alt_m,
-                                        v.cruise_speed_mps, v.endurance_s))
+                                        v.cruise_speed_mps, v.endurance_s, v.signing_key))
 
         scenario = root / "scenario.yaml"
         return cls(

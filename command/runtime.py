@@ -28,11 +28,13 @@ from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
 from uav.errors import VehicleError
 from uav.fleet import Fleet, FleetEntry
+from uav.preflight import preflight
 from uav.vehicle import Vehicle
 from uav.telemetry import Telemetry
 
 from .clock import Clock, SystemClock
-from .dispatch.allocation import Candidate, choose_vehicle
+from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
+from .dispatch.envelope import mission_fence
 from .dispatch.errors import PlanRefused
 from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
@@ -52,6 +54,7 @@ RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order 
 EVIDENCE_KEEP = 20
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
+FENCE_ALT_MARGIN_M = 30.0  # the altitude fence sits this far above the mission's cruise height
 
 
 class ServiceError(Exception):
@@ -109,7 +112,8 @@ class Service:
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
         self.mqtt_connected = False
         self.fleet = Fleet(
-            [FleetEntry(name=v.name, type=v.type, url=v.url, system_id=v.system_id) for v in self.district.fleet],
+            [FleetEntry(name=v.name, type=v.type, url=v.url, system_id=v.system_id, signing_key=v.signing_key)
+             for v in self.district.fleet],
             link_lost_s=settings.link_lost_s,
             on_event=self._on_vehicle_event,
         )
@@ -399,6 +403,14 @@ class Service:
             await vehicle.upload_mission(plan.items)
             self.bus.publish("mission.uploaded", {"incident_id": incident_id, "vehicle": name,
                                                   "items": len(plan.items)})
+            # Pre-flight: link, EKF, GPS, battery for this mission plus the reserve, failsafe
+            # parameters set to safe actions, and the mission's geofence loaded and enabled.
+            report = await preflight(
+                vehicle, need_pct=plan.energy_pct, reserve_pct=DEFAULT_RESERVE_PCT,
+                fence=mission_fence(plan.path, self.district.airspace), required_params={},
+                fence_alt_max_m=plan.alt_above_home_m + FENCE_ALT_MARGIN_M if plan.vehicle_type == "copter" else None)
+            self.bus.publish("dispatch.preflight", {"incident_id": incident_id, "vehicle": name, **report.to_dict()})
+            report.raise_if_failed()
             await vehicle.arm()
             await vehicle.set_mode("AUTO")
             if vehicle.state.vehicle_type == "copter":

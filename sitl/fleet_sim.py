@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,7 @@ class _FleetEntry(BaseModel):
     endurance_s: float = Field(default=1800.0, gt=0)
     base_alt_m: float | None = None  # ground AMSL at the base, when the file gives it
     home_alt_m: float | None = None  # accepted synonym
+    signing_key: str | None = Field(default=None, repr=False)  # MAVLink 2 key: hex or base64
 
 
 class _FleetFile(BaseModel):
@@ -74,6 +75,7 @@ class FleetVehicleSpec:
     alt_amsl_m: float | None
     cruise_speed_mps: float | None
     endurance_s: float
+    signing_key: str | None = field(default=None, repr=False)
 
 
 def parse_url(url: str) -> Endpoint:
@@ -113,7 +115,8 @@ def load_fleet(path: Path) -> list[FleetVehicleSpec]:
             name=e.name, kind=e.type, url=e.url, endpoint=parse_url(e.url), system_id=e.system_id,
             lon=e.base[0], lat=e.base[1],
             alt_amsl_m=e.base_alt_m if e.base_alt_m is not None else e.home_alt_m,
-            cruise_speed_mps=e.cruise_speed_mps, endurance_s=e.endurance_s)
+            cruise_speed_mps=e.cruise_speed_mps, endurance_s=e.endurance_s,
+            signing_key=e.signing_key)
         for e in fleet.vehicles
     ]
     _check_unique(path, specs)
@@ -150,7 +153,7 @@ def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
             listen_port=ep.listen_port, tcp=ep.tcp, speedup=speedup,
             ekf_ready_after_s=ekf_ready_after_s, cruise_speed_mps=s.cruise_speed_mps,
             endurance_s=s.endurance_s, fs_gcs_enable=fs_gcs_enable, name=s.name,
-            tick_wall_s=tick_wall_s))
+            tick_wall_s=tick_wall_s, signing_key=s.signing_key))
     return vehicles
 
 

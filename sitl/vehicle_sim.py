@@ -28,6 +28,9 @@ from typing import Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
+from sitl.faults import Faults
+from uav.signing import parse_key, timestamp_now
+
 __all__ = [
     "COPTER_MODES",
     "ROVER_MODES",
@@ -196,6 +199,26 @@ class _Nav:
     alt_goal_amsl: float | None = None
 
 
+def _point_in_ring(pts: list[tuple[float, float]]) -> bool:
+    """Is the origin inside the polygon ``pts`` (north, east metres)? Ray casting (even-odd)."""
+    inside = False
+    for (n1, e1), (n2, e2) in zip(pts, pts[1:] + pts[:1]):
+        if (e1 > 0) != (e2 > 0) and 0 < n1 + (n2 - n1) * (0 - e1) / (e2 - e1):
+            inside = not inside
+    return inside
+
+
+def _ring_distance_m(pts: list[tuple[float, float]]) -> float:
+    """Distance from the origin to the nearest edge of the polygon ``pts`` (north, east m)."""
+    best = math.inf
+    for (n1, e1), (n2, e2) in zip(pts, pts[1:] + pts[:1]):
+        dn, de = n2 - n1, e2 - e1
+        length2 = dn * dn + de * de
+        t = 0.0 if length2 == 0 else max(0.0, min(1.0, -(n1 * dn + e1 * de) / length2))
+        best = min(best, math.hypot(n1 + t * dn, e1 + t * de))
+    return best
+
+
 def _cell_voltage(pct: float) -> float:
     pct = min(100.0, max(0.0, pct))
     for (p0, v0), (p1, v1) in zip(_CELL_CURVE, _CELL_CURVE[1:]):
@@ -220,7 +243,8 @@ class SimVehicle:
                  listen_host: str = "127.0.0.1", tcp: bool = False, speedup: float = 1.0,
                  ekf_ready_after_s: float = 5.0, cruise_speed_mps: float | None = None,
                  endurance_s: float = 1800.0, fs_gcs_enable: bool = False, name: str = "",
-                 tick_wall_s: float = 0.02, battery_capacity_mah: float = 5000.0) -> None:
+                 tick_wall_s: float = 0.02, battery_capacity_mah: float = 5000.0,
+                 signing_key: str | bytes | None = None, faults: Faults | None = None) -> None:
         if kind not in ("copter", "boat"):
             raise SimConfigError(f"kind must be 'copter' or 'boat', not {kind!r}")
         if not 1 <= system_id <= 255:
@@ -311,6 +335,8 @@ class SimVehicle:
 
         self._params = self._default_params(system_id, cruise_speed_mps, fs_gcs_enable)
         self._speed_mps = self._default_speed()
+        self._init_faults_and_signing(faults, signing_key)
+        self._init_fence_and_params()
 
     # ------------------------------------------------------------------ public state
     @property
@@ -435,6 +461,8 @@ class SimVehicle:
         return self._loop.time() if self._loop else 0.0
 
     def _tick(self, wall_now: float, dt_sim: float) -> None:
+        if self._reboot_tick(wall_now):
+            return  # rebooting: no simulation, no radio
         remaining = dt_sim
         while remaining > 1e-9:
             step = min(remaining, 0.1)
@@ -446,12 +474,12 @@ class SimVehicle:
 
     # ------------------------------------------------------------------ transport
     def _on_bytes(self, data: bytes, addr: tuple[str, int] | None,
-                  writer: asyncio.StreamWriter | None = None) -> None:
+                  writer: asyncio.StreamWriter | None = None, *, delayed: bool = False) -> None:
         if self._link_paused:
             self.counters["rx_dropped_paused"] += 1
             return
-        if addr is not None:
-            self._remote = (addr[0], addr[1])  # UDP replies go here; for TCP it is informative
+        if not delayed and self._fault_rx(data, addr, writer):
+            return
         try:
             msgs = self._mav.parse_buffer(data) or []
         except mav.MAVError as err:
@@ -460,9 +488,16 @@ class SimVehicle:
             return
         for msg in msgs:
             if msg.get_type() == "BAD_DATA":
+                if msg.reason == "Invalid signature":
+                    self._count_rejected_signature(msg, addr)
+                    continue
                 self.counters["rx_bad"] += 1
                 log.debug("%s: bad data from %s: %s", self.name, addr, msg.reason)
                 continue
+            if addr is not None:
+                # UDP replies go to the last sender of a good (and, with a key, signed)
+                # packet: garbage or a forged packet must not redirect the telemetry.
+                self._remote = (addr[0], addr[1])
             self.counters["rx_msgs"] += 1
             try:
                 self._handle(msg)
@@ -491,6 +526,9 @@ class SimVehicle:
             self._mav.seq = (self._mav.seq + 1) % 256
             self.counters["tx_dropped_paused"] += 1
             return
+        if self._fault_tx_drop():
+            self._mav.seq = (self._mav.seq + 1) % 256
+            return
         if self._tcp:
             if not self._tcp_writers:
                 self.counters["tx_dropped_no_peer"] += 1
@@ -498,12 +536,12 @@ class SimVehicle:
             buf = msg.pack(self._mav)
             self._mav.seq = (self._mav.seq + 1) % 256
             for w in self._tcp_writers:
-                w.write(buf)
+                self._write_tcp(w, buf)
         else:
             if self._remote is None or self._transport is None:
                 self.counters["tx_dropped_no_peer"] += 1
                 return
-            self._transport.sendto(msg.pack(self._mav), self._remote)
+            self._sendto(msg.pack(self._mav), self._remote)
             self._mav.seq = (self._mav.seq + 1) % 256
         self.counters["tx_msgs"] += 1
 
@@ -555,6 +593,10 @@ class SimVehicle:
             "BATT_MONITOR": (4, i8), "BATT_CAPACITY": (int(self._capacity_mah), i32),
             "BATT_LOW_VOLT": (low_v, f), "BATT_CRT_VOLT": (crt_v, f), "BATT_ARM_VOLT": (0.0, f),
             "FENCE_TOTAL": (0, i8), "RALLY_TOTAL": (0, i8), "MIS_TOTAL": (0, i16),
+            # AC_Fence defaults: ACTION 1 (RTL or land / Rover RTL), ALT_MAX 100 m, MARGIN 2 m,
+            # TYPE 7 (alt max | circle | polygon) for Copter, 6 (circle | polygon) for Rover.
+            "FENCE_ACTION": (1, i8), "FENCE_TYPE": (7 if self.kind == "copter" else 6, i8),
+            "FENCE_ALT_MAX": (100.0, f), "FENCE_MARGIN": (2.0, f),
             "MIS_RESTART": (0, i8),
         }
         return {k: _Param(float(v), t) for k, (v, t) in p.items()}
@@ -584,7 +626,7 @@ class SimVehicle:
             self._mav.srcSystem = int(value)
         elif name in ("WP_SPD", "WP_SPEED"):
             self._speed_mps = self._default_speed()
-        self._send_param(name)
+        self._send_param_echo(name)
 
     # ------------------------------------------------------------------ message dispatch
     def _for_us(self, msg: mav.MAVLink_message) -> bool:
@@ -606,9 +648,9 @@ class SimVehicle:
             "COMMAND_INT": self._handle_command_int,
             "SET_MODE": self._handle_set_mode_msg,
             "REQUEST_DATA_STREAM": self._handle_request_data_stream,
-            "PARAM_REQUEST_LIST": lambda m: [self._send_param(n) for n in self._params],
+            "PARAM_REQUEST_LIST": self._handle_param_request_list,
             "PARAM_REQUEST_READ": self._handle_param_read,
-            "PARAM_SET": lambda m: self._handle_param_set(m.param_id, m.param_value),
+            "PARAM_SET": self._handle_param_set_msg,
             "MISSION_COUNT": self._handle_mission_count,
             "MISSION_ITEM_INT": self._handle_mission_item,
             "MISSION_ITEM": self._handle_mission_item,
@@ -681,6 +723,9 @@ class SimVehicle:
                  msg: mav.MAVLink_message) -> int | None:
         """Execute one command; return the MAV_RESULT to acknowledge."""
         r = mav
+        faulted = self._fault_command(cmd, p)
+        if faulted is not None:
+            return faulted
         if cmd == r.MAV_CMD_COMPONENT_ARM_DISARM:
             force = abs(p[1] - 21196.0) < 0.5  # magic number forcing arm/disarm (MAVLink common.xml)
             if p[0] == 1.0:
@@ -877,6 +922,8 @@ class SimVehicle:
             return "AHRS: waiting for home"  # FACTS: "Arm: AHRS: waiting for home"
         if self._batt_fs_level or self.battery_voltage_v < self._pv("BATT_LOW_VOLT"):
             return "Battery 1 low voltage failsafe"
+        if self._pv("FENCE_ENABLE") == 1 and self._fence_breach_types():
+            return "Fence: vehicle outside the fence"  # AC_Fence::pre_arm_check
         if self.kind == "copter" and self.mode not in _COPTER_ARMABLE:
             return "Mode not armable"
         return None
@@ -928,6 +975,7 @@ class SimVehicle:
             self._mission_ack(msg, mav.MAV_MISSION_DENIED, mt)
             return
         self._upload = None
+        self._stage_fence(mt)
         # MissionItemProtocol_Waypoints::truncate: the stored mission is cut to the new length.
         items = self._items[mt]
         keep = max(msg.count, 1) if mt == mav.MAV_MISSION_TYPE_MISSION else msg.count
@@ -953,6 +1001,7 @@ class SimVehicle:
             return
         if wall_now - up.last_receive_wall > _MISSION_UPLOAD_TIMEOUT_S:
             self._upload = None
+            self._restore_fence(up.mission_type)
             self._text(mav.MAV_SEVERITY_WARNING, "Mission upload timeout")
             self._send(mav.MAVLink_mission_ack_message(up.sysid, up.compid,
                                                        mav.MAV_MISSION_OPERATION_CANCELLED, up.mission_type))
@@ -988,6 +1037,7 @@ class SimVehicle:
             # MissionItemProtocol::handle_mission_item: ack the error, stop receiving; items
             # already stored stay (the partial mission is kept).
             self._upload = None
+            self._restore_fence(mt)
             self._mission_changed(mt)
             log.info("%s: mission item %d rejected: %s", self.name, msg.seq,
                      mav.enums["MAV_MISSION_RESULT"][result].name)
@@ -1003,6 +1053,10 @@ class SimVehicle:
             self._request_next()
 
     def _upload_complete(self, msg: mav.MAVLink_message, mt: int) -> None:
+        if mt == mav.MAV_MISSION_TYPE_FENCE and not self._fence_valid():
+            self._restore_fence(mt)
+            self._mission_ack(msg, mav.MAV_MISSION_ERROR, mt)
+            return
         if mt == mav.MAV_MISSION_TYPE_MISSION:
             self._text(mav.MAV_SEVERITY_INFO, "Flight plan received")
         self._mission_ack(msg, mav.MAV_MISSION_ACCEPTED, mt)
@@ -1352,6 +1406,7 @@ class SimVehicle:
         self._disarm_delay_check()
         self._battery_failsafe()
         self._gcs_failsafe(wall_now)
+        self._fence_step()
 
     def _boot_events(self) -> None:
         t = self._t_s
@@ -1383,7 +1438,8 @@ class SimVehicle:
         # Full current over endurance_s when flying/driving; 10 % of it idling armed.
         moving = (not self._on_ground()) if self.kind == "copter" else math.hypot(self._vn, self._ve) > 0.1
         full_ma = self._capacity_mah * 3600.0 / self._endurance_s
-        self._consumed_mah += (full_ma if moving else 0.1 * full_ma) * dt / 3600.0
+        self._consumed_mah += ((full_ma if moving else 0.1 * full_ma) * dt / 3600.0
+                               * self.faults.battery_drain_x)
 
     def _current_a(self) -> float:
         if not self._armed:
@@ -1464,6 +1520,198 @@ class SimVehicle:
                                reason="GCS failsafe")
         else:
             self._failsafe_action(int(self._pv("FS_ACTION")))
+
+    # ------------------------------------------------------------------ parameters (protocol)
+    def _init_fence_and_params(self) -> None:
+        self._fence_backup: list[_Item] | None = None
+        self._fence_breaches = 0  # AC_FENCE_TYPE bits: 1 alt max, 2 circle, 4 polygon
+        self.fence_breach_count = 0
+        self._param_list_drop: set[str] = set()
+        self._read_only_params: set[str] = set()
+        self.counters.update(param_list_sent=0, fence_breaches=0)
+
+    def drop_from_param_list(self, names: set[str] | list[str]) -> None:
+        """Test hook: leave these out of the next PARAM_REQUEST_LIST answer (as lost packets);
+        reads by name or index still answer them."""
+        self._param_list_drop = set(names)
+
+    def make_param_read_only(self, name: str) -> None:
+        """Test hook: refuse writes to ``name`` as ArduPilot does for read-only parameters."""
+        self._read_only_params.add(name)
+
+    def _handle_param_request_list(self, msg: mav.MAVLink_message) -> None:
+        # GCS_MAVLINK::handle_param_request_list: every parameter with its index and the count.
+        dropped, self._param_list_drop = self._param_list_drop, set()
+        for name in self._params:
+            if name not in dropped:
+                self._send_param(name)
+                self.counters["param_list_sent"] += 1
+
+    def _handle_param_set_msg(self, msg: mav.MAVLink_message) -> None:
+        """GCS_MAVLINK::handle_param_set (GCS_Param.cpp), simulated."""
+        name, value = msg.param_id, float(msg.param_value)
+        p = self._params.get(name)
+        if p is None or not math.isfinite(value):
+            self.counters["unknown_param"] += 1  # unknown name, NaN or inf: no answer at all
+            log.info("%s: PARAM_SET %r = %r ignored (as ArduPilot)", self.name, name, value)
+            return
+        if name in self._read_only_params:
+            self._text(mav.MAV_SEVERITY_WARNING, f"Param write denied ({name})")
+            self._send_param_echo(name)
+            return
+        # AP_Param::set_float: integers are rounded and clamped to their type's range.
+        bounds = {mav.MAV_PARAM_TYPE_INT8: (-128, 127), mav.MAV_PARAM_TYPE_INT16: (-32768, 32767),
+                  mav.MAV_PARAM_TYPE_INT32: (-2**31, 2**31 - 1)}.get(p.ptype)
+        if bounds is not None:
+            value = float(min(bounds[1], max(bounds[0], round(value))))
+        self._handle_param_set(name, value)
+
+    def _send_param_echo(self, name: str) -> None:
+        # GCS::send_parameter_value: a changed value goes out with param_index -1 (65535).
+        p = self._params[name]
+        self._send(mav.MAVLink_param_value_message(name.encode(), p.value, p.ptype,
+                                                   len(self._params), 65535))
+
+    # ------------------------------------------------------------------ geofence
+    def _stage_fence(self, mt: int) -> None:
+        # MissionItemProtocol_Fence receives into a new buffer and writes the fence only when
+        # the upload completes and validates: a failed upload keeps the old fence.
+        if mt == mav.MAV_MISSION_TYPE_FENCE:
+            self._fence_backup = list(self._items[mt])
+
+    def _restore_fence(self, mt: int) -> None:
+        if mt == mav.MAV_MISSION_TYPE_FENCE and self._fence_backup is not None:
+            self._items[mt][:] = self._fence_backup
+            self._fence_backup = None
+            self._mission_changed(mt)
+
+    def _fence_shapes(self) -> tuple[list[tuple[bool, list[tuple[float, float]]]],
+                                     list[tuple[bool, float, float, float]]] | None:
+        """Stored fence as (inclusion, [(lat, lon)...]) polygons and (inclusion, lat, lon,
+        radius) circles; None if the items do not form a valid fence."""
+        items = self._items[mav.MAV_MISSION_TYPE_FENCE]
+        polys: list[tuple[bool, list[tuple[float, float]]]] = []
+        circles: list[tuple[bool, float, float, float]] = []
+        incl_v, excl_v = (mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+                          mav.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION)
+        i = 0
+        while i < len(items):
+            it = items[i]
+            if it.command in (incl_v, excl_v):
+                n = int(it.param1)
+                group = items[i:i + n]
+                # AC_PolyFence_loader::validate_fence: >= 3 vertices, consistent counts.
+                if n < 3 or len(group) < n or any(g.command != it.command or int(g.param1) != n
+                                                  for g in group):
+                    return None
+                polys.append((it.command == incl_v, [(g.x / 1e7, g.y / 1e7) for g in group]))
+                i += n
+                continue
+            if it.command in (mav.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION,
+                              mav.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION):
+                if it.param1 <= 0:
+                    return None
+                circles.append((it.command == mav.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION,
+                                it.x / 1e7, it.y / 1e7, it.param1))
+            i += 1
+        return polys, circles
+
+    def _fence_valid(self) -> bool:
+        return self._fence_shapes() is not None
+
+    def _fence_breach_types(self) -> int:
+        """AC_Fence::check: bitmask of the fence types the vehicle is outside of now."""
+        types = int(self._pv("FENCE_TYPE"))
+        home = self._home or self._boot_home
+        breaches = 0
+        if types & 1 and self.kind == "copter" and self.alt_rel_m > self._pv("FENCE_ALT_MAX"):
+            breaches |= 1
+        if types & 2:
+            n, e = _ne_m(home[0], home[1], self._lat, self._lon)
+            if math.hypot(n, e) > self._pv("FENCE_RADIUS"):
+                breaches |= 2
+        if types & 4 and self._fence_polygon_distance_m() > 0.0:
+            breaches |= 4
+        return breaches
+
+    def _fence_polygon_distance_m(self) -> float:
+        """How far outside the uploaded polygon/circle fences the vehicle is (0: inside all
+        inclusion zones and outside all exclusion zones; AC_PolyFence_loader::breached)."""
+        shapes = self._fence_shapes()
+        if shapes is None:
+            return 0.0
+        polys, circles = shapes
+        worst = 0.0
+        for inclusion, ring in polys:
+            pts = [_ne_m(self._lat, self._lon, la, lo) for la, lo in ring]  # vehicle at origin
+            inside = _point_in_ring(pts)
+            if inside != inclusion:
+                worst = max(worst, _ring_distance_m(pts), 1e-3)
+        for inclusion, la, lo, radius in circles:
+            d = math.hypot(*_ne_m(self._lat, self._lon, la, lo))
+            if inclusion and d > radius:
+                worst = max(worst, d - radius)
+            elif not inclusion and d < radius:
+                worst = max(worst, radius - d, 1e-3)
+        return worst
+
+    def _fence_step(self) -> None:
+        """Copter::fence_check / Rover::fence_check: act once per new breach while armed."""
+        if self._pv("FENCE_ENABLE") != 1:
+            self._fence_breaches = 0
+            return
+        before = self._fence_breaches
+        now = self._fence_breach_types()
+        new = now & ~before
+        self._fence_breaches = now
+        if before and not now and not self._on_ground():
+            self._text(mav.MAV_SEVERITY_NOTICE, "Fence breach cleared")  # ArduCopter/fence.cpp
+        if not new or not self._armed:
+            return
+        self.fence_breach_count += 1
+        self.counters["fence_breaches"] += 1
+        if self.kind == "boat" or not self._on_ground():
+            self._text(mav.MAV_SEVERITY_NOTICE, "Fence Breached")  # ArduCopter/fence.cpp
+        action = int(self._pv("FENCE_ACTION"))
+        if action == 0:
+            return  # AC_FENCE_ACTION_REPORT_ONLY
+        distance_m = self._fence_breach_distance_m(new)
+        if self.kind == "copter":
+            if self._on_ground():
+                self._disarm(True, "fence breach on the ground")
+                return
+            # FENCE_ACTION: 1 RTL or land, 2 always land, 3 SmartRTL or RTL or land,
+            # 4 brake or land, 5 SmartRTL or land; beyond AC_FENCE_GIVE_UP_DISTANCE (100 m)
+            # outside, land instead of returning (ArduCopter/fence.cpp).
+            if action == 2 or (action in (1, 3, 5) and distance_m > 100.0):
+                choices = ["LAND"]
+            else:
+                choices = {1: ["RTL", "LAND"], 3: ["SMART_RTL", "RTL", "LAND"],
+                           4: ["BRAKE", "LAND"], 5: ["SMART_RTL", "LAND"]}.get(action, ["LAND"])
+        else:
+            # Rover FENCE_ACTION: 1 RTL, 2 Hold, 3 SmartRTL or RTL, 4 SmartRTL or Hold;
+            # beyond 100 m outside it holds (Rover/fence.cpp).
+            if action == 2 or distance_m > 100.0:
+                choices = ["HOLD"]
+            else:
+                choices = {1: ["RTL", "HOLD"], 3: ["SMART_RTL", "RTL", "HOLD"],
+                           4: ["SMART_RTL", "HOLD"]}.get(action, ["HOLD"])
+        for mode in choices:
+            if mode == self.mode or self._set_mode(self._mode_num(mode), reason="fence breach"):
+                return
+
+    def _fence_breach_distance_m(self, breaches: int) -> float:
+        """AC_Fence::get_breach_distance: the largest distance outside the breached fences."""
+        home = self._home or self._boot_home
+        worst = 0.0
+        if breaches & 1:
+            worst = max(worst, self.alt_rel_m - self._pv("FENCE_ALT_MAX"))
+        if breaches & 2:
+            worst = max(worst, math.hypot(*_ne_m(home[0], home[1], self._lat, self._lon))
+                        - self._pv("FENCE_RADIUS"))
+        if breaches & 4:
+            worst = max(worst, self._fence_polygon_distance_m())
+        return worst
 
     # ------------------------------------------------------------------ telemetry
     def _send_due(self, wall_now: float) -> None:
@@ -1621,6 +1869,198 @@ class SimVehicle:
         return mav.MAVLink_autopilot_version_message(
             _CAPABILITIES, _FLIGHT_SW_VERSION, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0x1209, 0x5740,
             self.system_id, [0] * 18)
+
+    # ------------------------------------------------------------------ faults, reboot, signing
+    # (see sitl/faults.py; the send/receive paths above consult these helpers)
+    def _init_faults_and_signing(self, faults: Faults | None,
+                                 signing_key: str | bytes | None) -> None:
+        self.faults = faults if faults is not None else Faults()
+        self.faults.check()
+        self.counters.update(dict.fromkeys((
+            "rx_dropped_fault", "tx_dropped_fault", "rx_dropped_cut", "tx_dropped_cut",
+            "rx_dropped_rebooting", "tx_dropped_rebooting", "rx_delayed", "tx_delayed",
+            "rx_unsigned_rejected", "rx_bad_signature", "commands_denied_fault"), 0))
+        self.boot_count = 1
+        self._reboot_requested = False
+        self._rebooting_until: float | None = None
+        self._signature_rejecting: str | None = None
+        self.signing = signing_key is not None
+        if signing_key is None:
+            return
+        try:
+            key = parse_key(signing_key)
+        except ValueError as err:
+            raise SimConfigError(f"{self.name}: {err}") from None
+        # ArduPilot GCS_MAVLINK::load_signing_key: sign everything sent, check everything
+        # received; accept_unsigned_callback lets only RADIO_STATUS and RADIO through
+        # unsigned (and the USB channel 0, which a simulator over UDP/TCP does not have).
+        signing = self._mav.signing
+        signing.secret_key = key
+        signing.sign_outgoing = True
+        signing.link_id = 0
+        signing.timestamp = timestamp_now()
+        signing.allow_unsigned_callback = _accept_unsigned
+
+    @property
+    def rebooting(self) -> bool:
+        """True from an accepted reboot until the vehicle talks again."""
+        return self._reboot_requested or self._rebooting_until is not None
+
+    def cut_link(self, seconds: float) -> None:
+        """Cut the radio both ways for ``seconds`` of wall time (the vehicle keeps flying)."""
+        if seconds < 0:
+            raise SimConfigError(f"cut_link needs seconds >= 0, not {seconds}")
+        self.faults.cut_until_s = self._wall() + seconds
+
+    def reboot(self) -> None:
+        """Test hook: reboot now, as MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN does (armed or not)."""
+        self._reboot_requested = True
+
+    def _fault_rx(self, data: bytes, addr: tuple[str, int] | None,
+                  writer: asyncio.StreamWriter | None) -> bool:
+        """Apply receive faults; True when the datagram was taken (dropped or delayed)."""
+        if self._rebooting_until is not None:  # down (the ACK went out before)
+            self.counters["rx_dropped_rebooting"] += 1
+            return True
+        faults = self.faults
+        if faults.cut(self._wall()):
+            self.counters["rx_dropped_cut"] += 1
+            return True
+        if writer is None and faults.drop_rx():
+            self.counters["rx_dropped_fault"] += 1
+            return True
+        if faults.delay_ms > 0 and self._loop is not None:
+            self.counters["rx_delayed"] += 1
+            self._loop.call_later(faults.delay_s, self._receive_late, data, addr, writer)
+            return True
+        return False
+
+    def _receive_late(self, data: bytes, addr: tuple[str, int] | None,
+                      writer: asyncio.StreamWriter | None) -> None:
+        if (writer is not None and writer.is_closing()) or (
+                writer is None and (self._transport is None or self._transport.is_closing())):
+            return  # the vehicle stopped meanwhile
+        self._on_bytes(data, addr, writer, delayed=True)
+
+    def _fault_tx_drop(self) -> bool:
+        """Apply send faults; True when the packet is lost."""
+        if self._rebooting_until is not None:  # down (the ACK went out before)
+            self.counters["tx_dropped_rebooting"] += 1
+            return True
+        if self.faults.cut(self._wall()):
+            self.counters["tx_dropped_cut"] += 1
+            return True
+        if not self._tcp and self.faults.drop_tx():
+            self.counters["tx_dropped_fault"] += 1
+            return True
+        return False
+
+    def _sendto(self, buf: bytes, remote: tuple[str, int]) -> None:
+        delay_s = self.faults.delay_s
+        if delay_s > 0 and self._loop is not None:
+            self.counters["tx_delayed"] += 1
+            self._loop.call_later(delay_s, self._sendto_late, buf, remote)
+        elif self._transport is not None:
+            self._transport.sendto(buf, remote)
+
+    def _sendto_late(self, buf: bytes, remote: tuple[str, int]) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(buf, remote)
+
+    def _write_tcp(self, writer: asyncio.StreamWriter, buf: bytes) -> None:
+        delay_s = self.faults.delay_s
+        if delay_s > 0 and self._loop is not None:
+            self.counters["tx_delayed"] += 1
+            self._loop.call_later(delay_s, self._write_tcp_late, writer, buf)
+        else:
+            writer.write(buf)
+
+    @staticmethod
+    def _write_tcp_late(writer: asyncio.StreamWriter, buf: bytes) -> None:
+        if not writer.is_closing():
+            writer.write(buf)
+
+    def _count_rejected_signature(self, msg: mav.MAVLink_message, addr: tuple[str, int] | None) -> None:
+        data = bytes(getattr(msg, "data", b""))
+        signed = len(data) > 2 and data[0] == 0xFD and bool(data[2] & 0x01)  # MAVLINK_IFLAG_SIGNED
+        reason = "bad signature" if signed else "unsigned"
+        self.counters["rx_bad_signature" if signed else "rx_unsigned_rejected"] += 1
+        if reason != self._signature_rejecting:
+            self._signature_rejecting = reason
+            log.warning("%s: rejecting %s packets from %s", self.name, reason, addr)
+
+    def _fault_command(self, cmd: int, p: tuple[float, ...]) -> int | None:
+        """A MAV_RESULT for commands decided here (denied by a fault, reboot), else None."""
+        if cmd in self.faults.deny_commands:
+            self.counters["commands_denied_fault"] += 1
+            log.info("%s: command %d denied (fault injection)", self.name, cmd)
+            return mav.MAV_RESULT_DENIED
+        if cmd == mav.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN:
+            # GCS_MAVLINK::handle_preflight_reboot (GCS_Common.cpp): ESC calibration on the
+            # next boot (param4 1) is unsupported; "refuse reboot when armed" → FAILED;
+            # param1 must be 1 (reboot) or 3 (reboot to bootloader); the ack goes out first.
+            if round(p[3]) == 1:
+                return mav.MAV_RESULT_UNSUPPORTED
+            if self._armed:
+                return mav.MAV_RESULT_FAILED
+            if p[0] not in (1.0, 3.0):
+                return mav.MAV_RESULT_UNSUPPORTED
+            self._reboot_requested = True
+            return mav.MAV_RESULT_ACCEPTED
+        return None
+
+    def _reboot_tick(self, wall_now: float) -> bool:
+        """Run a requested reboot; True while the vehicle is down (skip the tick)."""
+        if self._reboot_requested:
+            self._reboot_requested = False
+            self._rebooting_until = wall_now + self.faults.reboot_silent_s
+            self._reset_boot_state()
+            log.info("%s: rebooting (silent for %.1f s)", self.name, self.faults.reboot_silent_s)
+            return True
+        if self._rebooting_until is not None:
+            if wall_now < self._rebooting_until:
+                return True
+            self._rebooting_until = None
+            self.boot_count += 1
+            log.info("%s: boot %d", self.name, self.boot_count)
+        return False
+
+    def _reset_boot_state(self) -> None:
+        """Back to power-on: clock, EKF, mode, home, streams, failsafes reset; the stored
+        mission, parameters and the battery's charge stay (they live in storage / cells)."""
+        self._t_s = 0.0
+        self._init_done = self._origin_set = self._ekf_ready = False
+        self._mode = ROVER_MODES["INITIALISING"] if self.kind == "boat" else COPTER_MODES["STABILIZE"]
+        self._mode_set_during_init = False
+        self._armed = False
+        self._nav = None
+        self._guided_target = None
+        self._landed_since_s = None
+        self._alt_amsl = self._ground_amsl  # a disarmed copter is on the ground
+        self._vn = self._ve = self._vd = 0.0
+        self._boot_home = (self._lat, self._lon, self._alt_amsl)
+        self._home = None
+        self._home_locked = False
+        self._upload = None
+        self._mission_running = False
+        self._mission_index = 0
+        self._mission_complete = False
+        self._batt_fs_level = 0
+        self._batt_low_since_s = self._batt_crt_since_s = None
+        self._gcs_hb_sim_s = self._gcs_hb_wall_s = None
+        self._gcs_fs_active = False
+        self._last_prearm_s = -_PREARM_REPORT_S
+        self._intervals_s.clear()
+        self._next_due_s.clear()
+        self._last_wall_sent.clear()
+        self._streams_active = False
+        self._speed_mps = self._default_speed()
+        self._pending_texts.clear()
+
+
+def _accept_unsigned(_mav: mav.MAVLink, msg_id: int) -> bool:
+    """ArduPilot's accept_unsigned_callback list: radio modem status only."""
+    return msg_id in (mav.MAVLINK_MSG_ID_RADIO_STATUS, mav.MAVLINK_MSG_ID_RADIO)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

@@ -31,10 +31,16 @@ START_DEADLINE_S = 30.0
 RAIN_GAUGE = "rain-luoqi"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct UDP ports that were free a moment ago (all held open while chosen)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +51,14 @@ def yubei_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("yubei") / "district")
 
 
-def district_copy(src: Path, dest: Path) -> Path:
-    """A copy of the district whose fleet listens on free UDP ports."""
+def district_copy(src: Path, dest: Path, *, signed: bool = False) -> Path:
+    """A copy of the district whose fleet listens on free UDP ports (with MAVLink signing keys)."""
     shutil.copytree(src, dest)
     fleet = yaml.safe_load((dest / "fleet.yaml").read_text())
-    for vehicle in fleet["vehicles"]:
-        vehicle["url"] = f"udpin:127.0.0.1:{free_udp_port()}"
+    for vehicle, port in zip(fleet["vehicles"], free_udp_ports(len(fleet["vehicles"])), strict=True):
+        vehicle["url"] = f"udpin:127.0.0.1:{port}"
+        if signed:
+            vehicle["signing_key"] = os.urandom(32).hex()
     (dest / "fleet.yaml").write_text(yaml.safe_dump(fleet, allow_unicode=True))
     return dest
 
@@ -169,8 +177,9 @@ async def _publish(url: str, messages: list[tuple[str, bytes | str]]) -> None:
             await client.publish(topic, payload, qos=1)
 
 
-def start_live(mosquitto: MosquittoInstance, folder: Path, tmp: Path, *, loiter_s: float = 10.0) -> LiveService:
-    district = district_copy(folder, tmp / "district")
+def start_live(mosquitto: MosquittoInstance, folder: Path, tmp: Path, *, loiter_s: float = 10.0,
+               signed: bool = False) -> LiveService:
+    district = district_copy(folder, tmp / "district", signed=signed)
     data = tmp / "data"
     data.mkdir()
     port = free_port()

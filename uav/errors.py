@@ -16,6 +16,11 @@ Tree::
         ├── MissionError
         │   ├── MissionRejected      MISSION_ACK other than ACCEPTED (``.result_name``)
         │   └── MissionTimeout       the mission handshake stalled
+        ├── ParamError               the parameter protocol did not give the value asked for
+        │   ├── ParamTimeout         no PARAM_VALUE in time (read, list or set echo)
+        │   │   └── ParamNotFound    no answer to a read by name while the vehicle talks
+        │   └── ParamSetFailed       the echoed value differs from the value set
+        ├── PreflightFailed          a pre-flight check failed (``.report``)
         ├── UnknownMode              a mode name not in the vehicle's table (also a ValueError)
         ├── WrongMode                a request that needs another flight mode first
         ├── VehicleNotReady          ``wait_ready`` ran out of time
@@ -30,7 +35,8 @@ __all__ = [
     "UavError", "LinkError", "LinkLost", "VehicleError", "CommandError", "CommandDenied",
     "CommandTemporarilyRejected", "CommandUnsupported", "CommandFailed", "CommandTimeout",
     "ModeChangeFailed", "MissionError", "MissionRejected", "MissionTimeout", "UnknownMode",
-    "WrongMode", "VehicleNotReady", "VehicleUnavailable", "command_name", "result_name",
+    "WrongMode", "VehicleNotReady", "VehicleUnavailable", "ParamError", "ParamTimeout",
+    "ParamNotFound", "ParamSetFailed", "PreflightFailed", "command_name", "result_name",
     "error_for_result",
 ]
 
@@ -106,6 +112,42 @@ class MissionRejected(MissionError):
 
 class MissionTimeout(MissionError):
     """A mission upload, download or clear stalled past its deadline."""
+
+
+class ParamError(VehicleError):
+    """The parameter protocol (https://mavlink.io/en/services/parameter.html) failed."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class ParamTimeout(ParamError):
+    """No PARAM_VALUE arrived in time after every retry."""
+
+
+class ParamNotFound(ParamTimeout):
+    """A read by name got no answer while the vehicle was heard: ArduPilot's only answer
+    to a name it does not have is silence (FACTS)."""
+
+
+class ParamSetFailed(ParamError):
+    """PARAM_SET was echoed with another value (read-only, clamped or refused)."""
+
+    def __init__(self, message: str, *, name: str, wanted: float, got: float | None,
+                 statustext: str | None = None) -> None:
+        super().__init__(message, name=name)
+        self.wanted = wanted
+        self.got = got
+        self.statustext = statustext
+
+
+class PreflightFailed(VehicleError):
+    """At least one pre-flight check failed; ``report`` lists every check and why."""
+
+    def __init__(self, message: str, *, report: object) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class UnknownMode(VehicleError, ValueError):

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from uav.errors import VehicleUnavailable
 from uav.link import MavLink, open_link, parse_url
+from uav.signing import parse_key
 from uav.telemetry import Telemetry, summary, to_dict
 from uav.vehicle import Vehicle
 
@@ -41,13 +42,18 @@ _TRANSITIONS: Final = {(NEVER, CONNECTED), (CONNECTED, LOST), (LOST, CONNECTED)}
 
 @dataclass(frozen=True, slots=True)
 class FleetEntry:
-    """One vehicle of the fleet file: name, ``copter``/``boat``, MAVLink URL, system id."""
+    """One vehicle of the fleet file: name, ``copter``/``boat``, MAVLink URL, system id.
+
+    ``signing_key``: the vehicle's MAVLink 2 signing key (64 hex digits or base64 of 32
+    bytes); with one, packets to it are signed and unsigned ones from it are dropped.
+    """
 
     name: str
     type: str
     url: str
     system_id: int
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    signing_key: str | None = field(default=None, repr=False, compare=False, hash=False)
 
 
 class _Tracked:
@@ -84,6 +90,11 @@ class Fleet:
         addresses: set[tuple[str, int]] = set()
         for entry in entries:
             parse_url(entry.url)  # a bad URL fails here, at start-up
+            if entry.signing_key is not None:
+                try:
+                    parse_key(entry.signing_key)  # so does a bad signing key
+                except ValueError as err:
+                    raise ValueError(f"{entry.name}: {err}") from None
             if entry.name in names:
                 raise ValueError(f"duplicate vehicle name {entry.name!r}")
             if (entry.url, entry.system_id) in addresses:
@@ -146,6 +157,9 @@ class Fleet:
             for url in dict.fromkeys(e.url for e in self.entries):
                 self._links[url] = await open_link(url, source_system=self.source_system,
                                                    connect=False)
+            for entry in self.entries:
+                if entry.signing_key is not None:
+                    self._links[entry.url].set_signing_key(entry.system_id, entry.signing_key)
             async with asyncio.TaskGroup() as tg:
                 for link in self._links.values():
                     tg.create_task(link.run(), name=f"link {link.url}")

@@ -15,6 +15,11 @@ URLs::
                        (many vehicles behind one port, told apart by system id)
     udpout:HOST:PORT   send to HOST:PORT (replies come back to the same socket)
     tcp:HOST:PORT      TCP client (ArduPilot SITL serves TCP 5760 + 10 * instance)
+
+Signing (MAVLink 2, :mod:`uav.signing`): ``link.set_signing_key(system_id, key)`` signs
+what goes to that vehicle and drops what comes from it unsigned or wrongly signed
+(counted in ``stats(system_id).unsigned_dropped`` / ``bad_signature_dropped``). Systems
+without a key are unaffected, also on the same port.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Final
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav.errors import LinkError
+from uav.signing import Signer, Verifier, parse_key
 
 __all__ = ["Endpoint", "MavLink", "Subscription", "SystemStats", "open_link", "parse_url",
            "SequenceTracker"]
@@ -80,6 +86,10 @@ class SystemStats:
     lost: int
     last_heard_s: float  # time.monotonic() of the last packet
     address: tuple[str, int] | None
+    # Signing: packets dropped because the system has a key and the packet was unsigned,
+    # or carried a bad signature / a replayed or stale timestamp (uav.signing).
+    unsigned_dropped: int = 0
+    bad_signature_dropped: int = 0
 
     @property
     def loss_ratio(self) -> float:
@@ -118,12 +128,16 @@ class SequenceTracker:
 
 
 class _System:
-    __slots__ = ("tracker", "last_heard_s", "address")
+    __slots__ = ("tracker", "last_heard_s", "address", "unsigned_dropped",
+                 "bad_signature_dropped", "rejecting")
 
     def __init__(self) -> None:
         self.tracker = SequenceTracker()
         self.last_heard_s = 0.0
         self.address: tuple[str, int] | None = None
+        self.unsigned_dropped = 0
+        self.bad_signature_dropped = 0
+        self.rejecting: str | None = None  # why packets are being dropped (logged once)
 
 
 _CLOSED: Final = object()
@@ -242,6 +256,8 @@ class MavLink:
         self._systems: dict[int, _System] = {}
         self._subs: list[Subscription] = []
         self._parsers: dict[tuple[str, int] | None, mav.MAVLink] = {}
+        self._signers: dict[int, Signer] = {}
+        self._verifiers: dict[int, Verifier] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Transport | None = None
         self._tcp_protocol: _Stream | None = None
@@ -332,24 +348,71 @@ class MavLink:
         """
         if self._closed:
             raise LinkError(f"{self.url}: link closed")
-        buf = msg.pack(self.mav)
-        self.mav.seq = (self.mav.seq + 1) % 256
         try:
             if self._tcp is not None:
                 if self._tcp.is_closing():
                     self.send_errors += 1
                     return
-                self._tcp.write(buf)
+                for signer in self._signers_for(system_id, None):
+                    self._tcp.write(self._pack(msg, signer))
             elif self._udp is not None:
                 if self.endpoint.scheme == "udpout":
-                    self._udp.sendto(buf)
+                    for signer in self._signers_for(system_id, None):
+                        self._udp.sendto(self._pack(msg, signer))
                 else:
                     for addr in self._peers(system_id):
-                        self._udp.sendto(buf, addr)
+                        for signer in self._signers_for(system_id, addr):
+                            self._udp.sendto(self._pack(msg, signer), addr)
             self.sent_packets += 1
         except OSError as err:
             self.send_errors += 1
             log.debug("%s: send failed: %s", self.url, err)
+
+    def _pack(self, msg: Any, signer: Signer | None) -> bytes:
+        buf = signer.pack(msg, self.mav) if signer is not None else msg.pack(self.mav)
+        self.mav.seq = (self.mav.seq + 1) % 256
+        return buf
+
+    def _signers_for(self, system_id: int | None,
+                     addr: tuple[str, int] | None) -> list[Signer | None]:
+        """How to sign one send: a packet for one system uses its key (or none); a
+        broadcast (heartbeat) goes once per key of the systems behind ``addr`` (a
+        ``udpin`` peer) or behind the link (``udpout``/``tcp``), and once unsigned for
+        systems without a key."""
+        if not self._signers:
+            return [None]
+        if system_id:
+            return [self._signers.get(system_id)]
+        behind = [sid for sid, s in self._systems.items()
+                  if s.tracker.received and (addr is None or s.address == addr)]
+        out: dict[int, Signer | None] = {}
+        if addr is None:
+            for signer in self._signers.values():
+                out[id(signer)] = signer
+        for sid in behind:
+            signer = self._signers.get(sid)
+            out[id(signer)] = signer
+        if not behind:
+            out[id(None)] = None
+        return list(out.values())
+
+    def set_signing_key(self, system_id: int, key: str | bytes | None, *,
+                        link_id: int = 0) -> None:
+        """Sign for and verify ``system_id`` with ``key`` (hex/base64/32 bytes); None: off.
+
+        Systems sharing a key share one signer, so their packets form one timestamp
+        stream (two signers on one key could repeat a timestamp: a replay to the receiver).
+        """
+        if not 1 <= system_id <= 255:
+            raise ValueError(f"MAVLink system id must be 1..255, got {system_id}")
+        if key is None:
+            self._signers.pop(system_id, None)
+            self._verifiers.pop(system_id, None)
+            return
+        raw = parse_key(key)
+        signer = next((s for s in self._signers.values() if s.key == raw), None)
+        self._signers[system_id] = signer or Signer(raw, link_id=link_id)
+        self._verifiers[system_id] = Verifier(raw)
 
     def _peers(self, system_id: int | None) -> list[tuple[str, int]]:
         if system_id:
@@ -418,6 +481,9 @@ class MavLink:
         system = self._systems.get(system_id)
         if system is None:
             system = self._systems[system_id] = _System()
+        verifier = self._verifiers.get(system_id)
+        if verifier is not None and not self._verified(verifier, system, msg, addr):
+            return
         system.tracker.add(msg.get_srcComponent(), msg.get_seq())
         system.last_heard_s = time.monotonic()
         if addr is not None:
@@ -427,17 +493,38 @@ class MavLink:
             if sub.wants(system_id, msg_type):
                 sub.offer(msg)
 
+    def _verified(self, verifier: Verifier, system: _System, msg: Any,
+                  addr: tuple[str, int] | None) -> bool:
+        """Check a packet from a system with a key; count and log (once per change) drops."""
+        verdict = verifier.check(msg.get_msgbuf())
+        if verdict.ok:
+            if system.rejecting is not None:
+                log.info("%s: system %d: signed packets accepted again", self.url,
+                         msg.get_srcSystem())
+                system.rejecting = None
+            return True
+        if verdict.unsigned:
+            system.unsigned_dropped += 1
+        else:
+            system.bad_signature_dropped += 1
+        if system.rejecting != verdict.reason:
+            log.warning("%s: system %d: dropping packets (%s, e.g. %s from %s)", self.url,
+                        msg.get_srcSystem(), verdict.reason, msg.get_type(), addr)
+            system.rejecting = verdict.reason
+        return False
+
     def stats(self, system_id: int) -> SystemStats | None:
         """Packets, losses and last-heard time for a system id, or None if never heard."""
         system = self._systems.get(system_id)
         if system is None:
             return None
         return SystemStats(system_id, system.tracker.received, system.tracker.lost,
-                           system.last_heard_s, system.address)
+                           system.last_heard_s, system.address, system.unsigned_dropped,
+                           system.bad_signature_dropped)
 
     def systems(self) -> list[int]:
-        """System ids heard on this link."""
-        return sorted(self._systems)
+        """System ids heard on this link (packets dropped for their signature do not count)."""
+        return sorted(sid for sid, s in self._systems.items() if s.tracker.received)
 
 
 async def open_link(url: str, *, source_system: int = 255, source_component: int = 190,

@@ -16,25 +16,27 @@ a final result other than ACCEPTED raises the matching :mod:`uav.errors` leaf.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
 from contextlib import aclosing
-from functools import partial
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav import mission as missions
+from uav import transfer
 from uav.errors import (
-    CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost, MissionRejected,
-    MissionTimeout,
+    CommandDenied, CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost,
     ModeChangeFailed, VehicleNotReady, WrongMode, command_name, error_for_result,
-    mission_result_name,
 )
+from uav.fence import Fence, fence_from_items, fence_items
 from uav.link import MavLink, Subscription
 from uav.mission import MissionItem
+from uav.params import Params, ParamValue, ProgressCallback
+from uav.rally import RallyPoint, rally_from_items, rally_items
 from uav.modes import mode_number
 from uav.telemetry import Telemetry, update
 
@@ -51,6 +53,11 @@ DEFAULT_STREAMS_HZ: Final[Mapping[str, float]] = {
 }
 # Position stream considered stopped (and re-requested) after this long without one.
 STREAM_STALE_S: Final = 5.0
+# After an accepted reboot: a heartbeat gap longer than this (1.5 heartbeat periods at the
+# MAVLink 1 Hz heartbeat rate) is the reboot; one not seen within REBOOT_EXPECTED_S is
+# forgotten (a flight controller reboots in seconds).
+REBOOT_GAP_S: Final = 1.5
+REBOOT_EXPECTED_S: Final = 60.0
 # MAV_COMP_ID_AUTOPILOT1: the flight controller's component id.
 AUTOPILOT_COMPONENT: Final = mav.MAV_COMP_ID_AUTOPILOT1
 # MAV_CMD_COMPONENT_ARM_DISARM param2 magic that forces a disarm in flight
@@ -62,7 +69,6 @@ POSITION_ONLY_MASK: Final = 8 | 16 | 32 | 64 | 128 | 256 | 1024 | 2048
 # How long to wait for the STATUSTEXT that explains a FAILED/DENIED ack if it was not
 # already in (ArduPilot sends it just before the ack).
 STATUSTEXT_GRACE_S: Final = 0.3
-_MISSION_TYPE: Final = mav.MAV_MISSION_TYPE_MISSION
 
 
 class Vehicle:
@@ -87,9 +93,13 @@ class Vehicle:
         self._state = Telemetry(system_id=system_id, vehicle_type=vehicle_type or "unknown")
         self._listeners: set[asyncio.Queue[Telemetry]] = set()
         self._command_lock = asyncio.Lock()
-        self._mission_lock = asyncio.Lock()
+        self._transfer = transfer.MissionTransfer(link, system_id, target_component,
+                                                  name=self.name, lost=self._lost)
+        self._params = Params(link, system_id, target_component, name=self.name,
+                              lost=self._lost)
         self._need_streams = asyncio.Event()
         self._position_at_s = 0.0
+        self._reboot_sent_s = 0.0  # monotonic time of an accepted reboot (0: none pending)
 
     # ---- telemetry -----------------------------------------------------------------------
 
@@ -173,7 +183,8 @@ class Vehicle:
                 self._position_at_s = now_s
             if kind == "HEARTBEAT" and new.heartbeat_at_s == now_s:
                 gap_s = now_s - old.heartbeat_at_s
-                if not old.heartbeat_seen or gap_s > STREAM_STALE_S:
+                if (not old.heartbeat_seen or gap_s > STREAM_STALE_S
+                        or self._back_from_reboot(now_s, gap_s)):
                     self._need_streams.set()  # first contact, or back after silence/reboot
             if new != old:
                 self._publish(new)
@@ -364,6 +375,49 @@ class Vehicle:
         """Stop and hold position (copter LOITER, boat/rover HOLD)."""
         await self.set_mode("LOITER" if self._state.vehicle_type in ("copter", "plane") else "HOLD")
 
+    # ---- reboot --------------------------------------------------------------------------
+
+    async def reboot(self, *, force: bool = False) -> None:
+        """Reboot the autopilot (MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN, param1 1).
+
+        Refused here while armed (a reboot stops the motors) unless ``force``; ArduPilot
+        itself answers FAILED while armed. After the ACK the vehicle is silent for a few
+        seconds and comes back in its boot state: the snapshot's EKF readiness is cleared
+        now, so ``wait_ready`` waits for the new boot, and the telemetry streams are asked
+        for again when the heartbeat returns (a rebooted autopilot forgets them).
+        """
+        cmd = mav.MAV_CMD_PREFLIGHT_REBOOT_SHUTDOWN
+        if self._state.armed and not force:
+            raise CommandDenied(f"{self.name}: reboot refused: the vehicle is armed "
+                                f"(disarm first, or force=True)", command=cmd)
+        self._reboot_sent_s = time.monotonic()
+        try:
+            await self.command(cmd, 1, 0, 0, 0, 0, 0, 0, what="reboot")
+        except (CommandTimeout, LinkLost) as err:
+            # The ACK can be lost as the vehicle goes down: silence since is the answer.
+            if self.heard_within(REBOOT_GAP_S):
+                raise
+            log.warning("%s: reboot not acknowledged but the vehicle went silent (%s): "
+                        "taken as rebooting", self.name, err)
+        except BaseException:
+            self._reboot_sent_s = 0.0
+            raise
+        self._reboot_sent_s = time.monotonic()
+        self._publish(dataclasses.replace(self._state, ekf_ok=False, ekf_flags=0))
+        log.info("%s: rebooting", self.name)
+
+    def _back_from_reboot(self, now_s: float, gap_s: float) -> bool:
+        """True for the first heartbeat after the silence that follows an accepted reboot."""
+        if not self._reboot_sent_s:
+            return False
+        if now_s - self._reboot_sent_s > REBOOT_EXPECTED_S:
+            self._reboot_sent_s = 0.0  # it never went silent: nothing to redo
+            return False
+        if gap_s > REBOOT_GAP_S:
+            self._reboot_sent_s = 0.0
+            return True
+        return False
+
     async def request_message(self, msg_id: int, *, timeout_s: float = 3.0) -> dict[str, Any]:
         """MAV_CMD_REQUEST_MESSAGE; returns the requested message's fields as a dict."""
         with self.link.subscribe(self.system_id, maxsize=256) as sub:
@@ -380,7 +434,7 @@ class Vehicle:
                                      f"within {timeout_s:g} s",
                                      command=mav.MAV_CMD_REQUEST_MESSAGE) from None
 
-    # ---- mission protocol (https://mavlink.io/en/services/mission.html) ---------------------
+    # ---- mission protocol: missions, fences, rally points (uav.transfer) -------------------
 
     async def upload_mission(self, items: Sequence[MissionItem], *, timeout_s: float = 30.0,
                              request_timeout_s: float = 1.5) -> None:
@@ -393,137 +447,96 @@ class Vehicle:
         home = (missions.home_placeholder(t.home_lon_deg, t.home_lat_deg, t.home_alt_amsl_m)
                 if t.home_valid and math.isfinite(t.home_alt_amsl_m)
                 else missions.home_placeholder())
-        plan = [home, *items]
-        wire = [missions.encode_item_int(item, seq, target_system=self.system_id,
-                                         target_component=self.target_component)
-                for seq, item in enumerate(plan)]
-        count_msg = self.link.mav.mission_count_encode(
-            self.system_id, self.target_component, len(plan), _MISSION_TYPE)
         self._check_reachable()
-        async with self._mission_lock:
-            with self.link.subscribe(self.system_id, maxsize=256, types={
-                    "MISSION_REQUEST", "MISSION_REQUEST_INT", "MISSION_ACK", "STATUSTEXT"}) as sub:
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        await self._upload(sub, count_msg, wire, request_timeout_s)
-                except TimeoutError:
-                    raise MissionTimeout(f"{self.name}: mission upload ({len(plan)} items) did "
-                                         f"not finish within {timeout_s:g} s") from None
+        await self._transfer.upload(transfer.MISSION, [home, *items], timeout_s=timeout_s,
+                                    request_timeout_s=request_timeout_s)
         log.info("%s: mission of %d items uploaded", self.name, len(items))
-
-    async def _upload(self, sub: Subscription, count_msg: Any, wire: list[Any],
-                      request_timeout_s: float) -> None:
-        self.link.send(count_msg, system_id=self.system_id)
-        requested: set[int] = set()
-        text: str | None = None
-        idle = 0
-        while True:
-            try:
-                async with asyncio.timeout(request_timeout_s):
-                    msg = await sub.get()
-            except TimeoutError:
-                idle += 1
-                if self._lost():
-                    raise LinkLost(f"{self.name}: lost during mission upload") from None
-                if not requested:
-                    self.link.send(count_msg, system_id=self.system_id)  # COUNT went missing
-                continue
-            kind = msg.get_type()
-            if kind == "STATUSTEXT":
-                text = _clean(msg.text)
-                continue
-            if getattr(msg, "mission_type", 0) != _MISSION_TYPE:
-                continue
-            if kind in ("MISSION_REQUEST", "MISSION_REQUEST_INT"):
-                if 0 <= msg.seq < len(wire):
-                    requested.add(msg.seq)
-                    self.link.send(wire[msg.seq], system_id=self.system_id)
-                else:
-                    log.warning("%s: vehicle asked for item %d of %d", self.name, msg.seq,
-                                len(wire))
-                continue
-            # MISSION_ACK
-            if msg.type == mav.MAV_MISSION_ACCEPTED:
-                if len(requested) == len(wire):
-                    return
-                log.debug("%s: early ACCEPTED ack ignored (%d/%d asked)", self.name,
-                          len(requested), len(wire))
-                continue
-            reason = f" ({text})" if text else ""
-            raise MissionRejected(f"{self.name}: mission rejected: "
-                                  f"{mission_result_name(msg.type)}{reason}", result=msg.type)
 
     async def download_mission(self, *, timeout_s: float = 30.0,
                                request_timeout_s: float = 1.5) -> list[MissionItem]:
         """Read the mission back (without the home slot 0)."""
         self._check_reachable()
-        async with self._mission_lock:
-            with self.link.subscribe(self.system_id, maxsize=256, types={
-                    "MISSION_COUNT", "MISSION_ITEM_INT", "MISSION_ITEM", "MISSION_ACK"}) as sub:
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        items = await self._download(sub, request_timeout_s)
-                except TimeoutError:
-                    raise MissionTimeout(f"{self.name}: mission download did not finish within "
-                                         f"{timeout_s:g} s") from None
+        items = await self._transfer.download(transfer.MISSION, timeout_s=timeout_s,
+                                              request_timeout_s=request_timeout_s)
         return items[1:]
-
-    async def _exchange(self, sub: Subscription, request: Any, accept: Callable[[Any], bool],
-                        request_timeout_s: float, what: str) -> Any:
-        """Send ``request`` until a message satisfying ``accept`` comes (or the link is lost)."""
-        while True:
-            self.link.send(request, system_id=self.system_id)
-            try:
-                async with asyncio.timeout(request_timeout_s):
-                    while True:
-                        msg = await sub.get()
-                        if getattr(msg, "mission_type", 0) != _MISSION_TYPE:
-                            continue
-                        if msg.get_type() == "MISSION_ACK" and msg.type != mav.MAV_MISSION_ACCEPTED:
-                            raise MissionRejected(f"{self.name}: {what}: "
-                                                  f"{mission_result_name(msg.type)}",
-                                                  result=msg.type)
-                        if accept(msg):
-                            return msg
-            except TimeoutError:
-                if self._lost():
-                    raise LinkLost(f"{self.name}: lost during {what}") from None
-
-    async def _download(self, sub: Subscription, request_timeout_s: float) -> list[MissionItem]:
-        tid, tcomp = self.system_id, self.target_component
-        count_msg = await self._exchange(
-            sub, self.link.mav.mission_request_list_encode(tid, tcomp, _MISSION_TYPE),
-            lambda m: m.get_type() == "MISSION_COUNT", request_timeout_s, "mission download")
-        items: list[MissionItem] = []
-        for seq in range(count_msg.count):
-            msg = await self._exchange(
-                sub, self.link.mav.mission_request_int_encode(tid, tcomp, seq, _MISSION_TYPE),
-                partial(_is_item, seq=seq), request_timeout_s, f"mission item {seq}")
-            items.append(missions.decode_item(msg))
-        self.link.send(self.link.mav.mission_ack_encode(
-            tid, tcomp, mav.MAV_MISSION_ACCEPTED, _MISSION_TYPE), system_id=self.system_id)
-        return items
 
     async def clear_mission(self, *, timeout_s: float = 10.0,
                             request_timeout_s: float = 1.5) -> None:
         """MISSION_CLEAR_ALL, awaiting an ACCEPTED MISSION_ACK."""
         self._check_reachable()
-        async with self._mission_lock:
-            with self.link.subscribe(self.system_id, types={"MISSION_ACK"}, maxsize=16) as sub:
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        await self._exchange(
-                            sub, self.link.mav.mission_clear_all_encode(
-                                self.system_id, self.target_component, _MISSION_TYPE),
-                            lambda m: m.get_type() == "MISSION_ACK", request_timeout_s,
-                            "mission clear")
-                except TimeoutError:
-                    raise MissionTimeout(f"{self.name}: mission clear not acknowledged within "
-                                         f"{timeout_s:g} s") from None
+        await self._transfer.clear(transfer.MISSION, timeout_s=timeout_s,
+                                   request_timeout_s=request_timeout_s)
 
+    async def upload_fence(self, fence: Fence, *, timeout_s: float = 30.0,
+                           request_timeout_s: float = 1.5) -> None:
+        """Upload ``fence`` (MAV_MISSION_TYPE_FENCE, no home slot); it replaces the stored
+        fence. FENCE_ENABLE is left as it was (FACTS): enable it with ``set_param``."""
+        self._check_reachable()
+        items = fence_items(fence)
+        await self._transfer.upload(transfer.FENCE, items, timeout_s=timeout_s,
+                                    request_timeout_s=request_timeout_s)
+        log.info("%s: fence of %d items uploaded", self.name, len(items))
 
-def _is_item(msg: Any, *, seq: int) -> bool:
-    return msg.get_type() in ("MISSION_ITEM_INT", "MISSION_ITEM") and msg.seq == seq
+    async def download_fence(self, *, timeout_s: float = 30.0,
+                             request_timeout_s: float = 1.5) -> Fence:
+        """The fence stored on the vehicle; ValueError if its items do not form a fence."""
+        self._check_reachable()
+        return fence_from_items(await self._transfer.download(
+            transfer.FENCE, timeout_s=timeout_s, request_timeout_s=request_timeout_s))
+
+    async def clear_fence(self, *, timeout_s: float = 10.0, request_timeout_s: float = 1.5) -> None:
+        """Remove every fence item (MISSION_CLEAR_ALL of type FENCE)."""
+        self._check_reachable()
+        await self._transfer.clear(transfer.FENCE, timeout_s=timeout_s,
+                                   request_timeout_s=request_timeout_s)
+
+    async def upload_rally(self, points: Sequence[RallyPoint], *, timeout_s: float = 30.0,
+                           request_timeout_s: float = 1.5) -> None:
+        """Upload rally points (MAV_MISSION_TYPE_RALLY, no home slot)."""
+        self._check_reachable()
+        await self._transfer.upload(transfer.RALLY, rally_items(points), timeout_s=timeout_s,
+                                    request_timeout_s=request_timeout_s)
+
+    async def download_rally(self, *, timeout_s: float = 30.0,
+                             request_timeout_s: float = 1.5) -> list[RallyPoint]:
+        """The rally points stored on the vehicle."""
+        self._check_reachable()
+        return rally_from_items(await self._transfer.download(
+            transfer.RALLY, timeout_s=timeout_s, request_timeout_s=request_timeout_s))
+
+    async def clear_rally(self, *, timeout_s: float = 10.0, request_timeout_s: float = 1.5) -> None:
+        """Remove every rally point."""
+        self._check_reachable()
+        await self._transfer.clear(transfer.RALLY, timeout_s=timeout_s,
+                                   request_timeout_s=request_timeout_s)
+
+    # ---- parameters (uav.params) ---------------------------------------------------------
+
+    @property
+    def param_cache(self) -> Mapping[str, ParamValue]:
+        """Every parameter value seen so far (reads, sets, lists), by name."""
+        return self._params.cache
+
+    async def get_param(self, name: str, timeout_s: float = 1.0, *, attempts: int = 3) -> float:
+        """One parameter's value (PARAM_REQUEST_READ by name); ParamNotFound, LinkLost."""
+        self._check_reachable()
+        return (await self._params.get(name, timeout_s=timeout_s, attempts=attempts)).value
+
+    async def get_all_params(self, *, progress: ProgressCallback | None = None,
+                             timeout_s: float = 60.0) -> dict[str, float]:
+        """Every parameter (PARAM_REQUEST_LIST, gaps re-read by index); ``progress(got,
+        total)`` after each new one. ParamTimeout after ``timeout_s``."""
+        self._check_reachable()
+        values = await self._params.get_all(progress=progress, timeout_s=timeout_s)
+        return {name: p.value for name, p in values.items()}
+
+    async def set_param(self, name: str, value: float, *, timeout_s: float = 1.0,
+                        attempts: int = 3) -> float:
+        """PARAM_SET verified from the echo; returns the value the vehicle holds.
+        ValueError (does not fit the type), ParamNotFound, ParamSetFailed, LinkLost."""
+        self._check_reachable()
+        return (await self._params.set(name, value, timeout_s=timeout_s,
+                                       attempts=attempts)).value
 
 
 def _clean(text: Any) -> str:

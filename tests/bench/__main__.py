@@ -1,4 +1,5 @@
-"""Benchmarks: ``python -m tests.bench [ingest|alarm] [options]`` (``make bench`` runs both).
+"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet] [options]`` (``make bench``
+runs them all).
 
 They print figures; they pass or fail nothing and are not part of the test suite
 (pytest ignores tests/bench). Figures are relative to the machine they ran on: the
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench import alarm_to_mission, ingest
+from tests.bench import alarm_to_mission, fleet, ingest, mavlink
 
 
 def _mosquitto_version() -> str:
@@ -38,10 +39,14 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("which", nargs="?", choices=("all", "ingest", "alarm"), default="all")
-    parser.add_argument("--messages", type=int, default=None, help="ingest: messages per load")
+    parser.add_argument("which", nargs="?", choices=("all", "ingest", "alarm", "mavlink", "fleet"), default="all")
+    parser.add_argument("--messages", type=int, default=None,
+                        help="ingest: messages per load; mavlink: packets in the buffer (default 200000)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="ingest: publish QoS (default 1)")
     parser.add_argument("--samples", type=int, default=20, help="alarm: alarms to time (default 20)")
+    parser.add_argument("--vehicles", default="50,100,200", help="fleet: fleet sizes (default 50,100,200)")
+    parser.add_argument("--seconds", type=float, default=fleet.WINDOW_S,
+                        help=f"fleet: measurement window per size (default {fleet.WINDOW_S:g})")
     args = parser.parse_args(argv)
     print(header(), flush=True)
     if args.which in ("all", "ingest"):
@@ -56,6 +61,16 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         asyncio.run(alarm_to_mission.run(args.samples))
         print(f"(alarm benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "mavlink"):
+        print()
+        started = time.monotonic()
+        asyncio.run(mavlink.run(args.messages or 200_000))
+        print(f"(mavlink benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "fleet"):
+        print()
+        started = time.monotonic()
+        asyncio.run(fleet.run(tuple(int(n) for n in args.vehicles.split(",")), args.seconds))
+        print(f"(fleet benchmark: {time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

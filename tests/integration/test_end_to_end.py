@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.fixtures_service import LiveService, _publish
+from tests.fixtures_service import LiveService, _publish, start_live
 
 FLIGHT_DEADLINE_S = 120.0
 
@@ -57,6 +57,10 @@ async def test_reading_to_incident_to_flight_and_home(live_service: LiveService)
     for kind in ("dispatch.approved", "mission.uploaded", "dispatch.state", "mission.completed"):
         assert kind in kinds, f"{kind} missing from {sorted(set(kinds))}"
     assert kinds.index("dispatch.approved") < kinds.index("mission.uploaded") < kinds.index("mission.completed")
+    [preflight] = [e["data"] for e in events if e["kind"] == "dispatch.preflight"]
+    assert preflight["passed"] and {"heartbeat", "ekf", "gps", "battery", "fence"} <= {
+        c["name"] for c in preflight["checks"]}
+    assert kinds.index("dispatch.preflight") < kinds.index("dispatch.state")  # checked before arming
     states = [e["data"]["state"] for e in events if e["kind"] == "dispatch.state"]
     assert states == ["flying", "returning", "landed"]
     uav1 = [e["data"] for e in events if e["kind"] == "vehicle.telemetry" and e["data"]["name"] == "UAV-1"]
@@ -218,3 +222,21 @@ def test_restart_keeps_incidents_tracks_and_events(live_service: LiveService) ->
     # the restarted service keeps watching the flight to its end
     live.wait_until(lambda: live.get(f"/api/incidents/{live.incident_id}")["dispatch"]["state"] == "landed",
                     "the resumed flight to land", timeout_s=FLIGHT_DEADLINE_S)
+
+
+def test_a_signed_fleet_flies_and_the_service_signs(mosquitto, yubei_folder, tmp_path) -> None:
+    """Every vehicle has its own MAVLink 2 signing key in the fleet file; the simulator
+    refuses unsigned commands, so a completed flight shows the service signs per vehicle."""
+    live = start_live(mosquitto, yubei_folder, tmp_path, signed=True)
+    try:
+        live.publish_rainstorm()
+        incident_id = live.wait_incident()["id"]
+        with live.client() as http:
+            assert http.post(f"/api/incidents/{incident_id}/dispatch").status_code == 202
+        live.wait_until(lambda: (live.get(f"/api/incidents/{incident_id}")["dispatch"] or {}).get("state")
+                        in ("landed", "failed"), "the signed flight to end", timeout_s=FLIGHT_DEADLINE_S)
+        dispatch = live.get(f"/api/incidents/{incident_id}")["dispatch"]
+        assert dispatch["state"] == "landed", dispatch
+    finally:
+        live.service.stop()
+        live.fleet.stop()

@@ -106,3 +106,25 @@ async def test_a_vehicle_lost_on_a_mission_is_reported_with_its_incident(service
         while (d := service.store.dispatch(incident_id)) is None or d.state != "landed":
             await asyncio.sleep(0.2)
     assert not sim.armed and sim.landed
+
+
+async def test_a_failed_preflight_check_keeps_the_vehicle_on_the_ground(service_with_copter, mosquitto) -> None:
+    service, sim = service_with_copter
+    sim.make_param_read_only("FS_GCS_ENABLE")  # the GCS failsafe cannot be switched on
+    events = service.bus.subscribe(maxsize=100_000)
+    incident_id = await _open_incident(service, mosquitto.url)
+    service.approve_dispatch(incident_id, by="test")
+    async with asyncio.timeout(DEADLINE_S):
+        while (d := service.store.dispatch(incident_id)) is None or d.state not in ("failed", "flying"):
+            await asyncio.sleep(0.05)
+    assert d.state == "failed" and "FS_GCS_ENABLE" in (d.error or "")
+    preflight = []
+    while not events.queue.empty():
+        event = events.queue.get_nowait()
+        if event.kind == "dispatch.preflight":
+            preflight.append(event.data)
+    assert len(preflight) == 1 and not preflight[0]["passed"]
+    assert not sim.armed and sim.landed
+    incident = service.store.incident(incident_id)
+    assert incident.status == "open"  # back to the dispatcher, who may approve again
+    assert "UAV-1" not in service.assignments
