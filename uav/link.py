@@ -255,6 +255,10 @@ class MavLink:
         self.mav = mav.MAVLink(None, srcSystem=source_system, srcComponent=source_component)
         self._systems: dict[int, _System] = {}
         self._subs: list[Subscription] = []
+        # subscriptions by the system id they want (None: every system), so a packet is
+        # offered only to its own readers: with many vehicles on one port, offering every
+        # packet to every subscription dominated the receive path
+        self._subs_by_system: dict[int | None, tuple[Subscription, ...]] = {}
         self._parsers: dict[tuple[str, int] | None, mav.MAVLink] = {}
         self._signers: dict[int, Signer] = {}
         self._verifiers: dict[int, Verifier] = {}
@@ -299,6 +303,7 @@ class MavLink:
         for transport in (self._udp, self._tcp):
             if transport is not None:
                 transport.close()
+        self._subs_by_system = {}
         for sub in list(self._subs):
             sub.close()
         self._subs.clear()
@@ -432,13 +437,21 @@ class MavLink:
             sub.close()
         else:
             self._subs.append(sub)
+            self._index_subs()
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
         try:
             self._subs.remove(sub)
         except ValueError:
-            pass
+            return
+        self._index_subs()
+
+    def _index_subs(self) -> None:
+        index: dict[int | None, list[Subscription]] = {}
+        for sub in self._subs:
+            index.setdefault(sub.system_id, []).append(sub)
+        self._subs_by_system = {key: tuple(subs) for key, subs in index.items()}
 
     def _parser(self, addr: tuple[str, int] | None) -> mav.MAVLink:
         parser = self._parsers.get(addr)
@@ -489,9 +502,11 @@ class MavLink:
         if addr is not None:
             system.address = addr
         msg_type = msg.get_type()
-        for sub in tuple(self._subs):
-            if sub.wants(system_id, msg_type):
-                sub.offer(msg)
+        by_system = self._subs_by_system
+        for subs in (by_system.get(system_id, ()), by_system.get(None, ())):
+            for sub in subs:
+                if sub.wants(system_id, msg_type):
+                    sub.offer(msg)
 
     def _verified(self, verifier: Verifier, system: _System, msg: Any,
                   addr: tuple[str, int] | None) -> bool:
