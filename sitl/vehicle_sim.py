@@ -1732,7 +1732,11 @@ class SimVehicle:
             if wall_now - self._last_wall_sent.get(mid, -1e9) < 1.0 / _MAX_WALL_RATE_HZ:
                 continue
             msg = self._build(mid)
-            self._next_due_s[mid] = self._t_s + interval
+            # the next slot follows the previous one, not now, so the rate does not drift
+            # below the requested one by up to a tick per message; after a gap (first send,
+            # a pause) it restarts from now rather than catching up in a burst
+            slot = self._next_due_s.get(mid, -math.inf) + interval
+            self._next_due_s[mid] = slot if slot > self._t_s - interval else self._t_s + interval
             self._last_wall_sent[mid] = wall_now
             if msg is not None:
                 self._send(msg)
