@@ -35,10 +35,12 @@ from uav.telemetry import Telemetry
 from .clock import Clock, SystemClock
 from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
 from .dispatch.envelope import mission_fence
+from .dispatch.geometry import path_length_m
 from .dispatch.errors import PlanRefused
 from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
 from .events import EventBus
+from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .incidents import OpenIncident, Status, decide, transition
 from .linkage.playbook import tasks_for
 from .risk.assess import assess
@@ -46,7 +48,7 @@ from .risk.rules import Assessment, Level
 from .settings import Settings
 from .store import AlreadyDispatched, Store
 from .store.writer import ReadingWriter
-from .store.models import IncidentRow, TaskRow
+from .store.models import FlightRow, IncidentRow, TaskRow
 
 log = logging.getLogger("command.runtime")
 
@@ -91,6 +93,7 @@ class Service:
         self.bus = EventBus(self.clock, append=lambda t, k, d: self.store.append_event(time=t, kind=k, data=d))
         self.token = settings.api_token or secrets.token_urlsafe(18)
         self.metrics = Metrics()
+        self.report_stats = ReporterStats()
         self.departments = {d.id: d for d in self.district.departments}
         self.vehicle_specs = {v.name: v for v in self.district.fleet}
         self.sensor_status: dict[str, str] = {}
@@ -139,14 +142,21 @@ class Service:
                 tg.create_task(self._mqtt_session(), name="mqtt")
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
+                if self.settings.flight_report_url:
+                    reporter = HttpJsonReporter(self.settings.flight_report_url, source=self.district.name,
+                                                token=self.settings.flight_report_token)
+                    tg.create_task(run_reporter(self.bus, reporter, period_s=self.settings.flight_report_period_s,
+                                                stats=self.report_stats), name="flight-data-reporter")
                 for d in self.store.dispatches().values():
                     if d.state in ("planning", "uploading"):
                         # stopped before the mission started: the vehicle may hold a partial
                         # mission, so the dispatcher must approve again
                         self._fail(d.incident_id, d.vehicle, "interrupted by a service restart before take-off")
                     elif d.state in DISPATCH_ACTIVE and d.vehicle:
+                        flying = self.store.flights(vehicle=d.vehicle, state="flying")
                         self._spawn(self._track(d.incident_id, d.vehicle, int(d.plan.get("items", 0)),
-                                                resumed=True), name=f"resume-{d.incident_id}")
+                                                flight_id=flying[-1].id if flying else None, resumed=True),
+                                    name=f"resume-{d.incident_id}")
                 self.ready.set()
         finally:
             self._tg = None
@@ -321,7 +331,7 @@ class Service:
         return view
 
     # -- dispatch -------------------------------------------------------------------------
-    def approve_dispatch(self, incident_id: int, *, by: str) -> dict[str, Any]:
+    def approve_dispatch(self, incident_id: int, *, by: str, pilot: str | None = None) -> dict[str, Any]:
         """Approve a dispatch: choose a vehicle, plan a safe mission, and fly it.
 
         Synchronous up to the point the flight is handed to its own task, so two
@@ -354,7 +364,8 @@ class Service:
         self._count_dispatch("approved")
         self.bus.publish("dispatch.approved", {"incident_id": incident_id, "vehicle": name, "by": by,
                                                "checks": list(plan.checks)})
-        self._spawn(self._fly(incident_id, name, plan), name=f"fly-{incident_id}")
+        self._spawn(self._fly(incident_id, name, plan, approved_by=by, approved_at=now, pilot=pilot or by),
+                    name=f"fly-{incident_id}")
         view = self.incident_view(row)
         self.bus.publish("incident.updated", view)
         return view
@@ -395,8 +406,10 @@ class Service:
         self.bus.publish("dispatch.state", {"incident_id": incident_id, "state": state, **fields})
         self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
 
-    async def _fly(self, incident_id: int, name: str, plan: MissionPlan) -> None:
-        """Upload, arm, start, then watch the vehicle until it is home and disarmed."""
+    async def _fly(self, incident_id: int, name: str, plan: MissionPlan, *, approved_by: str,
+                   approved_at: datetime, pilot: str) -> None:
+        """Upload, check, arm, start, then watch the vehicle until it is home and disarmed."""
+        flight: FlightRow | None = None
         try:
             vehicle = self.fleet.vehicle(name)
             await vehicle.set_mode("GUIDED")
@@ -412,6 +425,13 @@ class Service:
             self.bus.publish("dispatch.preflight", {"incident_id": incident_id, "vehicle": name, **report.to_dict()})
             report.raise_if_failed()
             await vehicle.arm()
+            # the log book entry starts when the vehicle is armed
+            flight = self.store.insert_flight(
+                vehicle=name, incident_id=incident_id, pilot=pilot, approved_by=approved_by,
+                approved_at=approved_at, armed_at=self.clock.now(), state="flying",
+                detail={"checks": list(plan.checks), "preflight": report.to_dict(),
+                        "planned_path": [list(p) for p in plan.path]})
+            self.bus.publish("flight.started", self.flight_view(flight))
             await vehicle.set_mode("AUTO")
             if vehicle.state.vehicle_type == "copter":
                 # ArduCopter takes off from the ground in AUTO only on MISSION_START
@@ -419,14 +439,15 @@ class Service:
             self._set_dispatch(incident_id, "flying")
         except VehicleError as err:
             log.warning("dispatch of incident %d with %s failed: %s", incident_id, name, err)
-            self._fail(incident_id, name, str(err))
+            self._fail(incident_id, name, str(err), flight=flight)
             return
         except Exception as err:
-            self._fail(incident_id, name, f"internal error: {err!r}")
+            self._fail(incident_id, name, f"internal error: {err!r}", flight=flight)
             raise
-        await self._track(incident_id, name, len(plan.items))
+        await self._track(incident_id, name, len(plan.items), flight_id=flight.id)
 
-    async def _track(self, incident_id: int, name: str, items: int, *, resumed: bool = False) -> None:
+    async def _track(self, incident_id: int, name: str, items: int, *, flight_id: int | None,
+                     resumed: bool = False) -> None:
         """Follow the flight to its end: returning once the RTL item is current, done when disarmed.
 
         ``items`` is the mission length without the home slot, so the last item (RTL)
@@ -435,6 +456,7 @@ class Service:
         """
         state = "flying"
         airborne = resumed
+        max_agl_m: float | None = None
         while True:
             try:
                 vehicle = self.fleet.vehicle(name)
@@ -442,9 +464,16 @@ class Service:
                 await asyncio.sleep(1.0)
                 continue
             async for t in vehicle.telemetry():
-                airborne = airborne or (t.armed and not t.landed)
+                if not airborne and t.armed and not t.landed:
+                    airborne = True
+                    if flight_id is not None:
+                        self.store.update_flight(flight_id, takeoff_at=self.clock.now())
+                if airborne and t.vehicle_type != "boat" and math.isfinite(t.alt_amsl_m):
+                    agl = t.alt_amsl_m - self.district.terrain.elevation_at(t.lon_deg, t.lat_deg)
+                    if math.isfinite(agl):
+                        max_agl_m = agl if max_agl_m is None else max(max_agl_m, agl)
                 if resumed and not t.armed:
-                    self._finish(incident_id, name)
+                    self._finish(incident_id, name, flight_id, max_agl_m)
                     return
                 if state == "flying" and t.armed and t.battery_pct < self.settings.return_battery_pct:
                     # ArduPilot's own battery failsafe is off by default (BATT_FS_LOW_ACT 0):
@@ -461,7 +490,7 @@ class Service:
                         log.warning("boat %s would not disarm at home: %s", name, err)
                         continue
                 if state == "returning" and not t.armed and (airborne or t.vehicle_type == "boat"):
-                    self._finish(incident_id, name)
+                    self._finish(incident_id, name, flight_id, max_agl_m)
                     return
 
     async def _return_low_battery(self, incident_id: int, name: str, vehicle: Vehicle, battery_pct: float) -> None:
@@ -477,13 +506,30 @@ class Service:
                                                 "text": f"low battery and RTL refused: {err}"})
         self._set_dispatch(incident_id, "returning")
 
-    def _finish(self, incident_id: int, name: str) -> None:
+    def _finish(self, incident_id: int, name: str, flight_id: int | None, max_agl_m: float | None) -> None:
+        if flight_id is not None:
+            self._close_flight(flight_id, max_agl_m)
         self._set_dispatch(incident_id, "landed")
         self.assignments.pop(name, None)
         self._count_dispatch("completed")
         self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
 
-    def _fail(self, incident_id: int, name: str | None, error: str) -> None:
+    def _close_flight(self, flight_id: int, max_agl_m: float | None, *, state: str = "landed") -> None:
+        """Complete the log book entry: landing time, flown distance, highest point above ground."""
+        now = self.clock.now()
+        row = self.store.flight(flight_id)
+        track = self.store.track_between(row.vehicle, row.takeoff_at or row.armed_at, now)
+        distance = path_length_m([(p.lon, p.lat) for p in track]) if len(track) > 1 else 0.0
+        previous = row.max_agl_m
+        if previous is not None and (max_agl_m is None or previous > max_agl_m):
+            max_agl_m = previous
+        row = self.store.update_flight(flight_id, landed_at=now, state=state, distance_m=round(distance, 1),
+                                       max_agl_m=None if max_agl_m is None else round(max_agl_m, 1))
+        self.bus.publish("flight.ended", self.flight_view(row))
+
+    def _fail(self, incident_id: int, name: str | None, error: str, *, flight: FlightRow | None = None) -> None:
+        if flight is not None:
+            self._close_flight(flight.id, None, state="aborted")
         self._set_dispatch(incident_id, "failed", error=error)
         if name is not None:
             self.assignments.pop(name, None)
@@ -529,7 +575,7 @@ class Service:
         return {
             "name": name, "type": spec.type, "system_id": spec.system_id, "link": link, "state": vstate,
             "mode": st.get("mode"), "armed": st.get("armed"), "lon": st.get("lon"), "lat": st.get("lat"),
-            "alt_rel_m": st.get("alt_rel_m"), "heading_deg": st.get("heading_deg"),
+            "alt_rel_m": st.get("alt_rel_m"), "alt_amsl_m": st.get("alt_amsl_m"), "heading_deg": st.get("heading_deg"),
             "groundspeed_mps": st.get("groundspeed_mps"), "battery_pct": st.get("battery_pct"),
             "mission_path": path, "incident_id": incident_id,
         }
@@ -561,6 +607,23 @@ class Service:
         }
         if evidence:
             view["evidence"] = row.detail.get("evidence", [])
+        return view
+
+    def flight_view(self, f: FlightRow, *, path: bool = False) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        view: dict[str, Any] = {
+            "id": f.id, "vehicle": f.vehicle, "incident_id": f.incident_id, "pilot": f.pilot,
+            "approved_by": f.approved_by, "approved_at": iso(f.approved_at), "armed_at": iso(f.armed_at),
+            "takeoff_at": iso(f.takeoff_at), "landed_at": iso(f.landed_at), "state": f.state,
+            "max_agl_m": f.max_agl_m, "distance_m": f.distance_m,
+            "checks": f.detail.get("checks", []),
+        }
+        if path:
+            end = f.landed_at or self.clock.now()
+            view["path"] = [[p.lon, p.lat, p.alt_rel_m] for p in
+                            self.store.track_between(f.vehicle, f.takeoff_at or f.armed_at, end)]
+            view["planned_path"] = f.detail.get("planned_path")
+            view["preflight"] = f.detail.get("preflight")
         return view
 
     def task_view(self, t: TaskRow) -> dict[str, Any]:

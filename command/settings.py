@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
     return_battery_pct: float = Field(25.0, ge=5, le=90, description="A vehicle on a mission below this "
                                       "battery level is ordered home (RTL) by the service")
+    flight_report_url: str | None = Field(None, description="Endpoint for real-time flight data (JSON POST)")
+    flight_report_token: str | None = Field(None, description="Bearer token for the flight-data endpoint")
+    flight_report_period_s: float = Field(1.0, gt=0, description="Flight-data reporting period")
     link_lost_s: float = Field(5.0, gt=0, description="Vehicle declared lost after this long without a heartbeat")
     sim_speed: float = Field(1.0, gt=0, description="Simulation runs only: service time runs this many "
                              "times faster than the wall clock from sim_epoch")

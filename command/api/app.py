@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import logging
 import secrets
 from pathlib import Path
@@ -29,6 +31,8 @@ bearer = HTTPBearer(auto_error=False)
 
 class DispatchBody(BaseModel):
     by: str = Field("dispatcher", min_length=1, max_length=64, description="who approves")
+    pilot: str | None = Field(None, min_length=1, max_length=64,
+                              description="remote pilot in command for the flight (default: who approves)")
 
 
 class AckBody(BaseModel):
@@ -110,8 +114,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/api/incidents/{incident_id}/dispatch", status_code=202, dependencies=[Auth])
     async def dispatch(incident_id: int, body: DispatchBody | None = None) -> dict[str, Any]:
-        by = body.by if body else "dispatcher"
-        return {"incident": service.approve_dispatch(incident_id, by=by)}
+        body = body or DispatchBody()
+        return {"incident": service.approve_dispatch(incident_id, by=body.by, pilot=body.pilot)}
 
     @app.get("/api/vehicles")
     async def vehicles() -> dict[str, Any]:
@@ -125,6 +129,27 @@ def create_app(service: Service) -> FastAPI:
         return {"vehicle": name, "track": [
             {"time": r.time.isoformat(), "lon": r.lon, "lat": r.lat, "alt_rel_m": r.alt_rel_m,
              "mode": r.mode, "armed": r.armed, "battery_pct": r.battery_pct} for r in rows]}
+
+    @app.get("/api/flights")
+    async def flights(vehicle: str | None = None) -> dict[str, Any]:
+        return {"flights": [service.flight_view(f) for f in service.store.flights(vehicle=vehicle)]}
+
+    @app.get("/api/flights.csv", response_class=PlainTextResponse)
+    async def flights_csv() -> PlainTextResponse:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        columns = ["id", "vehicle", "incident_id", "pilot", "approved_by", "approved_at", "takeoff_at",
+                   "landed_at", "state", "max_agl_m", "distance_m"]
+        writer.writerow(columns)
+        for f in service.store.flights():
+            view = service.flight_view(f)
+            writer.writerow(["" if view[c] is None else view[c] for c in columns])
+        return PlainTextResponse(out.getvalue(), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="flight-log.csv"'})
+
+    @app.get("/api/flights/{flight_id}")
+    async def flight(flight_id: int) -> dict[str, Any]:
+        return service.flight_view(service.store.flight(flight_id), path=True)
 
     @app.get("/api/tasks")
     async def tasks(incident_id: int | None = None) -> dict[str, Any]:

@@ -51,6 +51,12 @@ def render_metrics(service: Service) -> str:
               "# HELP yingji_mqtt_publish_dropped_total Outgoing messages dropped while the broker was unreachable.",
               "# TYPE yingji_mqtt_publish_dropped_total counter",
               f"yingji_mqtt_publish_dropped_total {service.metrics.mqtt_publish_dropped}",
+              "# HELP yingji_flight_reports_total Positions reported to the flight-data endpoint.",
+              "# TYPE yingji_flight_reports_total counter",
+              f"yingji_flight_reports_total {service.report_stats.sent}",
+              "# HELP yingji_flight_report_failures_total Failed flight-data report attempts.",
+              "# TYPE yingji_flight_report_failures_total counter",
+              f"yingji_flight_report_failures_total {service.report_stats.failures}",
               "# HELP yingji_ws_subscribers Live event subscribers (WebSocket clients and the MQTT bridge).",
               "# TYPE yingji_ws_subscribers gauge",
               f"yingji_ws_subscribers {service.bus.subscriber_count}"]

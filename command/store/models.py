@@ -110,6 +110,26 @@ class TrackRow(Base):
     __table_args__ = (Index("ix_track_vehicle_time", "vehicle", "time"),)
 
 
+class FlightRow(Base):
+    """The flight log book: one entry per flight, kept (never rotated away)."""
+
+    __tablename__ = "flights"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    pilot: Mapped[str] = mapped_column(String(64))  # remote pilot in command
+    approved_by: Mapped[str] = mapped_column(String(64))
+    approved_at: Mapped[datetime]
+    armed_at: Mapped[datetime]
+    takeoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    landed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))  # flying, landed
+    max_agl_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    distance_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # approval checks, preflight, log file
+    __table_args__ = (Index("ix_flight_vehicle", "vehicle", "state"),)
+
+
 class EventRow(Base):
     """Append-only audit log: every state change, in order."""
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
-from .models import Base, DispatchRow, EventRow, IncidentRow, ReadingRow, TaskRow, TrackRow
+from .models import Base, DispatchRow, EventRow, FlightRow, IncidentRow, ReadingRow, TaskRow, TrackRow
 
 
 class StoreError(Exception):
@@ -225,6 +225,44 @@ class Store:
         q = select(TrackRow).where(TrackRow.vehicle == vehicle).order_by(TrackRow.time.desc()).limit(limit)
         with self.session() as s:
             return list(reversed(s.scalars(q).all()))
+
+    # -- flight log book ----------------------------------------------------------------
+    def insert_flight(self, **fields: Any) -> FlightRow:
+        with self.session() as s, s.begin():
+            row = FlightRow(**fields)
+            s.add(row)
+        return row
+
+    def update_flight(self, flight_id: int, **fields: Any) -> FlightRow:
+        with self.session() as s, s.begin():
+            row = s.get(FlightRow, flight_id)
+            if row is None:
+                raise NotFound(f"flight {flight_id} does not exist")
+            for k, v in fields.items():
+                setattr(row, k, v)
+        return row
+
+    def flight(self, flight_id: int) -> FlightRow:
+        with self.session() as s:
+            row = s.get(FlightRow, flight_id)
+        if row is None:
+            raise NotFound(f"flight {flight_id} does not exist")
+        return row
+
+    def flights(self, *, vehicle: str | None = None, state: str | None = None) -> list[FlightRow]:
+        q = select(FlightRow).order_by(FlightRow.id)
+        if vehicle is not None:
+            q = q.where(FlightRow.vehicle == vehicle)
+        if state is not None:
+            q = q.where(FlightRow.state == state)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def track_between(self, vehicle: str, start: datetime, end: datetime) -> list[TrackRow]:
+        q = (select(TrackRow).where(TrackRow.vehicle == vehicle, TrackRow.time >= start, TrackRow.time <= end)
+             .order_by(TrackRow.time))
+        with self.session() as s:
+            return list(s.scalars(q).all())
 
     # -- event log ----------------------------------------------------------------------
     def append_event(self, *, time: datetime, kind: str, data: dict[str, Any]) -> int:

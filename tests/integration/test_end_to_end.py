@@ -48,7 +48,8 @@ async def test_reading_to_incident_to_flight_and_home(live_service: LiveService)
     async with websockets.connect(ws_url) as ws:
         async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as http:
             r = await http.post(f"/api/incidents/{live.incident_id}/dispatch",
-                                headers={"Authorization": f"Bearer {live.token}"}, json={"by": "duty dispatcher"})
+                                headers={"Authorization": f"Bearer {live.token}"},
+                                json={"by": "duty dispatcher", "pilot": "Pilot Wang"})
         assert r.status_code == 202, r.text
         assert r.json()["incident"]["dispatch"]["vehicle"] == "UAV-1"
         events = await _events_until(ws, "mission.completed", deadline_s=FLIGHT_DEADLINE_S)
@@ -77,6 +78,20 @@ async def test_reading_to_incident_to_flight_and_home(live_service: LiveService)
     assert after["dispatch"]["state"] == "landed" and after["dispatch"]["approved_by"] == "duty dispatcher"
     track = live.get("/api/vehicles/UAV-1/track")["track"]
     assert len(track) >= 3 and any(p["armed"] for p in track)
+
+    # the flight log book: one entry with pilot, approval, times, path and height above ground
+    [entry] = live.get("/api/flights")["flights"]
+    assert entry["vehicle"] == "UAV-1" and entry["incident_id"] == live.incident_id
+    assert entry["pilot"] == "Pilot Wang" and entry["approved_by"] == "duty dispatcher"
+    assert entry["state"] == "landed"
+    assert entry["approved_at"] <= entry["armed_at"] <= entry["takeoff_at"] < entry["landed_at"]
+    # cruise is 60 m above the highest ground on the leg; over lower ground it is higher
+    assert 55.0 < entry["max_agl_m"] < 120.0, entry
+    assert entry["distance_m"] > 2 * 0.8 * _metres(home, target)
+    flight = live.get(f"/api/flights/{entry['id']}")
+    assert len(flight["path"]) >= 3 and flight["preflight"]["passed"]
+    csv_text = httpx.get(live.base_url + "/api/flights.csv").text.splitlines()
+    assert csv_text[0].startswith("id,vehicle,incident_id,pilot") and "Pilot Wang" in csv_text[1]
 
 
 async def test_repeated_and_concurrent_approvals_upload_one_mission(live_service: LiveService) -> None:

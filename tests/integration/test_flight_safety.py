@@ -6,43 +6,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest_asyncio
+import uvicorn
+from fastapi import FastAPI, Response
 
 from command.runtime import Service
 from command.settings import Settings
-from tests.fixtures_mqtt import MosquittoInstance
+from tests.fixtures_mqtt import MosquittoInstance, free_port
 from tests.fixtures_service import RAIN_GAUGE, _publish, district_copy
 
 DEADLINE_S = 60.0
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def service_with_copter(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path,
-                              sim_vehicle) -> AsyncIterator[tuple[Service, object]]:
-    district = district_copy(yubei_folder, tmp_path / "district")
-    settings = Settings(broker_url=mosquitto.url, data_dir=tmp_path / "data", district_dir=district,
-                        api_token="t", loiter_s=120.0, link_lost_s=3.0)
-    service = Service(settings, district_dir=district)
-    spec = service.vehicle_specs["UAV-1"]
-    sim = await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=spec.base_lon,
-                            home_lat=spec.base_lat, home_alt_amsl_m=spec.base_alt_m,
-                            gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0, ekf_ready_after_s=1.0,
-                            cruise_speed_mps=spec.cruise_speed_mps, name="UAV-1")
-    task = asyncio.create_task(service.run())
-    try:
+async def make_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path, sim_vehicle):
+    """Factory: the service in this process with one simulated copter (UAV-1) answering."""
+    started: list[asyncio.Task[None]] = []
+
+    async def make(**settings_overrides: object) -> tuple[Service, object]:
+        district = district_copy(yubei_folder, tmp_path / "district")
+        settings = Settings(**{"broker_url": mosquitto.url, "data_dir": tmp_path / "data", "district_dir": district,
+                               "api_token": "t", "loiter_s": 120.0, "link_lost_s": 3.0, **settings_overrides})
+        service = Service(settings, district_dir=district)
+        spec = service.vehicle_specs["UAV-1"]
+        sim = await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=spec.base_lon,
+                                home_lat=spec.base_lat, home_alt_amsl_m=spec.base_alt_m,
+                                gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0, ekf_ready_after_s=1.0,
+                                cruise_speed_mps=spec.cruise_speed_mps, name="UAV-1")
+        started.append(asyncio.create_task(service.run()))
         async with asyncio.timeout(DEADLINE_S):
             await service.ready.wait()
             while not service.fleet.states().get("UAV-1", {}).get("ekf_ok"):
                 await asyncio.sleep(0.1)
-        yield service, sim
+        return service, sim
+
+    try:
+        yield make
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in started:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def service_with_copter(make_service) -> tuple[Service, object]:
+    return await make_service()
 
 
 async def _open_incident(service: Service, broker_url: str) -> int:
@@ -128,3 +140,41 @@ async def test_a_failed_preflight_check_keeps_the_vehicle_on_the_ground(service_
     incident = service.store.incident(incident_id)
     assert incident.status == "open"  # back to the dispatcher, who may approve again
     assert "UAV-1" not in service.assignments
+
+
+async def test_positions_in_flight_are_reported_and_buffered_while_the_endpoint_fails(make_service, mosquitto) -> None:
+    received: list[dict] = []
+    answers = iter([503, 503])  # the endpoint is down for the first two reports
+    receiver = FastAPI()
+
+    @receiver.post("/positions")
+    async def positions(body: dict) -> Response:
+        status = next(answers, 200)
+        if status == 200:
+            received.extend(body["positions"])
+        return Response(status_code=status)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        service, sim = await make_service(flight_report_url=f"http://127.0.0.1:{port}/positions",
+                                          flight_report_period_s=0.2, loiter_s=5.0)
+        incident_id = await _open_incident(service, mosquitto.url)
+        service.approve_dispatch(incident_id, by="test", pilot="Pilot Li")
+        async with asyncio.timeout(DEADLINE_S):
+            while (d := service.store.dispatch(incident_id)) is None or d.state != "landed":
+                await asyncio.sleep(0.2)
+            while service.report_stats.batches == 0 or not received:
+                await asyncio.sleep(0.1)
+    finally:
+        server.should_exit = True
+        await serving
+    assert service.report_stats.failures >= 2  # kept, then delivered when the endpoint answered
+    assert {p["name"] for p in received} == {"UAV-1"}
+    assert all(p["lon"] is not None and p["alt_amsl_m"] is not None for p in received)
+    assert max(p["alt_rel_m"] for p in received) > 50.0
+    times = [p["time"] for p in received]
+    assert times == sorted(times)  # oldest first, nothing reordered by the retries
+    [flight] = service.store.flights()
+    assert flight.pilot == "Pilot Li" and flight.state == "landed" and flight.max_agl_m is not None
