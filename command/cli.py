@@ -111,7 +111,8 @@ def cmd_sim_fleet(args: argparse.Namespace) -> None:
     from sitl.fleet_sim import run_fleet
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_fleet(args.fleet, speedup=args.speedup))
+        asyncio.run(run_fleet(args.fleet, speedup=args.speedup, district=args.district,
+                              flat_ground=args.flat_ground))
 
 
 def cmd_sim_sensors(args: argparse.Namespace) -> None:
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     s_fleet = sim.add_parser("fleet", help="simulated ArduPilot-compatible vehicles from a fleet file")
     s_fleet.add_argument("--fleet", type=Path, required=True, help="fleet.yaml")
     s_fleet.add_argument("--speedup", type=float, default=1.0, help="simulation speed-up (default 1)")
+    s_fleet.add_argument("--district", type=Path, default=None,
+                         help="district folder whose terrain.asc is the ground (default: beside the fleet file)")
+    s_fleet.add_argument("--flat-ground", action="store_true", help="ignore terrain: flat ground at each base")
     s_fleet.set_defaults(func=cmd_sim_fleet)
     # handled in main() before parsing; listed here for --help
     sim.add_parser("ardupilot", help="launch ArduPilot SITL binaries (arducopter, ardurover) for a fleet")

@@ -119,6 +119,7 @@ class Service:
              for v in self.district.fleet],
             link_lost_s=settings.link_lost_s,
             on_event=self._on_vehicle_event,
+            terrain=self.district.terrain.elevation_at,  # answers ArduPilot's TERRAIN_REQUESTs offline
         )
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
@@ -457,6 +458,8 @@ class Service:
         state = "flying"
         airborne = resumed
         max_agl_m: float | None = None
+        flown_m = 0.0  # from every telemetry position, finer than the stored track
+        last: tuple[float, float] | None = None
         while True:
             try:
                 vehicle = self.fleet.vehicle(name)
@@ -468,12 +471,16 @@ class Service:
                     airborne = True
                     if flight_id is not None:
                         self.store.update_flight(flight_id, takeoff_at=self.clock.now())
+                if airborne and t.armed and math.isfinite(t.lat_deg) and math.isfinite(t.lon_deg):
+                    if last is not None:
+                        flown_m += _ground_distance_m(last, (t.lon_deg, t.lat_deg))
+                    last = (t.lon_deg, t.lat_deg)
                 if airborne and t.vehicle_type != "boat" and math.isfinite(t.alt_amsl_m):
                     agl = t.alt_amsl_m - self.district.terrain.elevation_at(t.lon_deg, t.lat_deg)
                     if math.isfinite(agl):
                         max_agl_m = agl if max_agl_m is None else max(max_agl_m, agl)
                 if resumed and not t.armed:
-                    self._finish(incident_id, name, flight_id, max_agl_m)
+                    self._finish(incident_id, name, flight_id, max_agl_m, flown_m)
                     return
                 if state == "flying" and t.armed and t.battery_pct < self.settings.return_battery_pct:
                     # ArduPilot's own battery failsafe is off by default (BATT_FS_LOW_ACT 0):
@@ -490,7 +497,7 @@ class Service:
                         log.warning("boat %s would not disarm at home: %s", name, err)
                         continue
                 if state == "returning" and not t.armed and (airborne or t.vehicle_type == "boat"):
-                    self._finish(incident_id, name, flight_id, max_agl_m)
+                    self._finish(incident_id, name, flight_id, max_agl_m, flown_m)
                     return
 
     async def _return_low_battery(self, incident_id: int, name: str, vehicle: Vehicle, battery_pct: float) -> None:
@@ -506,20 +513,27 @@ class Service:
                                                 "text": f"low battery and RTL refused: {err}"})
         self._set_dispatch(incident_id, "returning")
 
-    def _finish(self, incident_id: int, name: str, flight_id: int | None, max_agl_m: float | None) -> None:
+    def _finish(self, incident_id: int, name: str, flight_id: int | None, max_agl_m: float | None,
+                flown_m: float) -> None:
         if flight_id is not None:
-            self._close_flight(flight_id, max_agl_m)
+            self._close_flight(flight_id, max_agl_m, flown_m)
         self._set_dispatch(incident_id, "landed")
         self.assignments.pop(name, None)
         self._count_dispatch("completed")
         self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
 
-    def _close_flight(self, flight_id: int, max_agl_m: float | None, *, state: str = "landed") -> None:
-        """Complete the log book entry: landing time, flown distance, highest point above ground."""
+    def _close_flight(self, flight_id: int, max_agl_m: float | None, flown_m: float | None = None, *,
+                      state: str = "landed") -> None:
+        """Complete the log book entry: landing time, flown distance, highest point above ground.
+
+        The distance comes from the tracker's telemetry when it watched the whole flight,
+        else (a resumed watch adds what it saw) at least from the stored track.
+        """
         now = self.clock.now()
         row = self.store.flight(flight_id)
         track = self.store.track_between(row.vehicle, row.takeoff_at or row.armed_at, now)
         distance = path_length_m([(p.lon, p.lat) for p in track]) if len(track) > 1 else 0.0
+        distance = max(distance, flown_m or 0.0)
         previous = row.max_agl_m
         if previous is not None and (max_agl_m is None or previous > max_agl_m):
             max_agl_m = previous
@@ -674,9 +688,14 @@ def _plan_wire(plan: MissionPlan) -> dict[str, Any]:
     }
 
 
+def _ground_distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Distance between two nearby lon/lat points (equirectangular; metres-scale steps)."""
+    dy = (b[1] - a[1]) * 111_320.0
+    dx = (b[0] - a[0]) * 111_320.0 * math.cos(math.radians((a[1] + b[1]) / 2))
+    return math.hypot(dx, dy)
+
+
 def _near_home(t: Telemetry, radius_m: float = 15.0) -> bool:
     if not all(math.isfinite(x) for x in (t.home_lat_deg, t.home_lon_deg, t.lat_deg, t.lon_deg)):
         return False
-    dy = (t.lat_deg - t.home_lat_deg) * 111_320.0
-    dx = (t.lon_deg - t.home_lon_deg) * 111_320.0 * math.cos(math.radians(t.lat_deg))
-    return math.hypot(dx, dy) <= radius_m
+    return _ground_distance_m((t.home_lon_deg, t.home_lat_deg), (t.lon_deg, t.lat_deg)) <= radius_m

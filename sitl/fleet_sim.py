@@ -19,10 +19,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sitl.ground import Grid, find_terrain
 from sitl.vehicle_sim import SimConfigError, SimVehicle
 
 __all__ = ["FleetVehicleSpec", "Endpoint", "parse_url", "load_fleet", "build_vehicles",
-           "run_fleet", "run_from_args", "main"]
+           "run_fleet", "run_from_args", "load_ground", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +154,22 @@ def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
             listen_port=ep.listen_port, tcp=ep.tcp, speedup=speedup,
             ekf_ready_after_s=ekf_ready_after_s, cruise_speed_mps=s.cruise_speed_mps,
             endurance_s=s.endurance_s, fs_gcs_enable=fs_gcs_enable, name=s.name,
-            tick_wall_s=tick_wall_s, signing_key=s.signing_key))
+            tick_wall_s=tick_wall_s, signing_key=s.signing_key, ground_amsl_m=ground_amsl_m))
     return vehicles
 
 
 async def run_fleet(fleet_yaml_path: Path, *, speedup: float = 1.0, ekf_ready_after_s: float = 5.0,
                     fs_gcs_enable: bool = False, ground_amsl_m: GroundElevation | None = None,
-                    on_started: Callable[[list[SimVehicle]], None] | None = None) -> None:
-    """Run every vehicle of the fleet file in one TaskGroup until cancelled."""
+                    on_started: Callable[[list[SimVehicle]], None] | None = None,
+                    district: Path | None = None, flat_ground: bool = False) -> None:
+    """Run every vehicle of the fleet file in one TaskGroup until cancelled.
+
+    The ground is ``ground_amsl_m``, else the district's ``terrain.asc`` (``district``, or
+    the folder of the fleet file), else flat at each base (``flat_ground`` forces flat).
+    """
     specs = load_fleet(fleet_yaml_path)
+    if ground_amsl_m is None and not flat_ground:
+        ground_amsl_m = load_ground(fleet_yaml_path, district)
     vehicles = build_vehicles(specs, speedup=speedup, ekf_ready_after_s=ekf_ready_after_s,
                               fs_gcs_enable=fs_gcs_enable, ground_amsl_m=ground_amsl_m)
     async with asyncio.TaskGroup() as tg:
@@ -177,8 +185,20 @@ async def run_fleet(fleet_yaml_path: Path, *, speedup: float = 1.0, ekf_ready_af
             on_started(vehicles)
 
 
+def load_ground(fleet_yaml_path: Path, district: Path | None = None) -> GroundElevation | None:
+    """The district's terrain as the simulator's ground (sitl.ground.find_terrain), or None."""
+    path = find_terrain(fleet_yaml_path, district)
+    if path is None:
+        log.info("no terrain.asc beside %s: flat ground at each base", fleet_yaml_path)
+        return None
+    grid = Grid.load(path)
+    log.info("ground from %s (bounds %s)", path, grid.bounds)
+    return grid.elevation_at
+
+
 def run_from_args(fleet: Path, speedup: float = 1.0, *, ekf_ready_after_s: float = 5.0,
-                  fs_gcs_enable: bool = False) -> int:
+                  fs_gcs_enable: bool = False, district: Path | None = None,
+                  flat_ground: bool = False) -> int:
     """Blocking entry point for ``yingji sim fleet``; returns a process exit code."""
     def announce(vehicles: list[SimVehicle]) -> None:
         for v in vehicles:
@@ -186,7 +206,8 @@ def run_from_args(fleet: Path, speedup: float = 1.0, *, ekf_ready_after_s: float
 
     try:
         asyncio.run(run_fleet(fleet, speedup=speedup, ekf_ready_after_s=ekf_ready_after_s,
-                              fs_gcs_enable=fs_gcs_enable, on_started=announce))
+                              fs_gcs_enable=fs_gcs_enable, on_started=announce,
+                              district=district, flat_ground=flat_ground))
     except KeyboardInterrupt:
         return 0
     except SimConfigError as err:
@@ -202,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speedup", type=float, default=1.0)
     ap.add_argument("--ekf-ready-after", type=float, default=5.0, help="sim seconds (SITL: ~41)")
     ap.add_argument("--fs-gcs", action="store_true", help="FS_GCS_ENABLE=1 on every vehicle")
+    ap.add_argument("--district", type=Path, help="district folder whose terrain.asc is the "
+                    "ground (default: the fleet file's folder, if it has one)")
+    ap.add_argument("--flat-ground", action="store_true", help="ignore terrain.asc")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    return run_from_args(a.fleet, a.speedup, ekf_ready_after_s=a.ekf_ready_after, fs_gcs_enable=a.fs_gcs)
+    return run_from_args(a.fleet, a.speedup, ekf_ready_after_s=a.ekf_ready_after, fs_gcs_enable=a.fs_gcs,
+                         district=a.district, flat_ground=a.flat_ground)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,15 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
+from sitl.camera import CameraPose, SimCamera
+from sitl.dataflash import SimLogs
 from sitl.faults import Faults
+from sitl.ground import GroundMixin
 from uav.signing import parse_key, timestamp_now
 
 __all__ = [
@@ -197,6 +201,10 @@ class _Nav:
     target: tuple[float, float, float] | None = None  # lat, lon, alt AMSL
     hold_until_s: float | None = None
     alt_goal_amsl: float | None = None
+    terrain_alt_m: float | None = None  # terrain-frame item: height above ground (sitl.ground)
+    center: tuple[float, float] | None = None  # NAV_LOITER_TURNS circle centre (lat, lon)
+    angle_rad: float = 0.0  # circle: bearing of the start point from the centre
+    turned_rad: float = 0.0  # circle: angle flown so far
 
 
 def _point_in_ring(pts: list[tuple[float, float]]) -> bool:
@@ -234,8 +242,12 @@ def _ne_m(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, fl
     return n, e
 
 
-class SimVehicle:
-    """One simulated ArduPilot vehicle on one socket; ``await run()`` until cancelled."""
+class SimVehicle(GroundMixin):
+    """One simulated ArduPilot vehicle on one socket; ``await run()`` until cancelled.
+
+    ``ground_amsl_m(lon, lat)``: the ground under a copter (m AMSL; NaN/None: flat at the
+    home height); meeting it in flight is a crash (sitl.ground).
+    """
 
     def __init__(self, *, kind: VehicleKind, system_id: int, home_lon: float, home_lat: float,
                  home_alt_amsl_m: float = 0.0, gcs_host: str = "127.0.0.1",
@@ -244,7 +256,10 @@ class SimVehicle:
                  ekf_ready_after_s: float = 5.0, cruise_speed_mps: float | None = None,
                  endurance_s: float = 1800.0, fs_gcs_enable: bool = False, name: str = "",
                  tick_wall_s: float = 0.02, battery_capacity_mah: float = 5000.0,
-                 signing_key: str | bytes | None = None, faults: Faults | None = None) -> None:
+                 signing_key: str | bytes | None = None, faults: Faults | None = None,
+                 ground_amsl_m: Callable[[float, float], float] | None = None,
+                 images_dir: Path | None = None, district_dir: Path | None = None,
+                 video_uri: str | None = None) -> None:
         if kind not in ("copter", "boat"):
             raise SimConfigError(f"kind must be 'copter' or 'boat', not {kind!r}")
         if not 1 <= system_id <= 255:
@@ -302,6 +317,7 @@ class SimVehicle:
         self._mode_set_during_init = False
         self._nav: _Nav | None = None
         self._guided_target: tuple[float, float, float] | None = None
+        self._paused = False  # MAV_CMD_DO_PAUSE_CONTINUE (copter AUTO/GUIDED)
         self._landed_since_s: float | None = None
 
         # Missions per MAV_MISSION_TYPE; index 0 of the mission list is the home slot.
@@ -337,6 +353,11 @@ class SimVehicle:
         self._speed_mps = self._default_speed()
         self._init_faults_and_signing(faults, signing_key)
         self._init_fence_and_params()
+        self._init_ground(ground_amsl_m)
+        # Camera/gimbal and per-flight on-board logs (sitl.camera, sitl.dataflash).
+        self.camera = SimCamera(name=self.name, images_dir=images_dir,
+                                district_dir=district_dir, video_uri=video_uri)
+        self.dataflash = SimLogs(name=self.name, system_id=system_id)
 
     # ------------------------------------------------------------------ public state
     @property
@@ -469,8 +490,10 @@ class SimVehicle:
             self._step(step, wall_now)
             remaining -= step
         self._update_upload(wall_now)
+        self._terrain_tick(wall_now)
         self._flush_texts()
         self._send_due(wall_now)
+        self._send_logs(wall_now)
 
     # ------------------------------------------------------------------ transport
     def _on_bytes(self, data: bytes, addr: tuple[str, int] | None,
@@ -598,6 +621,8 @@ class SimVehicle:
             "FENCE_ACTION": (1, i8), "FENCE_TYPE": (7 if self.kind == "copter" else 6, i8),
             "FENCE_ALT_MAX": (100.0, f), "FENCE_MARGIN": (2.0, f),
             "MIS_RESTART": (0, i8),
+            # AP_Terrain defaults: enabled, 100 m grid; data comes from the ground station.
+            "TERRAIN_ENABLE": (1, i8), "TERRAIN_SPACING": (100, i16),
         }
         return {k: _Param(float(v), t) for k, (v, t) in p.items()}
 
@@ -661,6 +686,10 @@ class SimVehicle:
             "MISSION_SET_CURRENT": lambda m: self._set_mission_current(m.seq),
             "MISSION_ACK": lambda m: None,  # end of a download: nothing to do
             "SET_POSITION_TARGET_GLOBAL_INT": self._handle_position_target,
+            "LOG_REQUEST_LIST": self._handle_log, "LOG_REQUEST_DATA": self._handle_log,
+            "LOG_REQUEST_END": self._handle_log, "LOG_ERASE": self._handle_log,
+            "TERRAIN_DATA": self._handle_terrain_data,
+            "TERRAIN_CHECK": self._handle_terrain_check,
         }.get(t)
         if handler is None:
             self.counters["unhandled_msgs"] += 1
@@ -726,6 +755,8 @@ class SimVehicle:
         faulted = self._fault_command(cmd, p)
         if faulted is not None:
             return faulted
+        if self.camera.handles(cmd, p):
+            return self._camera_command(cmd, p, frame, msg)
         if cmd == r.MAV_CMD_COMPONENT_ARM_DISARM:
             force = abs(p[1] - 21196.0) < 0.5  # magic number forcing arm/disarm (MAVLink common.xml)
             if p[0] == 1.0:
@@ -815,6 +846,8 @@ class SimVehicle:
             return r.MAV_RESULT_ACCEPTED
         if cmd == r.MAV_CMD_DO_SET_MISSION_CURRENT:
             return r.MAV_RESULT_ACCEPTED if self._set_mission_current(int(p[0])) else r.MAV_RESULT_FAILED
+        if cmd == r.MAV_CMD_DO_PAUSE_CONTINUE:
+            return self._pause_continue(p[0])
         log.info("%s: unsupported command %d", self.name, cmd)
         return r.MAV_RESULT_UNSUPPORTED
 
@@ -879,7 +912,24 @@ class SimVehicle:
         log.info("%s: mode %s (%s)", self.name, name, reason)
         return True
 
+    def _pause_continue(self, param1: float) -> int:
+        """GCS_MAVLINK_Copter::handle_command_pause_continue: param1 0 pauses, 1 resumes;
+        only AUTO (flying to a waypoint) and GUIDED can (ModeAuto/ModeGuided::pause), other
+        modes answer FAILED with a STATUSTEXT. Rover has no handler: UNSUPPORTED."""
+        if self.kind != "copter":
+            return mav.MAV_RESULT_UNSUPPORTED
+        if int(param1) not in (0, 1):
+            return mav.MAV_RESULT_DENIED
+        pause = int(param1) == 0
+        in_wp = self.mode == "AUTO" and self._nav is not None and self._nav.phase == "goto"
+        if self.mode == "GUIDED" or (self.mode == "AUTO" and (in_wp or not pause)):
+            self._paused = pause
+            return mav.MAV_RESULT_ACCEPTED
+        self._text(mav.MAV_SEVERITY_INFO, "Failed to pause" if pause else "Failed to resume")
+        return mav.MAV_RESULT_FAILED
+
     def _enter_mode(self, name: str) -> None:
+        self._paused = False  # a new mode starts its controller unpaused
         self._speed_mps = self._default_speed()
         self._guided_target = None
         self._nav = None
@@ -1195,7 +1245,7 @@ class SimVehicle:
                 return
             it = items[self._mission_index]
             if it.command in _NAV_CMDS:
-                self._nav = self._start_nav(it)
+                self._nav = self._nav_started(it, self._start_nav(it))
                 self._send(self._build(mav.MAVLINK_MSG_ID_MISSION_CURRENT))
                 break
             self._do_command(it)
@@ -1254,6 +1304,9 @@ class SimVehicle:
     def _run_nav(self, it: _Item, nav: _Nav, dt: float) -> bool:
         """Advance one nav command; True when it is complete."""
         c = it.command
+        done = self._nav_hook(it, nav, dt)  # terrain following, failsafe, circles (sitl.ground)
+        if done is not None:
+            return done
         if self.kind == "boat" and c in (mav.MAV_CMD_NAV_TAKEOFF, mav.MAV_CMD_NAV_LAND):
             return True  # not a Rover command: skipped
         if nav.phase == "takeoff":
@@ -1269,6 +1322,8 @@ class SimVehicle:
             if self._fly_to(nav.target, dt) <= radius:
                 if c == mav.MAV_CMD_NAV_LOITER_UNLIM:
                     nav.phase = "hold_forever"
+                elif c == mav.MAV_CMD_NAV_LOITER_TURNS and nav.center is not None:
+                    nav.phase = "circle"  # at the edge: fly the turns (sitl.ground)
                 elif c in (mav.MAV_CMD_NAV_WAYPOINT, mav.MAV_CMD_NAV_LOITER_TIME) and it.param1 > 0:
                     nav.phase, nav.hold_until_s = "hold", self._t_s + it.param1
                 else:
@@ -1385,6 +1440,8 @@ class SimVehicle:
         flying = self.kind == "copter" and not self._on_ground()
         if not self._armed:
             self._hold(dt)
+        elif name in ("AUTO", "GUIDED") and self._paused:
+            self._hold(dt)  # paused: stopped on the track (AC_WPNav::set_pause)
         elif name == "AUTO":
             self._auto_step(dt)
         elif name in ("RTL", "SMART_RTL", "LAND"):
@@ -1407,6 +1464,8 @@ class SimVehicle:
         self._battery_failsafe()
         self._gcs_failsafe(wall_now)
         self._fence_step()
+        self._record_log()
+        self._ground_step()
 
     def _boot_events(self) -> None:
         t = self._t_s
@@ -1873,6 +1932,40 @@ class SimVehicle:
         return mav.MAVLink_autopilot_version_message(
             _CAPABILITIES, _FLIGHT_SW_VERSION, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0x1209, 0x5740,
             self.system_id, [0] * 18)
+
+    # ------------------------------------------------------------------ camera, on-board logs
+    # (sitl/camera.py, sitl/dataflash.py)
+    def _camera_command(self, cmd: int, p: tuple[float, ...], frame: int | None,
+                        msg: mav.MAVLink_message) -> None:
+        roi_amsl: float | None = None
+        if cmd == mav.MAV_CMD_DO_SET_ROI_LOCATION:
+            # COMMAND_LONG locations are taken as relative to home (ArduPilot converts
+            # COMMAND_LONG to COMMAND_INT in MAV_FRAME_GLOBAL_RELATIVE_ALT).
+            f = mav.MAV_FRAME_GLOBAL_RELATIVE_ALT if frame is None else frame
+            if f in _GLOBAL_FRAMES:
+                roi_amsl = self._alt_to_amsl(p[6], f)
+        pose = CameraPose(self._lat, self._lon, self._alt_amsl, self.alt_rel_m,
+                          self._ground_amsl, self._heading_deg, self._time_boot_ms())
+        result, after = self.camera.command(cmd, p, roi_amsl, pose)
+        self._ack(cmd, result, msg)
+        for out in after:
+            self._send(out)
+
+    def _handle_log(self, msg: mav.MAVLink_message) -> None:
+        wall_now = self._wall()
+        ago = None if self._gcs_hb_wall_s is None else wall_now - self._gcs_hb_wall_s
+        for out in self.dataflash.handle(msg, armed=self._armed, gcs_heard_s_ago=ago):
+            self._send(out)
+
+    def _send_logs(self, wall_now: float) -> None:
+        ago = None if self._gcs_hb_wall_s is None else wall_now - self._gcs_hb_wall_s
+        for out in self.dataflash.pump(armed=self._armed, gcs_heard_s_ago=ago):
+            self._send(out)
+
+    def _record_log(self) -> None:
+        self.dataflash.record(self._t_s, armed=self._armed, lat=self._lat, lon=self._lon,
+                              alt_amsl_m=self._alt_amsl, alt_rel_m=self.alt_rel_m,
+                              mode=self.mode, battery_v=self.battery_voltage_v)
 
     # ------------------------------------------------------------------ faults, reboot, signing
     # (see sitl/faults.py; the send/receive paths above consult these helpers)

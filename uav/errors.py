@@ -21,6 +21,12 @@ Tree::
         │   │   └── ParamNotFound    no answer to a read by name while the vehicle talks
         │   └── ParamSetFailed       the echoed value differs from the value set
         ├── PreflightFailed          a pre-flight check failed (``.report``)
+        ├── CameraError              a camera/gimbal request failed (uav.camera)
+        │   └── CaptureTimeout       capture accepted, no CAMERA_IMAGE_CAPTURED in time
+        ├── LogError                 on-board log list/download failed (uav.logs)
+        │   ├── LogDownloadRefused   the vehicle is armed (ArduPilot ignores log requests)
+        │   ├── LogNotFound          no log with that id on the vehicle
+        │   └── LogTimeout           the vehicle stopped answering the log protocol
         ├── UnknownMode              a mode name not in the vehicle's table (also a ValueError)
         ├── WrongMode                a request that needs another flight mode first
         ├── VehicleNotReady          ``wait_ready`` ran out of time
@@ -37,7 +43,8 @@ __all__ = [
     "ModeChangeFailed", "MissionError", "MissionRejected", "MissionTimeout", "UnknownMode",
     "WrongMode", "VehicleNotReady", "VehicleUnavailable", "ParamError", "ParamTimeout",
     "ParamNotFound", "ParamSetFailed", "PreflightFailed", "command_name", "result_name",
-    "error_for_result",
+    "error_for_result", "CameraError", "CaptureTimeout", "LogError", "LogDownloadRefused",
+    "LogNotFound", "LogTimeout",
 ]
 
 
@@ -148,6 +155,31 @@ class PreflightFailed(VehicleError):
     def __init__(self, message: str, *, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class CameraError(VehicleError):
+    """A camera or gimbal request (MAVLink camera protocol) did not give what was asked."""
+
+
+class CaptureTimeout(CameraError):
+    """A capture was acknowledged but no CAMERA_IMAGE_CAPTURED arrived in time."""
+
+
+class LogError(VehicleError):
+    """The on-board log protocol (LOG_REQUEST_LIST / LOG_REQUEST_DATA) did not complete."""
+
+
+class LogDownloadRefused(LogError):
+    """The vehicle is armed: ArduPilot ignores every log request until it is disarmed
+    (AP_Logger::handle_log_message, "Disarm for log download")."""
+
+
+class LogNotFound(LogError):
+    """The vehicle has no log with the id asked for."""
+
+
+class LogTimeout(LogError):
+    """The vehicle stopped sending LOG_ENTRY / LOG_DATA before the list or log was whole."""
 
 
 class UnknownMode(VehicleError, ValueError):

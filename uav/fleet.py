@@ -5,6 +5,8 @@
         tg.create_task(fleet.run())
         ...
         await fleet.vehicle("uav-1").rtl()
+        async with fleet.control("uav-1", "dispatcher:li") as v: await v.pause()
+        outcomes = await fleet.rtl_all(operator="dispatcher:li")   # uav.control
 
 Events (``on_event(kind, vehicle_name, data)``, called synchronously, only on transitions):
 ``vehicle.connected`` (first heartbeat), ``vehicle.telemetry`` (at most every
@@ -22,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from uav.control import FleetControlMixin
 from uav.errors import VehicleUnavailable
 from uav.link import MavLink, open_link, parse_url
 from uav.signing import parse_key
@@ -80,12 +83,13 @@ class _Tracked:
         self.link = to
 
 
-class Fleet:
+class Fleet(FleetControlMixin):
     """Owner of every vehicle; ``await run()`` inside the service's TaskGroup."""
 
     def __init__(self, entries: Sequence[FleetEntry], *, link_lost_s: float = 5.0,
                  on_event: EventCallback | None = None, telemetry_period_s: float = 0.5,
-                 source_system: int = 255) -> None:
+                 source_system: int = 255,
+                 terrain: Callable[[float, float], float] | None = None) -> None:
         names: set[str] = set()
         addresses: set[tuple[str, int]] = set()
         for entry in entries:
@@ -106,6 +110,7 @@ class Fleet:
         self.link_lost_s = link_lost_s
         self.telemetry_period_s = telemetry_period_s
         self.source_system = source_system
+        self.terrain = terrain  # (lon, lat) -> ground m AMSL: answers terrain requests
         self.event_errors = 0
         self._on_event = on_event
         self._tracked = {e.name: _Tracked(e) for e in entries}
@@ -166,7 +171,8 @@ class Fleet:
                 for tracked in self._tracked.values():
                     entry = tracked.entry
                     vehicle = Vehicle(self._links[entry.url], entry.system_id, name=entry.name,
-                                      vehicle_type=entry.type, link_lost_s=self.link_lost_s)
+                                      vehicle_type=entry.type, link_lost_s=self.link_lost_s,
+                                      terrain=self.terrain)
                     tracked.vehicle = vehicle
                     tg.create_task(vehicle.run(), name=f"vehicle {entry.name}")
                     tg.create_task(self._watch(tracked), name=f"watch {entry.name}")

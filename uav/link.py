@@ -15,6 +15,7 @@ URLs::
                        (many vehicles behind one port, told apart by system id)
     udpout:HOST:PORT   send to HOST:PORT (replies come back to the same socket)
     tcp:HOST:PORT      TCP client (ArduPilot SITL serves TCP 5760 + 10 * instance)
+    serial:PATH:BAUD   serial port or USB radio (uav.serial_link; PATH may contain ':')
 
 Signing (MAVLink 2, :mod:`uav.signing`): ``link.set_signing_key(system_id, key)`` signs
 what goes to that vehicle and drops what comes from it unsigned or wrongly signed
@@ -34,6 +35,7 @@ from typing import Any, Final
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav.errors import LinkError
+from uav.serial_link import open_serial, parse_serial_url
 from uav.signing import Signer, Verifier, parse_key
 
 __all__ = ["Endpoint", "MavLink", "Subscription", "SystemStats", "open_link", "parse_url",
@@ -50,11 +52,13 @@ RECONNECT_MAX_S: Final = 8.0
 # Remote UDP endpoints kept with their own parser state (a district fleet is tens).
 MAX_UDP_PEERS: Final = 256
 _SCHEMES: Final = ("udpin", "udpout", "tcp")
+# Schemes with a connection that run() re-opens with backoff when it drops.
+_STREAM_SCHEMES: Final = ("tcp", "serial")
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """A parsed connection string."""
+    """A parsed connection string (serial: ``host`` is the device path, ``port`` the baud)."""
 
     scheme: str
     host: str
@@ -63,10 +67,16 @@ class Endpoint:
 
 def parse_url(url: str) -> Endpoint:
     """``"udpin:0.0.0.0:14550"`` → ``Endpoint("udpin", "0.0.0.0", 14550)``."""
+    if url.strip().startswith("serial:"):
+        try:
+            path, baud = parse_serial_url(url)
+        except ValueError as err:
+            raise LinkError(f"bad MAVLink URL: {err}") from None
+        return Endpoint("serial", path, baud)
     parts = url.strip().split(":")
     if len(parts) != 3 or parts[0] not in _SCHEMES:
         raise LinkError(f"bad MAVLink URL {url!r}: expected one of "
-                        f"{', '.join(s + ':HOST:PORT' for s in _SCHEMES)}")
+                        f"{', '.join(s + ':HOST:PORT' for s in _SCHEMES)}, serial:PATH:BAUD")
     scheme, host, port_text = parts
     try:
         port = int(port_text)
@@ -233,6 +243,8 @@ class _Stream(asyncio.Protocol):
         self._link.feed(data, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._link.closed:
+            self._link.disconnects += 1
         if not self.lost.done():
             self.lost.set_result(exc)
 
@@ -251,6 +263,7 @@ class MavLink:
         self.bad_packets = 0
         self.send_errors = 0
         self.sent_packets = 0
+        self.disconnects = 0  # stream connections (TCP, serial) that dropped
         # Encoder: MAVLink 2 (v20 dialect), our own sequence counter.
         self.mav = mav.MAVLink(None, srcSystem=source_system, srcComponent=source_component)
         self._systems: dict[int, _System] = {}
@@ -287,6 +300,10 @@ class MavLink:
             raise LinkError(f"{self.url}: cannot open: {err}") from err
 
     async def _connect_tcp(self) -> None:
+        if self.endpoint.scheme == "serial":
+            self._tcp = open_serial(self, self.endpoint.host, self.endpoint.port)  # type: ignore[assignment]
+            self._parsers.pop(None, None)
+            return
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(5.0):
             transport, protocol = await loop.create_connection(
@@ -326,7 +343,8 @@ class MavLink:
         """Send the GCS heartbeat at 1 Hz and keep TCP connected; runs until cancelled."""
         backoff_s = RECONNECT_FIRST_S
         while not self._closed:
-            if self.endpoint.scheme == "tcp" and (self._tcp is None or self._tcp.is_closing()):
+            if (self.endpoint.scheme in _STREAM_SCHEMES
+                    and (self._tcp is None or self._tcp.is_closing())):
                 try:
                     await self._connect_tcp()
                     backoff_s = RECONNECT_FIRST_S
@@ -547,11 +565,11 @@ async def open_link(url: str, *, source_system: int = 255, source_component: int
     """Open a MAVLink 2 link; ``await link.run()`` for heartbeats, ``await link.close()``.
 
     Defaults: system 255 and MAV_COMP_ID_MISSIONPLANNER (190), as ground stations use.
-    A ``tcp:`` link with ``connect=False`` connects (and re-connects) inside ``run()``
+    A ``tcp:`` or ``serial:`` link with ``connect=False`` connects (and re-connects) inside ``run()``
     instead of failing here when the vehicle is not up yet.
     """
     link = MavLink(url, parse_url(url), source_system=source_system,
                    source_component=source_component)
-    if connect or link.endpoint.scheme != "tcp":
+    if connect or link.endpoint.scheme not in _STREAM_SCHEMES:
         await link._open()
     return link

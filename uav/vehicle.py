@@ -27,6 +27,7 @@ from typing import Any, Final
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav import mission as missions
+from uav import terrain as terrain_server
 from uav import transfer
 from uav.errors import (
     CommandDenied, CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost,
@@ -34,9 +35,12 @@ from uav.errors import (
 )
 from uav.fence import Fence, fence_from_items, fence_items
 from uav.link import MavLink, Subscription
+from uav.camera import Camera, CapturedImage, VideoStream
+from uav.logs import LogEntry, LogProgress, Logs
 from uav.mission import MissionItem
 from uav.params import Params, ParamValue, ProgressCallback
 from uav.rally import RallyPoint, rally_from_items, rally_items
+from uav.commands import CommandsMixin
 from uav.modes import mode_number
 from uav.telemetry import Telemetry, update
 
@@ -69,16 +73,20 @@ POSITION_ONLY_MASK: Final = 8 | 16 | 32 | 64 | 128 | 256 | 1024 | 2048
 # How long to wait for the STATUSTEXT that explains a FAILED/DENIED ack if it was not
 # already in (ArduPilot sends it just before the ack).
 STATUSTEXT_GRACE_S: Final = 0.3
+# Longest wait for the final COMMAND_ACK after an IN_PROGRESS one (calibrations and the
+# like run for tens of seconds; MAVLink leaves the timeout to the command).
+IN_PROGRESS_TIMEOUT_S: Final = 60.0
 
 
-class Vehicle:
+class Vehicle(CommandsMixin):
     """A vehicle behind a :class:`MavLink`, addressed by MAVLink system id."""
 
     def __init__(self, link: MavLink, system_id: int, *, name: str | None = None,
                  vehicle_type: str | None = None, target_component: int = AUTOPILOT_COMPONENT,
                  command_timeout_s: float = 1.5, command_attempts: int = 3,
                  link_lost_s: float = 5.0,
-                 streams_hz: Mapping[str, float] = DEFAULT_STREAMS_HZ) -> None:
+                 streams_hz: Mapping[str, float] = DEFAULT_STREAMS_HZ,
+                 terrain: Callable[[float, float], float] | None = None) -> None:
         if not 1 <= system_id <= 255:
             raise ValueError(f"MAVLink system id must be 1..255, got {system_id}")
         self.link = link
@@ -97,9 +105,18 @@ class Vehicle:
                                                   name=self.name, lost=self._lost)
         self._params = Params(link, system_id, target_component, name=self.name,
                               lost=self._lost)
+        # Camera/gimbal and on-board logs (uav.camera, uav.logs).
+        self.camera = Camera(link, system_id, name=self.name, lost=self._lost,
+                             command_timeout_s=command_timeout_s,
+                             command_attempts=command_attempts)
+        self._logs = Logs(link, system_id, target_component, name=self.name,
+                          lost=self._lost, armed=lambda: self._state.armed)
         self._need_streams = asyncio.Event()
         self._position_at_s = 0.0
         self._reboot_sent_s = 0.0  # monotonic time of an accepted reboot (0: none pending)
+        # Ground elevation (lon, lat) -> m AMSL: with it, the vehicle's TERRAIN_REQUESTs are
+        # answered (uav.terrain), as a ground station does for ArduPilot terrain following.
+        self.terrain = terrain_server.TerrainServer(terrain) if terrain is not None else None
 
     # ---- telemetry -----------------------------------------------------------------------
 
@@ -164,10 +181,15 @@ class Vehicle:
         with self.link.subscribe(self.system_id, maxsize=1024) as sub:
             async with asyncio.TaskGroup() as tg:
                 streams = tg.create_task(self._keep_streams())
+                serving = (tg.create_task(terrain_server.serve_terrain(
+                    self.link, self.system_id, self.terrain, name=self.name))
+                    if self.terrain is not None else None)
                 try:
                     await self._consume(sub)
                 finally:
                     streams.cancel()
+                    if serving is not None:
+                        serving.cancel()
 
     async def _consume(self, sub: Subscription) -> None:
         async for msg in sub:
@@ -181,6 +203,8 @@ class Vehicle:
             kind = msg.get_type()
             if kind == "GLOBAL_POSITION_INT":
                 self._position_at_s = now_s
+            elif kind in ("CAMERA_IMAGE_CAPTURED", "HEARTBEAT"):
+                self.camera.observe(msg)  # the image collector; a camera's own heartbeat
             if kind == "HEARTBEAT" and new.heartbeat_at_s == now_s:
                 gap_s = now_s - old.heartbeat_at_s
                 if (not old.heartbeat_seen or gap_s > STREAM_STALE_S
@@ -227,11 +251,14 @@ class Vehicle:
 
     async def command(self, command: int, *params: float, what: str | None = None,
                       attempts: int | None = None, timeout_s: float | None = None,
-                      use_int: bool = False) -> None:
+                      use_int: bool = False, progress: Callable[[int], None] | None = None,
+                      in_progress_timeout_s: float = IN_PROGRESS_TIMEOUT_S) -> None:
         """Send COMMAND_LONG (or COMMAND_INT) and await an ACCEPTED COMMAND_ACK.
 
         Up to 7 params (COMMAND_INT: params 5/6 are lat/lon in degrees, sent as degE7).
         Raises the CommandError leaf for the result, CommandTimeout, or LinkLost.
+        IN_PROGRESS acks call ``progress(percent)`` (255: unknown) and the command is not
+        sent again; the final ACK is awaited up to ``in_progress_timeout_s`` after the first.
         """
         if len(params) > 7:
             raise ValueError("a MAVLink command has at most 7 params")
@@ -256,7 +283,8 @@ class Vehicle:
                             self.system_id, self.target_component, command,
                             min(confirmation, 255), *p), system_id=self.system_id)
                     try:
-                        ack, text = await self._await_ack(sub, command, per_try_s, text)
+                        ack, text = await self._await_ack(sub, command, per_try_s, text,
+                                                          progress, in_progress_timeout_s)
                     except TimeoutError:
                         log.debug("%s: %s: no ack (try %d)", self.name, label, confirmation + 1)
                         continue
@@ -275,22 +303,43 @@ class Vehicle:
                              command=command)
 
     async def _await_ack(self, sub: Subscription, command: int, timeout_s: float,
-                         text: str | None) -> tuple[Any, str | None]:
-        """The final COMMAND_ACK for ``command`` (IN_PROGRESS extends the deadline)."""
-        async with asyncio.timeout(timeout_s) as deadline:
-            while True:
-                msg = await sub.get()
-                if msg.get_type() == "STATUSTEXT":
-                    text = _clean(msg.text)
-                    continue
-                if msg.command != command:
-                    continue
-                if msg.target_system not in (0, self.link.source_system):
-                    continue  # another ground station's ack
-                if msg.result == mav.MAV_RESULT_IN_PROGRESS:
-                    deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
-                    continue
-                return msg, text
+                         text: str | None, progress: Callable[[int], None] | None = None,
+                         in_progress_timeout_s: float = 0.0) -> tuple[Any, str | None]:
+        """The final COMMAND_ACK for ``command``. TimeoutError if none within ``timeout_s``
+        (the caller may send again); after an IN_PROGRESS ack (MAVLink command protocol:
+        do not resend, wait for the final ack) CommandTimeout if the final one is late."""
+        last_percent: int | None = None
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                while True:
+                    msg = await sub.get()
+                    if msg.get_type() == "STATUSTEXT":
+                        text = _clean(msg.text)
+                        continue
+                    if msg.command != command:
+                        continue
+                    if msg.target_system not in (0, self.link.source_system):
+                        continue  # another ground station's ack
+                    if msg.result == mav.MAV_RESULT_IN_PROGRESS:
+                        if last_percent is None:
+                            deadline.reschedule(asyncio.get_running_loop().time()
+                                                + max(timeout_s, in_progress_timeout_s))
+                        # COMMAND_ACK.progress: percent, 255 when unknown (common.xml)
+                        last_percent = int(msg.progress)
+                        if progress is not None:
+                            try:
+                                progress(last_percent)
+                            except Exception:  # a listener must not end the command
+                                log.exception("%s: progress callback failed", self.name)
+                        continue
+                    return msg, text
+        except TimeoutError:
+            if last_percent is None:
+                raise
+            raise CommandTimeout(
+                f"{self.name}: {command_name(command)}: IN_PROGRESS (last {last_percent}%) "
+                f"but no final COMMAND_ACK within {max(timeout_s, in_progress_timeout_s):g} s",
+                command=command, result=mav.MAV_RESULT_IN_PROGRESS) from None
 
     async def arm(self) -> None:
         """Arm (MAV_CMD_COMPONENT_ARM_DISARM 1); a refusal raises CommandFailed with the reason."""
@@ -434,6 +483,29 @@ class Vehicle:
                                      f"within {timeout_s:g} s",
                                      command=mav.MAV_CMD_REQUEST_MESSAGE) from None
 
+    async def terrain_report(self, lon_deg: float, lat_deg: float, *, timeout_s: float = 2.0,
+                             attempts: int = 3) -> terrain_server.TerrainReport:
+        """What the vehicle's terrain database holds at a point (TERRAIN_CHECK →
+        TERRAIN_REPORT; ``terrain_height_m`` NaN when not loaded). CommandTimeout."""
+        self._check_reachable()
+        lat_e7, lon_e7 = round(lat_deg * 1e7), round(lon_deg * 1e7)
+        with self.link.subscribe(self.system_id, types={"TERRAIN_REPORT"}, maxsize=16) as sub:
+            for _ in range(attempts):
+                self.link.send(self.link.mav.terrain_check_encode(lat_e7, lon_e7),
+                               system_id=self.system_id)
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        while True:
+                            msg = await sub.get()
+                            # the vehicle also reports its own position unasked
+                            if abs(msg.lat - lat_e7) <= 1 and abs(msg.lon - lon_e7) <= 1:
+                                return terrain_server.report_from_wire(msg)
+                except TimeoutError:
+                    continue
+        raise CommandTimeout(f"{self.name}: no TERRAIN_REPORT for ({lon_deg:.6f}, "
+                             f"{lat_deg:.6f}) after {attempts} tries",
+                             command=mav.MAVLINK_MSG_ID_TERRAIN_CHECK)
+
     # ---- mission protocol: missions, fences, rally points (uav.transfer) -------------------
 
     async def upload_mission(self, items: Sequence[MissionItem], *, timeout_s: float = 30.0,
@@ -509,6 +581,51 @@ class Vehicle:
         self._check_reachable()
         await self._transfer.clear(transfer.RALLY, timeout_s=timeout_s,
                                    request_timeout_s=request_timeout_s)
+
+    # ---- camera and on-board logs (uav.camera, uav.logs) -------------------------------------
+
+    async def look_at(self, lon_deg: float, lat_deg: float, alt_amsl_m: float) -> None:
+        """Point the camera/gimbal at a location (MAV_CMD_DO_SET_ROI_LOCATION, AMSL)."""
+        self._check_reachable()
+        await self.camera.look_at(lon_deg, lat_deg, alt_amsl_m)
+
+    async def clear_roi(self) -> None:
+        """Stop looking at a location (MAV_CMD_DO_SET_ROI_NONE)."""
+        self._check_reachable()
+        await self.camera.clear_roi()
+
+    async def take_photo(self, *, camera_id: int = 0) -> CapturedImage:
+        """One photo and its CAMERA_IMAGE_CAPTURED (position, time, file URL)."""
+        self._check_reachable()
+        return await self.camera.take_photo(camera_id=camera_id)
+
+    @property
+    def images(self) -> list[CapturedImage]:
+        """Every CAMERA_IMAGE_CAPTURED heard from this vehicle (bounded), oldest first."""
+        return self.camera.images
+
+    async def video_stream(self, *, timeout_s: float = 2.0) -> VideoStream | None:
+        """The vehicle's VIDEO_STREAM_INFORMATION, or None when it has no stream."""
+        self._check_reachable()
+        return await self.camera.video_stream(timeout_s=timeout_s)
+
+    async def log_entries(self) -> list[LogEntry]:
+        """The on-board logs (LOG_REQUEST_LIST), oldest first; LogDownloadRefused if armed."""
+        self._check_reachable()
+        return await self._logs.entries()
+
+    async def download_log(self, log_id: int, dest_path: Any, *,
+                           progress: LogProgress | None = None,
+                           size_bytes: int | None = None, timeout_s: float = 600.0) -> Any:
+        """Download on-board log ``log_id`` to ``dest_path`` (verified size); returns the path."""
+        self._check_reachable()
+        return await self._logs.download(log_id, dest_path, progress=progress,
+                                         size_bytes=size_bytes, timeout_s=timeout_s)
+
+    async def erase_logs(self) -> None:
+        """Delete every on-board log (LOG_ERASE; disarmed only)."""
+        self._check_reachable()
+        await self._logs.erase()
 
     # ---- parameters (uav.params) ---------------------------------------------------------
 
