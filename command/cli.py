@@ -101,7 +101,7 @@ async def _demo(settings: Settings, district: Path, *, fleet_speedup: float) -> 
         clock = _clock(settings)
         fleet_file = settings.fleet_file or district / "fleet.yaml"
         extra = [
-            run_fleet(fleet_file, speedup=fleet_speedup),
+            run_fleet(fleet_file, speedup=fleet_speedup, images_dir=settings.data_dir / "images"),
             run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock),
         ]
         await _serve(settings, district, clock=clock, extra=extra, announce=True)

@@ -178,6 +178,7 @@ class VehicleSpec:
     cruise_speed_mps: float
     endurance_s: float
     signing_key: str | None = field(default=None, repr=False)  # MAVLink 2 signing secret (hex/base64)
+    video_url: str | None = None  # where the console finds the vehicle's video (else asked of the vehicle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,7 @@ class _Vehicle(BaseModel):
     cruise_speed_mps: float = Field(gt=0)
     endurance_s: float = Field(gt=0)
     signing_key: str | None = Field(None, min_length=1, repr=False)
+    video_url: str | None = Field(None, min_length=1)
 
     @field_validator("signing_key")
     @classmethod
@@ -429,7 +431,7 @@ class District:
             if not (w <= lon <= e and s <= lat <= n):
                 raise DistrictError(f"{root / 'fleet.yaml'}: vehicle {v.name!r} base {list(v.base)} lies outside the bbox")
             vehicles.append(VehicleSpec(v.name, v.type, v.url, v.system_id, lon, lat, v.base_alt_m,
-                                        v.cruise_speed_mps, v.endurance_s, v.signing_key))
+                                        v.cruise_speed_mps, v.endurance_s, v.signing_key, v.video_url))
 
         scenario = root / "scenario.yaml"
         return cls(

@@ -26,7 +26,8 @@ from sensors.ingest import Ingestor
 from sensors.model import Reading, Rejection
 from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
-from uav.errors import VehicleError
+from uav.control import NotInControl
+from uav.errors import LogNotFound, UavError, VehicleError
 from uav.fleet import Fleet, FleetEntry
 from uav.preflight import preflight
 from uav.vehicle import Vehicle
@@ -46,7 +47,7 @@ from .linkage.playbook import tasks_for
 from .risk.assess import assess
 from .risk.rules import Assessment, Level
 from .settings import Settings
-from .store import AlreadyDispatched, Store
+from .store import AlreadyDispatched, NotFound, Store
 from .store.writer import ReadingWriter
 from .store.models import FlightRow, IncidentRow, TaskRow
 
@@ -56,7 +57,8 @@ RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order 
 EVIDENCE_KEEP = 20
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
-FENCE_ALT_MARGIN_M = 30.0  # the altitude fence sits this far above the mission's cruise height
+FENCE_ALT_MARGIN_M = 30.0
+LOG_DOWNLOAD_TIMEOUT_S = 300.0  # the altitude fence sits this far above the mission's cruise height
 
 
 class ServiceError(Exception):
@@ -112,6 +114,8 @@ class Service:
             (r.kind, r.sensor_id): r.id for r in self.store.incidents() if r.status != Status.CLOSED and r.sensor_id
         }
         self._last_track: dict[str, float] = {}
+        self._video: dict[str, str] = {}  # vehicle → video address it announced
+        self._controllers: dict[str, str] = {}  # vehicle → operator in control (mirror of the leases)
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
         self.mqtt_connected = False
         self.fleet = Fleet(
@@ -517,6 +521,7 @@ class Service:
                 flown_m: float) -> None:
         if flight_id is not None:
             self._close_flight(flight_id, max_agl_m, flown_m)
+            self._spawn(self._fetch_flight_log(flight_id, name), name=f"log-{flight_id}")
         self._set_dispatch(incident_id, "landed")
         self.assignments.pop(name, None)
         self._count_dispatch("completed")
@@ -540,6 +545,26 @@ class Service:
         row = self.store.update_flight(flight_id, landed_at=now, state=state, distance_m=round(distance, 1),
                                        max_agl_m=None if max_agl_m is None else round(max_agl_m, 1))
         self.bus.publish("flight.ended", self.flight_view(row))
+
+    async def _fetch_flight_log(self, flight_id: int, name: str) -> None:
+        """Download the flight's on-board log (the newest) into the data folder, for the record."""
+        dest = self.settings.data_dir / "flights" / f"{name}-{flight_id}.log"
+        try:
+            vehicle = self.fleet.vehicle(name)
+            async with asyncio.timeout(LOG_DOWNLOAD_TIMEOUT_S):
+                entries = await vehicle.log_entries()
+                if not entries:
+                    raise LogNotFound(f"{name} has no on-board log")
+                entry = entries[-1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                await vehicle.download_log(entry.id, dest, size_bytes=entry.size_bytes)
+            outcome = {"log_file": str(dest), "log_bytes": entry.size_bytes}
+        except (UavError, TimeoutError) as err:
+            log.warning("on-board log of flight %d (%s) not downloaded: %s", flight_id, name, err or "timed out")
+            outcome = {"log_error": str(err) or "timed out"}
+        row = self.store.flight(flight_id)
+        row = self.store.update_flight(flight_id, detail={**row.detail, **outcome})
+        self.bus.publish("flight.log", {"flight_id": flight_id, "vehicle": name, **outcome})
 
     def _fail(self, incident_id: int, name: str | None, error: str, *, flight: FlightRow | None = None) -> None:
         if flight is not None:
@@ -566,10 +591,98 @@ class Service:
                                      alt_rel_m=data.get("alt_rel_m") or 0.0, mode=str(data.get("mode")),
                                      armed=bool(data.get("armed")), battery_pct=data.get("battery_pct"))
             return
+        if kind == "vehicle.connected" and self.vehicle_specs[name].video_url is None:
+            self._spawn(self._discover_video(name), name=f"video-{name}")
         payload = {"name": name, **data}
         if kind in ("vehicle.lost", "vehicle.recovered") and name in self.assignments:
             payload["incident_id"] = self.assignments[name]
         self.bus.publish(kind, payload)
+
+    async def _discover_video(self, name: str) -> None:
+        """Ask a vehicle without a configured video address for its VIDEO_STREAM_INFORMATION."""
+        try:
+            stream = await self.fleet.vehicle(name).video_stream()
+        except UavError as err:
+            log.info("%s: no video stream information (%s)", name, err)
+            return
+        if stream is not None and stream.uri:
+            self._video[name] = stream.uri
+
+    async def fleet_command(self, action: str, *, operator: str, force: bool = False,
+                            polygon: list[tuple[float, float]] | None = None) -> dict[str, Any]:
+        """RTL all, or hold all inside an area: per-vehicle outcomes, one failure never stops the rest."""
+        if action == "rtl":
+            outcomes = await self.fleet.rtl_all(operator=operator, force=force)
+        elif action == "hold" and polygon:
+            outcomes = await self.fleet.hold_all_in(polygon, operator=operator, force=force)
+        else:
+            raise Refused("fleet action must be 'rtl', or 'hold' with an area polygon")
+        result = {name: o.to_dict() for name, o in outcomes.items()}
+        self.bus.publish("fleet.command", {"action": action, "operator": operator, "outcomes": result})
+        return {"action": action, "outcomes": result}
+
+    async def vehicle_command(self, name: str, action: str, *, operator: str, lon: float | None = None,
+                              lat: float | None = None) -> dict[str, Any]:
+        """A person's command to one vehicle: refused unless ``operator`` holds its control
+        (or nobody does); the service's own flights command the vehicle directly."""
+        if name not in self.vehicle_specs:
+            raise NotFound(f"unknown vehicle {name!r}")
+        lease = await self.fleet.controller(name)
+        if lease is not None and lease.operator != operator:
+            raise Conflict(f"{name} is controlled by {lease.operator}; ask them, or take control explicitly")
+        vehicle = self.fleet.vehicle(name)  # VehicleUnavailable → 503
+        result: dict[str, Any] = {"vehicle": name, "action": action, "operator": operator}
+        if action == "hold":
+            result["outcome"] = str(await vehicle.pause())
+        elif action == "resume":
+            await vehicle.resume()
+        elif action == "rtl":
+            await vehicle.rtl()
+        elif action == "land":
+            await vehicle.land()
+        elif action == "look_at":
+            if lon is None or lat is None:
+                raise Refused("look_at needs lon and lat")
+            ground = self.district.terrain.elevation_at(lon, lat)
+            await vehicle.look_at(lon, lat, ground if math.isfinite(ground) else 0.0)
+        elif action == "photo":
+            image = await vehicle.take_photo()
+            result["image"] = {"lon": image.lon_deg, "lat": image.lat_deg, "alt_amsl_m": image.alt_amsl_m,
+                               "time": image.time_utc.isoformat() if image.time_utc else None,
+                               "file_url": image.file_url, "index": image.image_index}
+            self.bus.publish("vehicle.photo", {"name": name, **result["image"]})
+        else:
+            raise Refused(f"unknown action {action!r}")
+        self.bus.publish("vehicle.command", {"name": name, "action": action, "operator": operator})
+        return result
+
+    async def take_control(self, name: str, *, operator: str, force: bool = False) -> dict[str, Any]:
+        if name not in self.vehicle_specs:
+            raise NotFound(f"unknown vehicle {name!r}")
+        current = await self.fleet.controller(name)
+        previous = current.operator if current else None
+        try:
+            await self.fleet.acquire(name, operator, force=force)
+        except NotInControl as err:
+            raise Conflict(f"{name} is controlled by {err.holder}; take over with force") from None
+        self._controllers[name] = operator
+        self.bus.publish("vehicle.control", {"name": name, "operator": operator, "previous": previous,
+                                             "forced": previous not in (None, operator)})
+        return {"vehicle": name, "operator": operator, "previous": previous}
+
+    async def release_control(self, name: str, *, operator: str) -> None:
+        if name not in self.vehicle_specs:
+            raise NotFound(f"unknown vehicle {name!r}")
+        lease = await self.fleet.controller(name)
+        if lease is None:
+            self._controllers.pop(name, None)
+            return
+        if lease.operator != operator:
+            raise Conflict(f"{name} is controlled by {lease.operator}, not {operator}")
+        await self.fleet.release(lease)
+        self._controllers.pop(name, None)
+        self.bus.publish("vehicle.control", {"name": name, "operator": None, "previous": operator,
+                                             "forced": False})
 
     def vehicle_view(self, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
         spec = self.vehicle_specs[name]
@@ -591,7 +704,8 @@ class Service:
             "mode": st.get("mode"), "armed": st.get("armed"), "lon": st.get("lon"), "lat": st.get("lat"),
             "alt_rel_m": st.get("alt_rel_m"), "alt_amsl_m": st.get("alt_amsl_m"), "heading_deg": st.get("heading_deg"),
             "groundspeed_mps": st.get("groundspeed_mps"), "battery_pct": st.get("battery_pct"),
-            "mission_path": path, "incident_id": incident_id,
+            "mission_path": path, "incident_id": incident_id, "controller": self._controllers.get(name),
+            "video_url": spec.video_url or self._video.get(name),
         }
 
     def vehicles(self) -> list[dict[str, Any]]:
@@ -631,6 +745,7 @@ class Service:
             "takeoff_at": iso(f.takeoff_at), "landed_at": iso(f.landed_at), "state": f.state,
             "max_agl_m": f.max_agl_m, "distance_m": f.distance_m,
             "checks": f.detail.get("checks", []),
+            "log_file": f.detail.get("log_file"), "log_error": f.detail.get("log_error"),
         }
         if path:
             end = f.landed_at or self.clock.now()

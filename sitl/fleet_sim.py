@@ -140,8 +140,13 @@ def _check_unique(path: Path, specs: list[FleetVehicleSpec]) -> None:
 def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
                    ekf_ready_after_s: float = 5.0, fs_gcs_enable: bool = False,
                    ground_amsl_m: GroundElevation | None = None,
-                   tick_wall_s: float = 0.05) -> list[SimVehicle]:
-    """One SimVehicle per spec; home altitude from the file, else ``ground_amsl_m``, else 0."""
+                   tick_wall_s: float = 0.05, images_dir: Path | None = None,
+                   district_dir: Path | None = None) -> list[SimVehicle]:
+    """One SimVehicle per spec; home altitude from the file, else ``ground_amsl_m``, else 0.
+
+    Cameras write their synthetic photos under ``images_dir/<vehicle>`` (drawn from the
+    district's layers when ``district_dir`` is given) and announce a video address.
+    """
     vehicles = []
     for s in specs:
         alt = s.alt_amsl_m
@@ -154,14 +159,17 @@ def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
             listen_port=ep.listen_port, tcp=ep.tcp, speedup=speedup,
             ekf_ready_after_s=ekf_ready_after_s, cruise_speed_mps=s.cruise_speed_mps,
             endurance_s=s.endurance_s, fs_gcs_enable=fs_gcs_enable, name=s.name,
-            tick_wall_s=tick_wall_s, signing_key=s.signing_key, ground_amsl_m=ground_amsl_m))
+            tick_wall_s=tick_wall_s, signing_key=s.signing_key, ground_amsl_m=ground_amsl_m,
+            images_dir=images_dir / s.name if images_dir is not None else None, district_dir=district_dir,
+            video_uri=f"rtsp://127.0.0.1:8554/{s.name}"))
     return vehicles
 
 
 async def run_fleet(fleet_yaml_path: Path, *, speedup: float = 1.0, ekf_ready_after_s: float = 5.0,
                     fs_gcs_enable: bool = False, ground_amsl_m: GroundElevation | None = None,
                     on_started: Callable[[list[SimVehicle]], None] | None = None,
-                    district: Path | None = None, flat_ground: bool = False) -> None:
+                    district: Path | None = None, flat_ground: bool = False,
+                    images_dir: Path | None = None) -> None:
     """Run every vehicle of the fleet file in one TaskGroup until cancelled.
 
     The ground is ``ground_amsl_m``, else the district's ``terrain.asc`` (``district``, or
@@ -171,7 +179,8 @@ async def run_fleet(fleet_yaml_path: Path, *, speedup: float = 1.0, ekf_ready_af
     if ground_amsl_m is None and not flat_ground:
         ground_amsl_m = load_ground(fleet_yaml_path, district)
     vehicles = build_vehicles(specs, speedup=speedup, ekf_ready_after_s=ekf_ready_after_s,
-                              fs_gcs_enable=fs_gcs_enable, ground_amsl_m=ground_amsl_m)
+                              fs_gcs_enable=fs_gcs_enable, ground_amsl_m=ground_amsl_m, images_dir=images_dir,
+                              district_dir=district or fleet_yaml_path.parent)
     async with asyncio.TaskGroup() as tg:
         for v in vehicles:
             tg.create_task(v.run(), name=f"sim-{v.name}")

@@ -4,6 +4,7 @@ real service, each its own process, talking over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -21,11 +22,16 @@ from typing import Any
 import aiomqtt
 import httpx
 import pytest
+import pytest_asyncio
 import yaml
+
+from command.runtime import Service
+from command.settings import Settings
 
 from tests.fixtures_mqtt import MosquittoInstance, free_port
 
 FLEET_SPEEDUP = 20.0
+DEADLINE_S = 60.0
 START_DEADLINE_S = 30.0
 # A rain gauge one kilometre from a copter base, in the same valley (synthetic Yubei).
 RAIN_GAUGE = "rain-luoqi"
@@ -92,6 +98,16 @@ def spawn(args: list[str], *, env: dict[str, str], log: Path) -> Proc:
     return Proc(popen, log)
 
 
+def rainstorm_senml(sensor_id: str, *, total_mm: float = 60.0) -> str:
+    """Six 10-minute rain reports in the last hour: total_mm in 1 h (orange: ≥ 50 mm in 3 h)."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    records: list[dict[str, Any]] = [
+        {"n": "rain", "u": "mm", "v": total_mm / 6, "t": (now - timedelta(minutes=10 * k)).timestamp()}
+        for k in range(5, -1, -1)]
+    records[0]["bn"] = f"urn:dev:yingji:{sensor_id}:"
+    return json.dumps(records)
+
+
 @dataclass
 class LiveService:
     base_url: str
@@ -153,12 +169,7 @@ class LiveService:
         asyncio.run(_publish(self.broker_url, [(topic, payload)]))
 
     def publish_rainstorm(self, sensor_id: str = RAIN_GAUGE, *, total_mm: float = 60.0) -> None:
-        """Six 10-minute rain reports in the last hour: total_mm in 1 h (orange: ≥ 50 mm in 3 h)."""
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        records = [{"n": "rain", "u": "mm", "v": total_mm / 6, "t": (now - timedelta(minutes=10 * k)).timestamp()}
-                   for k in range(5, -1, -1)]
-        records[0]["bn"] = f"urn:dev:yingji:{sensor_id}:"
-        self.publish(f"yingji/sensors/{sensor_id}/senml", json.dumps(records))
+        self.publish(f"yingji/sensors/{sensor_id}/senml", rainstorm_senml(sensor_id, total_mm=total_mm))
 
     def wait_incident(self, sensor_id: str = RAIN_GAUGE) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
@@ -201,6 +212,46 @@ def start_live(mosquitto: MosquittoInstance, folder: Path, tmp: Path, *, loiter_
         fleet.stop()
         raise
     return live
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def make_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path, sim_vehicle):
+    """Factory: the service in this process with one simulated copter (UAV-1) answering."""
+    started: list[asyncio.Task[None]] = []
+
+    async def make(*, sim_options: dict | None = None, **settings_overrides: object) -> tuple[Service, object]:
+        district = district_copy(yubei_folder, tmp_path / "district")
+        settings = Settings(**{"broker_url": mosquitto.url, "data_dir": tmp_path / "data", "district_dir": district,
+                               "api_token": "t", "loiter_s": 120.0, "link_lost_s": 3.0, **settings_overrides})
+        service = Service(settings, district_dir=district)
+        spec = service.vehicle_specs["UAV-1"]
+        sim = await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=spec.base_lon,
+                                home_lat=spec.base_lat, home_alt_amsl_m=spec.base_alt_m,
+                                gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0, ekf_ready_after_s=1.0,
+                                cruise_speed_mps=spec.cruise_speed_mps, name="UAV-1", **(sim_options or {}))
+        started.append(asyncio.create_task(service.run()))
+        async with asyncio.timeout(DEADLINE_S):
+            await service.ready.wait()
+            while not service.fleet.states().get("UAV-1", {}).get("ekf_ok"):
+                await asyncio.sleep(0.1)
+        return service, sim
+
+    try:
+        yield make
+    finally:
+        for task in started:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def open_rain_incident(service: Service, broker_url: str) -> int:
+    """Publish a rainstorm at the copter-side gauge; the id of the incident it opens."""
+    await _publish(broker_url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", rainstorm_senml(RAIN_GAUGE))])
+    async with asyncio.timeout(DEADLINE_S):
+        while not (incidents := service.store.incidents()):
+            await asyncio.sleep(0.05)
+    return incidents[0].id
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import io
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 import mapui
+from uav.errors import VehicleError, VehicleUnavailable
 
 from ..runtime import Conflict, Refused, Service, Unavailable
 from ..store import NotFound
@@ -33,6 +34,29 @@ class DispatchBody(BaseModel):
     by: str = Field("dispatcher", min_length=1, max_length=64, description="who approves")
     pilot: str | None = Field(None, min_length=1, max_length=64,
                               description="remote pilot in command for the flight (default: who approves)")
+
+
+class ControlBody(BaseModel):
+    operator: str = Field(..., min_length=1, max_length=64, description="who takes control")
+    force: bool = Field(False, description="take control from another operator (logged)")
+
+
+class ReleaseBody(BaseModel):
+    operator: str = Field(..., min_length=1, max_length=64)
+
+
+class VehicleCommandBody(BaseModel):
+    operator: str = Field(..., min_length=1, max_length=64, description="who commands")
+    action: Literal["hold", "resume", "rtl", "land", "look_at", "photo"]
+    lon: float | None = Field(None, ge=-180, le=180, description="look_at: where")
+    lat: float | None = Field(None, ge=-90, le=90)
+
+
+class FleetCommandBody(BaseModel):
+    operator: str = Field(..., min_length=1, max_length=64)
+    action: Literal["rtl", "hold"]
+    force: bool = False
+    polygon: list[tuple[float, float]] | None = Field(None, min_length=3, description="hold: the area, lon/lat")
 
 
 class AckBody(BaseModel):
@@ -63,6 +87,14 @@ def create_app(service: Service) -> FastAPI:
     @app.exception_handler(Refused)
     async def _refused(_: Request, err: Refused) -> JSONResponse:
         return JSONResponse({"detail": f"refused: {err}"}, status_code=422)
+
+    @app.exception_handler(VehicleError)
+    async def _vehicle(_: Request, err: VehicleError) -> JSONResponse:
+        if isinstance(err, VehicleUnavailable):
+            return JSONResponse({"detail": str(err)}, status_code=503)
+        # the vehicle answered, but no (or failed): a gateway error, with its words
+        return JSONResponse({"detail": f"the vehicle did not carry it out: {err}",
+                             "error": type(err).__name__}, status_code=502)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, err: Unavailable) -> JSONResponse:
@@ -129,6 +161,23 @@ def create_app(service: Service) -> FastAPI:
         return {"vehicle": name, "track": [
             {"time": r.time.isoformat(), "lon": r.lon, "lat": r.lat, "alt_rel_m": r.alt_rel_m,
              "mode": r.mode, "armed": r.armed, "battery_pct": r.battery_pct} for r in rows]}
+
+    @app.post("/api/vehicles/{name}/control", dependencies=[Auth])
+    async def take_control(name: str, body: ControlBody) -> dict[str, Any]:
+        return await service.take_control(name, operator=body.operator, force=body.force)
+
+    @app.delete("/api/vehicles/{name}/control", status_code=204, dependencies=[Auth])
+    async def release_control(name: str, body: ReleaseBody) -> None:
+        await service.release_control(name, operator=body.operator)
+
+    @app.post("/api/vehicles/{name}/command", dependencies=[Auth])
+    async def vehicle_command(name: str, body: VehicleCommandBody) -> dict[str, Any]:
+        return await service.vehicle_command(name, body.action, operator=body.operator, lon=body.lon, lat=body.lat)
+
+    @app.post("/api/fleet/command", dependencies=[Auth])
+    async def fleet_command(body: FleetCommandBody) -> dict[str, Any]:
+        return await service.fleet_command(body.action, operator=body.operator, force=body.force,
+                                           polygon=body.polygon)
 
     @app.get("/api/flights")
     async def flights(vehicle: str | None = None) -> dict[str, Any]:

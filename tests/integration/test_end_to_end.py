@@ -90,6 +90,10 @@ async def test_reading_to_incident_to_flight_and_home(live_service: LiveService)
     assert entry["distance_m"] > 2 * 0.8 * _metres(home, target)
     flight = live.get(f"/api/flights/{entry['id']}")
     assert len(flight["path"]) >= 3 and flight["preflight"]["passed"]
+    # the on-board log is downloaded after landing and kept with the entry
+    logged = live.wait_until(lambda: (f := live.get("/api/flights")["flights"][0])["log_file"] or f["log_error"],
+                             "the flight's on-board log")
+    assert logged == live.get("/api/flights")["flights"][0]["log_file"], logged
     csv_text = httpx.get(live.base_url + "/api/flights.csv").text.splitlines()
     assert csv_text[0].startswith("id,vehicle,incident_id,pilot") and "Pilot Wang" in csv_text[1]
 

@@ -4,52 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI, Response
 
 from command.runtime import Service
-from command.settings import Settings
-from tests.fixtures_mqtt import MosquittoInstance, free_port
-from tests.fixtures_service import RAIN_GAUGE, _publish, district_copy
-
-DEADLINE_S = 60.0
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def make_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path, sim_vehicle):
-    """Factory: the service in this process with one simulated copter (UAV-1) answering."""
-    started: list[asyncio.Task[None]] = []
-
-    async def make(**settings_overrides: object) -> tuple[Service, object]:
-        district = district_copy(yubei_folder, tmp_path / "district")
-        settings = Settings(**{"broker_url": mosquitto.url, "data_dir": tmp_path / "data", "district_dir": district,
-                               "api_token": "t", "loiter_s": 120.0, "link_lost_s": 3.0, **settings_overrides})
-        service = Service(settings, district_dir=district)
-        spec = service.vehicle_specs["UAV-1"]
-        sim = await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=spec.base_lon,
-                                home_lat=spec.base_lat, home_alt_amsl_m=spec.base_alt_m,
-                                gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0, ekf_ready_after_s=1.0,
-                                cruise_speed_mps=spec.cruise_speed_mps, name="UAV-1")
-        started.append(asyncio.create_task(service.run()))
-        async with asyncio.timeout(DEADLINE_S):
-            await service.ready.wait()
-            while not service.fleet.states().get("UAV-1", {}).get("ekf_ok"):
-                await asyncio.sleep(0.1)
-        return service, sim
-
-    try:
-        yield make
-    finally:
-        for task in started:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+from tests.fixtures_mqtt import free_port
+from tests.fixtures_service import DEADLINE_S, open_rain_incident
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -57,22 +19,10 @@ async def service_with_copter(make_service) -> tuple[Service, object]:
     return await make_service()
 
 
-async def _open_incident(service: Service, broker_url: str) -> int:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    records = [{"n": "rain", "u": "mm", "v": 10.0, "t": (now - timedelta(minutes=10 * k)).timestamp()}
-               for k in range(5, -1, -1)]
-    records[0]["bn"] = f"urn:dev:yingji:{RAIN_GAUGE}:"
-    await _publish(broker_url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", json.dumps(records))])
-    async with asyncio.timeout(DEADLINE_S):
-        while not (incidents := service.store.incidents()):
-            await asyncio.sleep(0.05)
-    return incidents[0].id
-
-
 async def test_low_battery_on_a_mission_orders_the_copter_home(service_with_copter, mosquitto) -> None:
     service, sim = service_with_copter
     events = service.bus.subscribe(maxsize=100_000)
-    incident_id = await _open_incident(service, mosquitto.url)
+    incident_id = await open_rain_incident(service, mosquitto.url)
     service.approve_dispatch(incident_id, by="test")
     async with asyncio.timeout(DEADLINE_S):
         while sim.alt_rel_m < 30.0:  # climbing out on the first leg
@@ -98,7 +48,7 @@ async def test_low_battery_on_a_mission_orders_the_copter_home(service_with_copt
 async def test_a_vehicle_lost_on_a_mission_is_reported_with_its_incident(service_with_copter, mosquitto) -> None:
     service, sim = service_with_copter
     events = service.bus.subscribe(maxsize=100_000)
-    incident_id = await _open_incident(service, mosquitto.url)
+    incident_id = await open_rain_incident(service, mosquitto.url)
     service.approve_dispatch(incident_id, by="test")
     async with asyncio.timeout(DEADLINE_S):
         while sim.alt_rel_m < 30.0:
@@ -124,7 +74,7 @@ async def test_a_failed_preflight_check_keeps_the_vehicle_on_the_ground(service_
     service, sim = service_with_copter
     sim.make_param_read_only("FS_GCS_ENABLE")  # the GCS failsafe cannot be switched on
     events = service.bus.subscribe(maxsize=100_000)
-    incident_id = await _open_incident(service, mosquitto.url)
+    incident_id = await open_rain_incident(service, mosquitto.url)
     service.approve_dispatch(incident_id, by="test")
     async with asyncio.timeout(DEADLINE_S):
         while (d := service.store.dispatch(incident_id)) is None or d.state not in ("failed", "flying"):
@@ -160,7 +110,7 @@ async def test_positions_in_flight_are_reported_and_buffered_while_the_endpoint_
     try:
         service, sim = await make_service(flight_report_url=f"http://127.0.0.1:{port}/positions",
                                           flight_report_period_s=0.2, loiter_s=5.0)
-        incident_id = await _open_incident(service, mosquitto.url)
+        incident_id = await open_rain_incident(service, mosquitto.url)
         service.approve_dispatch(incident_id, by="test", pilot="Pilot Li")
         async with asyncio.timeout(DEADLINE_S):
             while (d := service.store.dispatch(incident_id)) is None or d.state != "landed":
