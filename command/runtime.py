@@ -117,6 +117,7 @@ class Service:
         self._video: dict[str, str] = {}  # vehicle → video address it announced
         self._controllers: dict[str, str] = {}  # vehicle → operator in control (mirror of the leases)
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
+        self._unsent: tuple[str, bytes, bool] | None = None
         self.mqtt_connected = False
         self.fleet = Fleet(
             [FleetEntry(name=v.name, type=v.type, url=v.url, system_id=v.system_id, signing_key=v.signing_key)
@@ -193,8 +194,11 @@ class Service:
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> None:
         while True:
-            topic, payload, retain = await self._outbox.get()
+            if self._unsent is None:
+                self._unsent = await self._outbox.get()
+            topic, payload, retain = self._unsent
             await client.publish(topic, payload, qos=1, retain=retain)
+            self._unsent = None  # kept until the broker took it: the next session sends it first
             self.metrics.mqtt_published += 1
 
     def _mqtt_publish(self, topic: str, data: dict[str, Any], *, retain: bool = False) -> None:
