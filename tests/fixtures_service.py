@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,24 +28,13 @@ from command.runtime import Service
 from command.settings import Settings
 
 from tests.fixtures_mqtt import MosquittoInstance, free_port
+from tests.fixtures_sim import free_udp_ports
 
 FLEET_SPEEDUP = 20.0
 DEADLINE_S = 60.0
 START_DEADLINE_S = 30.0
 # A rain gauge one kilometre from a copter base, in the same valley (synthetic Yubei).
 RAIN_GAUGE = "rain-luoqi"
-
-
-def free_udp_ports(count: int) -> list[int]:
-    """``count`` distinct UDP ports that were free a moment ago (all held open while chosen)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,24 +5,42 @@ Register with ``pytest_plugins = ["tests.fixtures_sim"]``. Example::
     async def test_something(sim_vehicle):
         v = await sim_vehicle(kind="copter", gcs_port=14551, speedup=20)
         # the ground station listens with udpin:127.0.0.1:14551
+
+Plain helpers for tests that pair a ground-side ``uav.Vehicle`` with a simulator::
+
+    async with vehicle_and_sim("copter", home=HOME, speedup=30.0) as (vehicle, sim):
+        await until(vehicle, lambda t: t.armed, "armed", deadline_s=25.0)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import math
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
-from sitl.vehicle_sim import SimVehicle
+from sitl.vehicle_sim import SimVehicle, VehicleKind
+from uav.link import open_link
+from uav.telemetry import Telemetry
+from uav.vehicle import Vehicle
 
-__all__ = ["running_vehicle", "sim_vehicle", "SimVehicleFactory"]
+__all__ = ["M_PER_DEG_LAT", "SimVehicleFactory", "free_udp_port", "free_udp_ports", "make_sim",
+           "poll_until", "running", "running_vehicle", "sim_vehicle", "square_around", "until",
+           "vehicle_and_sim"]
 
 # Default home: a point in Yubei, east of the airport (lon, lat).
 DEFAULT_HOME_LON = 106.70
 DEFAULT_HOME_LAT = 29.80
+# A generous ceiling for a loaded 2-core machine, not a measurement.
+DEFAULT_DEADLINE_S = 25.0
+
+Home = tuple[float, float, float]  # lon_deg, lat_deg, alt_amsl_m
+M_PER_DEG_LAT = 111_320.0  # WGS84 mean, good to ~1 % over a few hundred metres
 
 SimVehicleFactory = Callable[..., Awaitable[SimVehicle]]
 
@@ -64,3 +82,98 @@ async def sim_vehicle() -> AsyncIterator[SimVehicleFactory]:
                 running_vehicle(kind=kind, system_id=system_id, speedup=speedup, **kwargs))
 
         yield make
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct UDP ports that were free a moment ago (all held open while chosen)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_udp_port() -> int:
+    """One UDP port on 127.0.0.1 that was free a moment ago."""
+    return free_udp_ports(1)[0]
+
+
+def square_around(lon: float, lat: float, half_m: float) -> list[tuple[float, float]]:
+    """The corners (lon, lat) of a square ``2 * half_m`` wide centred on (lon, lat)."""
+    dlat = half_m / M_PER_DEG_LAT
+    dlon = half_m / (M_PER_DEG_LAT * math.cos(math.radians(lat)))
+    return [(lon - dlon, lat - dlat), (lon + dlon, lat - dlat),
+            (lon + dlon, lat + dlat), (lon - dlon, lat + dlat)]
+
+
+def make_sim(kind: VehicleKind, system_id: int, gcs_port: int | None, *, home: Home,
+             speedup: float, **sim_kwargs: Any) -> SimVehicle:
+    """A ``SimVehicle`` at ``home`` (lon, lat, alt AMSL) sending to 127.0.0.1:``gcs_port``."""
+    lon, lat, alt_m = home
+    return SimVehicle(kind=kind, system_id=system_id, home_lon=lon, home_lat=lat,
+                      home_alt_amsl_m=alt_m, gcs_port=gcs_port, speedup=speedup, **sim_kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running(*coros: Coroutine[Any, Any, Any]) -> AsyncIterator[None]:
+    """Run ``coros`` in a TaskGroup owned by this context; cancel them all at exit."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(c) for c in coros]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def vehicle_and_sim(kind: VehicleKind = "copter", *, system_id: int = 1,
+                          home: Home = (DEFAULT_HOME_LON, DEFAULT_HOME_LAT, 0.0),
+                          speedup: float = 30.0, link_url: str = "udpin:127.0.0.1:0",
+                          link_signing_key: str | None = None,
+                          vehicle_kwargs: dict[str, Any] | None = None,
+                          ready_within_s: float | None = None,
+                          **sim_kwargs: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
+    """A ground link on ``link_url``, a simulator sending to it and a ``Vehicle`` on the link.
+
+    Sim, link and vehicle run until the context exits. ``link_signing_key`` signs the
+    ground side (the simulator's own key is ``signing_key`` in ``sim_kwargs``);
+    ``ready_within_s`` waits for ``Vehicle.wait_ready`` before yielding.
+    """
+    link = await open_link(link_url)
+    try:
+        if link_signing_key is not None:
+            link.set_signing_key(system_id, link_signing_key)
+        sim = make_sim(kind, system_id, link.local_port, home=home, speedup=speedup,
+                       **sim_kwargs)
+        vehicle = Vehicle(link, system_id, **{"name": f"{kind}-{system_id}",
+                                              **(vehicle_kwargs or {})})
+        async with running(sim.run(), link.run(), vehicle.run()):
+            if ready_within_s is not None:
+                await vehicle.wait_ready(ready_within_s)
+            yield vehicle, sim
+    finally:
+        await link.close()
+
+
+async def until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str,
+                deadline_s: float = DEFAULT_DEADLINE_S) -> Telemetry:
+    """Wait for ``predicate`` on the vehicle's telemetry; fail the test with the last state."""
+    try:
+        return await vehicle.wait_for(predicate, deadline_s)
+    except TimeoutError:
+        pytest.fail(f"{what}: not seen within {deadline_s} s; last state {vehicle.state}")
+
+
+async def poll_until(predicate: Callable[[], bool], what: str,
+                     deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+    """Poll ``predicate`` every 50 ms; fail the test after ``deadline_s``."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        pytest.fail(f"{what}: not within {deadline_s} s")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -16,33 +14,19 @@ from sitl.faults import Faults
 from sitl.scenarios.yubei.generate import generate
 from sitl.vehicle_sim import SimVehicle
 from uav.errors import LogDownloadRefused
-from uav.link import open_link
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.60, 29.62, 180.0  # on the Yangtze bank at Cuntan
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 25.0  # a ceiling for a loaded 2-core machine, not a measurement
 
 
-@asynccontextmanager
-async def _one(**kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    sim = SimVehicle(kind="copter", system_id=1, home_lon=HOME_LON, home_lat=HOME_LAT,
-                     home_alt_amsl_m=HOME_ALT_M, gcs_port=link.local_port, speedup=SPEEDUP,
-                     ekf_ready_after_s=2.0, **kw)
-    vehicle = Vehicle(link, 1, name="copter-1")
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(sim.run()), tg.create_task(link.run()),
-                     tg.create_task(vehicle.run())]
-            try:
-                await vehicle.wait_ready(DEADLINE_S)
-                yield vehicle, sim
-            finally:
-                for task in tasks:
-                    task.cancel()
-    finally:
-        await link.close()
+def _one(**kw: Any) -> AbstractAsyncContextManager[tuple[Vehicle, SimVehicle]]:
+    return vehicle_and_sim("copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0,
+                           ready_within_s=DEADLINE_S, **kw)
 
 
 async def _fly_and_land(vehicle: Vehicle, sim: SimVehicle) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,46 +22,24 @@ from uav.link import open_link
 from uav.telemetry import Telemetry
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import free_udp_port, make_sim, poll_until, running, vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 25.0  # a ceiling for a loaded 2-core machine, not a measurement
 M_PER_DEG_LAT = 111_320.0
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Other keywords override the partial's, so a test may set its own ekf_ready_after_s.
+_sim = partial(make_sim, "copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0)
+_until = partial(poll_until, deadline_s=DEADLINE_S)
 
 
-def _sim(system_id: int, gcs_port: int, **kw: Any) -> SimVehicle:
-    kw.setdefault("ekf_ready_after_s", 2.0)
-    return SimVehicle(kind="copter", system_id=system_id, home_lon=HOME_LON, home_lat=HOME_LAT,
-                      home_alt_amsl_m=HOME_ALT_M, gcs_port=gcs_port, speedup=SPEEDUP, **kw)
-
-
-@asynccontextmanager
-async def _running(*coros: Any) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(c) for c in coros]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
-@asynccontextmanager
-async def _one(faults: Faults | None = None,
-               **vehicle_kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    try:
-        sim = _sim(1, link.local_port, faults=faults)
-        vehicle = Vehicle(link, 1, name="copter", **vehicle_kw)
-        async with _running(sim.run(), link.run(), vehicle.run()):
-            yield vehicle, sim
-    finally:
-        await link.close()
+def _one(faults: Faults | None = None,
+         **vehicle_kw: Any) -> AbstractAsyncContextManager[tuple[Vehicle, SimVehicle]]:
+    return vehicle_and_sim("copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0,
+                           faults=faults, vehicle_kwargs=vehicle_kw)
 
 
 @asynccontextmanager
@@ -69,17 +48,8 @@ async def _fleet(sim: SimVehicle, port: int, *, link_lost_s: float
     events: list[tuple[str, dict[str, Any]]] = []
     fleet = Fleet([FleetEntry("uav", "copter", f"udpin:127.0.0.1:{port}", sim.system_id)],
                   link_lost_s=link_lost_s, on_event=lambda k, _n, d: events.append((k, d)))
-    async with _running(sim.run(), fleet.run()):
+    async with running(sim.run(), fleet.run()):
         yield fleet, events
-
-
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"{what}: not within {DEADLINE_S} s")
 
 
 def _kinds(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -149,7 +119,7 @@ async def test_commands_are_retried_with_confirmation_incremented() -> None:
 
     try:
         vehicle = Vehicle(link, 9, command_timeout_s=0.3, command_attempts=3)
-        async with _running(fake_vehicle()):
+        async with running(fake_vehicle()):
             await _until(lambda: link.stats(9) is not None, "peer heard")
             await vehicle.command(mav.MAV_CMD_DO_SET_MODE, 1, 4)
         assert seen == [0, 1, 2]
@@ -183,7 +153,7 @@ async def test_fast_battery_drain() -> None:
 
 
 async def test_link_cut_for_three_seconds_is_lost_then_recovered() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     sim = _sim(1, port)
     async with _fleet(sim, port, link_lost_s=1.0) as (fleet, events):
         await _until(lambda: "vehicle.connected" in _kinds(events), "connected")
@@ -198,7 +168,7 @@ async def test_link_cut_for_three_seconds_is_lost_then_recovered() -> None:
 
 
 async def test_reboot_goes_silent_and_comes_back_ready() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     sim = _sim(1, port, ekf_ready_after_s=3.0)
     async with _fleet(sim, port, link_lost_s=1.0) as (fleet, events):
         await _until(lambda: "vehicle.connected" in _kinds(events), "connected")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -12,8 +11,9 @@ from sitl.vehicle_sim import SimVehicle
 from uav.control import NotInControl
 from uav.errors import CommandFailed, VehicleUnavailable
 from uav.fleet import Fleet, FleetEntry
-from uav.telemetry import Telemetry
 from uav.vehicle import Vehicle
+
+from tests.fixtures_sim import free_udp_port, until
 
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
 SPEEDUP = 30.0
@@ -23,17 +23,7 @@ AREA = [(106.51, 29.61), (106.53, 29.61), (106.53, 29.63), (106.51, 29.63)]
 FAR = [(106.70, 29.80), (106.71, 29.80), (106.71, 29.81), (106.70, 29.81)]
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str) -> None:
-    try:
-        await vehicle.wait_for(predicate, DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"{what}: not seen within {DEADLINE_S} s; last state {vehicle.state}")
+_until = partial(until, deadline_s=DEADLINE_S)
 
 
 async def _connected(fleet: Fleet, name: str) -> Vehicle:
@@ -49,7 +39,7 @@ async def _connected(fleet: Fleet, name: str) -> Vehicle:
 
 
 async def test_ownership_fleet_commands_and_pause() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     url = f"udpin:127.0.0.1:{port}"
     fleet = Fleet([FleetEntry("uav-1", "copter", url, 1), FleetEntry("boat-1", "boat", url, 2)])
     sims = [SimVehicle(kind=kind, system_id=sid, home_lon=HOME_LON, home_lat=HOME_LAT,
@@ -143,7 +133,7 @@ async def test_ownership_fleet_commands_and_pause() -> None:
 
 
 async def test_fleet_command_reports_an_unreachable_vehicle_without_raising() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     url = f"udpin:127.0.0.1:{port}"
     fleet = Fleet([FleetEntry("uav-1", "copter", url, 1), FleetEntry("ghost", "copter", url, 9)])
     sim = SimVehicle(kind="copter", system_id=1, home_lon=HOME_LON, home_lat=HOME_LAT,

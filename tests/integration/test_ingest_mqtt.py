@@ -358,7 +358,9 @@ async def test_simulated_fleet_end_to_end(mosquitto: MosquittoInstance, devices_
         assert all(r.unit == spec.unit and r.quantity == spec.quantity for r in ours)
     assert {interval for _, interval in seen} == {60.0}  # providers see the interval in use
     assert all(r.value == 1.5 for r in sink.readings if r.quantity == "rain")
-    assert stats.published >= len(sink.readings)
+    # a publish cancelled by the stop may have reached the broker before it was counted:
+    # at most one per device
+    assert stats.published >= len(sink.readings) - len(specs)
 
 
 async def test_shared_subscription_splits_the_stream(mosquitto: MosquittoInstance) -> None:

@@ -4,58 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import pytest
 
-from sitl.vehicle_sim import SimVehicle
+from sitl.vehicle_sim import SimVehicle, VehicleKind
 from uav.errors import PreflightFailed
 from uav.fence import Fence
-from uav.link import open_link
 from uav.preflight import preflight
-from uav.telemetry import Telemetry
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import square_around, until, vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.60, 29.70, 250.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 25.0  # a generous ceiling for a loaded 2-core machine, not a measurement
-M_PER_DEG_LAT = 111_320.0
-M_PER_DEG_LON = M_PER_DEG_LAT * math.cos(math.radians(HOME_LAT))
 
 
-def _area(half_m: float) -> list[tuple[float, float]]:
-    dlon, dlat = half_m / M_PER_DEG_LON, half_m / M_PER_DEG_LAT
-    return [(HOME_LON - dlon, HOME_LAT - dlat), (HOME_LON + dlon, HOME_LAT - dlat),
-            (HOME_LON + dlon, HOME_LAT + dlat), (HOME_LON - dlon, HOME_LAT + dlat)]
+_until = partial(until, deadline_s=DEADLINE_S)
 
 
-@asynccontextmanager
-async def _one(kind: str, **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    sim = SimVehicle(kind=kind, system_id=2, home_lon=HOME_LON, home_lat=HOME_LAT,
-                     home_alt_amsl_m=HOME_ALT_M, gcs_port=link.local_port, speedup=SPEEDUP,
-                     **kw)
-    vehicle = Vehicle(link, 2, name=f"{kind}-2")
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(sim.run()), tg.create_task(link.run()),
-                     tg.create_task(vehicle.run())]
-            try:
-                yield vehicle, sim
-            finally:
-                for task in tasks:
-                    task.cancel()
-    finally:
-        await link.close()
-
-
-async def _until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str) -> Telemetry:
-    try:
-        return await vehicle.wait_for(predicate, DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"{what}: not seen within {DEADLINE_S} s; last state {vehicle.state}")
+def _one(kind: VehicleKind, **kw: Any) -> AbstractAsyncContextManager[tuple[Vehicle, SimVehicle]]:
+    return vehicle_and_sim(kind, system_id=2, home=HOME, speedup=SPEEDUP, **kw)
 
 
 @pytest.mark.parametrize("kind", ["copter", "boat"])
@@ -65,7 +38,7 @@ async def test_preflight_passes_on_a_ready_vehicle_and_makes_it_safe(kind: str) 
         await _until(vehicle, lambda t: t.gps_fix_type >= 3 and math.isfinite(t.battery_pct),
                      "GPS and battery reported")
         assert sim.param("FS_GCS_ENABLE") == 0  # unsafe before
-        fence = Fence.inclusion_polygon(_area(400.0))
+        fence = Fence.inclusion_polygon(square_around(HOME_LON, HOME_LAT, 400.0))
         report = await preflight(vehicle, need_pct=40, reserve_pct=20, fence=fence,
                                  required_params={"RTL_SPEED": 0}, fence_alt_max_m=120.0)
         assert report.passed, report.summary()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tty
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 from uav.errors import CommandUnsupported
 from uav.link import open_link
 from uav.vehicle import Vehicle
+
+from tests.fixtures_sim import poll_until
 
 DEADLINE_S = 15.0  # generous ceiling for a loaded machine, not a measurement
 
@@ -85,13 +87,7 @@ class PtyAutopilot:
             await asyncio.sleep(0.2)
 
 
-async def _until(check: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"{what}: not within {DEADLINE_S} s")
+_until = partial(poll_until, deadline_s=DEADLINE_S)
 
 
 async def test_serial_link_heartbeats_commands_unplug_and_replug(tmp_path: Path) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mav
@@ -17,58 +15,27 @@ from uav.fleet import Fleet, FleetEntry
 from uav.link import MavLink, open_link
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import free_udp_port, make_sim, poll_until, running, vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 20.0  # a ceiling for a loaded 2-core machine, not a measurement
 KEY = "5f" * 32  # hex
 OTHER_KEY = "a0" * 32
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _sim(system_id: int, gcs_port: int, **kw: Any) -> SimVehicle:
-    return SimVehicle(kind="copter", system_id=system_id, home_lon=HOME_LON, home_lat=HOME_LAT,
-                      home_alt_amsl_m=HOME_ALT_M, gcs_port=gcs_port, speedup=SPEEDUP,
-                      ekf_ready_after_s=2.0, **kw)
-
-
-@asynccontextmanager
-async def _running(*coros: Any) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(c) for c in coros]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
+_sim = partial(make_sim, "copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0)
+_until = partial(poll_until, deadline_s=DEADLINE_S)
 
 
 @asynccontextmanager
 async def _signed_pair(sim_key: str | None,
                        gcs_key: str | None) -> AsyncIterator[tuple[MavLink, Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    if gcs_key is not None:
-        link.set_signing_key(1, gcs_key)
-    try:
-        sim = _sim(1, link.local_port, signing_key=sim_key)
-        vehicle = Vehicle(link, 1, name="signed", command_timeout_s=0.5)
-        async with _running(sim.run(), link.run(), vehicle.run()):
-            yield link, vehicle, sim
-    finally:
-        await link.close()
-
-
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"{what}: not within {DEADLINE_S} s")
+    async with vehicle_and_sim("copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0,
+                               signing_key=sim_key, link_signing_key=gcs_key,
+                               vehicle_kwargs={"command_timeout_s": 0.5}) as (vehicle, sim):
+        yield vehicle.link, vehicle, sim
 
 
 async def test_signed_vehicle_and_signed_ground_station_talk() -> None:
@@ -129,7 +96,7 @@ async def test_wrong_key_packets_are_dropped_and_counted() -> None:
 
 async def test_unsigned_vehicle_heard_on_the_same_port_as_a_signed_one() -> None:
     """A fleet file gives vehicle 1 a key and vehicle 2 none; both behind one udpin port."""
-    port = _free_udp_port()
+    port = free_udp_port()
     url = f"udpin:127.0.0.1:{port}"
     events: list[tuple[str, str]] = []
     fleet = Fleet([FleetEntry("signed", "copter", url, 1, signing_key=KEY),
@@ -138,7 +105,7 @@ async def test_unsigned_vehicle_heard_on_the_same_port_as_a_signed_one() -> None
     signed, plain = _sim(1, port, signing_key=KEY), _sim(2, port)
     # a third vehicle claiming system id 1 without the key: dropped, not mixed in
     impostor = _sim(1, port, name="impostor")
-    async with _running(signed.run(), plain.run(), impostor.run(), fleet.run()):
+    async with running(signed.run(), plain.run(), impostor.run(), fleet.run()):
         await _until(lambda: ("vehicle.connected", "signed") in events
                      and ("vehicle.connected", "plain") in events, "both connected")
         for name, sim in (("signed", signed), ("plain", plain)):

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from sitl.vehicle_sim import SimVehicle
 from uav import mission
-from uav.link import open_link
 from uav.telemetry import Telemetry
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 40.0  # a ceiling for a loaded 2-core machine, not a measurement
 M_PER_DEG = 111318.84502145034
@@ -37,27 +39,12 @@ def slope(lon: float, lat: float) -> float:
     return HOME_ALT_M + 0.05 * east_m
 
 
-@asynccontextmanager
-async def flying(*, terrain: Callable[[float, float], float] | None,
-                 ground: Callable[[float, float], float] | None = slope,
-                 **sim_kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    try:
-        sim = SimVehicle(kind="copter", system_id=1, home_lon=HOME_LON, home_lat=HOME_LAT,
-                         home_alt_amsl_m=HOME_ALT_M, gcs_port=link.local_port, speedup=SPEEDUP,
-                         ekf_ready_after_s=1.0, ground_amsl_m=ground, **sim_kw)
-        vehicle = Vehicle(link, 1, name="copter", terrain=terrain)
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(sim.run()), tg.create_task(link.run()),
-                     tg.create_task(vehicle.run())]
-            try:
-                await vehicle.wait_ready(DEADLINE_S)
-                yield vehicle, sim
-            finally:
-                for task in tasks:
-                    task.cancel()
-    finally:
-        await link.close()
+def flying(*, terrain: Callable[[float, float], float] | None,
+           ground: Callable[[float, float], float] | None = slope,
+           **sim_kw: Any) -> AbstractAsyncContextManager[tuple[Vehicle, SimVehicle]]:
+    return vehicle_and_sim("copter", home=HOME, speedup=SPEEDUP, ekf_ready_after_s=1.0,
+                           ground_amsl_m=ground, vehicle_kwargs={"terrain": terrain},
+                           ready_within_s=DEADLINE_S, **sim_kw)
 
 
 def said(t: Telemetry, text: str) -> bool:

@@ -2,63 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from sitl.vehicle_sim import SimVehicle
+from sitl.vehicle_sim import SimVehicle, VehicleKind
 from uav import mission, transfer
 from uav.errors import MissionRejected, ParamNotFound, ParamSetFailed
 from uav.fence import Fence, fence_items
-from uav.link import open_link
 from uav.rally import RallyPoint
-from uav.telemetry import Telemetry
 from uav.vehicle import Vehicle
 
+from tests.fixtures_sim import M_PER_DEG_LAT, square_around, until, vehicle_and_sim
+
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 DEADLINE_S = 25.0  # a generous ceiling for a loaded 2-core machine, not a measurement
-M_PER_DEG_LAT = 111_320.0  # WGS84 mean, good to ~1 % over a few hundred metres
-M_PER_DEG_LON = M_PER_DEG_LAT * math.cos(math.radians(HOME_LAT))
 
 
-def _square(half_m: float) -> list[tuple[float, float]]:
-    dlon, dlat = half_m / M_PER_DEG_LON, half_m / M_PER_DEG_LAT
-    return [(HOME_LON - dlon, HOME_LAT - dlat), (HOME_LON + dlon, HOME_LAT - dlat),
-            (HOME_LON + dlon, HOME_LAT + dlat), (HOME_LON - dlon, HOME_LAT + dlat)]
+_until = partial(until, deadline_s=DEADLINE_S)
 
 
 @asynccontextmanager
-async def _one(kind: str = "copter", **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    sim = SimVehicle(kind=kind, system_id=1, home_lon=HOME_LON, home_lat=HOME_LAT,
-                     home_alt_amsl_m=HOME_ALT_M, gcs_port=link.local_port, speedup=SPEEDUP,
-                     ekf_ready_after_s=2.0, **kw)
-    vehicle = Vehicle(link, 1, name=f"{kind}-1")
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(sim.run()), tg.create_task(link.run()),
-                     tg.create_task(vehicle.run())]
-            try:
-                await _until(vehicle, lambda t: t.heartbeat_seen, "heartbeat")
-                yield vehicle, sim
-            finally:
-                for task in tasks:
-                    task.cancel()
-    finally:
-        await link.close()
-
-
-async def _until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str) -> Telemetry:
-    try:
-        return await vehicle.wait_for(predicate, DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"{what}: not seen within {DEADLINE_S} s; last state {vehicle.state}")
+async def _one(kind: VehicleKind = "copter",
+               **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
+    async with vehicle_and_sim(kind, home=HOME, speedup=SPEEDUP, ekf_ready_after_s=2.0,
+                               **kw) as (vehicle, sim):
+        await _until(vehicle, lambda t: t.heartbeat_seen, "heartbeat")
+        yield vehicle, sim
 
 
 async def test_get_set_verify_and_unknown_parameters() -> None:
@@ -111,7 +87,7 @@ async def test_whole_list_with_progress_recovers_lost_entries() -> None:
 
 async def test_fence_round_trip_total_staging_and_clear() -> None:
     async with _one() as (vehicle, sim):
-        fence = Fence.inclusion_polygon(_square(100.0))
+        fence = Fence.inclusion_polygon(square_around(HOME_LON, HOME_LAT, 100.0))
         await vehicle.upload_fence(fence)
         back = await vehicle.download_fence()
         assert len(back.polygons) == 1 and back.polygons[0].inclusion
@@ -127,7 +103,7 @@ async def test_fence_round_trip_total_staging_and_clear() -> None:
 
         # A polygon whose vertex count does not match is refused at the end of the upload,
         # and the vehicle keeps the fence it had (staged like MissionItemProtocol_Fence).
-        broken = fence_items(Fence.inclusion_polygon(_square(50.0)))[:3]
+        broken = fence_items(Fence.inclusion_polygon(square_around(HOME_LON, HOME_LAT, 50.0)))[:3]
         with pytest.raises(MissionRejected) as info:
             await vehicle._transfer.upload(transfer.FENCE, broken)
         assert info.value.result_name == "MAV_MISSION_ERROR"
@@ -157,7 +133,7 @@ async def test_leaving_the_fence_triggers_the_configured_action(action: int, mod
     async with _one() as (vehicle, sim):
         texts = vehicle.link.subscribe(1, types={"STATUSTEXT"}, maxsize=512)
         await vehicle.wait_ready(DEADLINE_S)
-        await vehicle.upload_fence(Fence.inclusion_polygon(_square(60.0)))
+        await vehicle.upload_fence(Fence.inclusion_polygon(square_around(HOME_LON, HOME_LAT, 60.0)))
         await vehicle.set_param("FENCE_TYPE", 4)  # polygon only
         await vehicle.set_param("FENCE_ACTION", action)
         await vehicle.set_param("FENCE_ENABLE", 1)

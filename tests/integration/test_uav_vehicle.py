@@ -4,79 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from sitl.vehicle_sim import SimVehicle
+from sitl.vehicle_sim import SimVehicle, VehicleKind
 from uav import mission
 from uav.errors import (
     CommandFailed, CommandUnsupported, MissionRejected, ModeChangeFailed, VehicleUnavailable,
     WrongMode,
 )
 from uav.fleet import Fleet, FleetEntry
-from uav.link import MavLink, open_link
-from uav.telemetry import Telemetry
+from uav.link import open_link
 from uav.vehicle import Vehicle
+
+from tests.fixtures_sim import free_udp_port, make_sim, running, until, vehicle_and_sim
 
 # A base in the south-west of the synthetic district, away from the airport.
 HOME_LON, HOME_LAT, HOME_ALT_M = 106.52, 29.62, 260.0
+HOME = (HOME_LON, HOME_LAT, HOME_ALT_M)
 SPEEDUP = 30.0
 # Deadlines are generous ceilings for a loaded 2-core machine, not measurements.
 DEADLINE_S = 25.0
 M_PER_DEG_LAT = 111_320.0  # WGS84 mean, good to ~1 % for offsets of a few hundred metres
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_sim = partial(make_sim, home=HOME, speedup=SPEEDUP)
+_until = partial(until, deadline_s=DEADLINE_S)
 
 
-def _sim(kind: str, system_id: int, gcs_port: int | None, **kw: Any) -> SimVehicle:
-    return SimVehicle(kind=kind, system_id=system_id, home_lon=HOME_LON, home_lat=HOME_LAT,
-                      home_alt_amsl_m=HOME_ALT_M, gcs_host="127.0.0.1", gcs_port=gcs_port,
-                      speedup=SPEEDUP, **kw)
-
-
-@asynccontextmanager
-async def _flying(*sims: SimVehicle, link: MavLink | None = None,
-                  vehicles: tuple[Vehicle, ...] = ()) -> AsyncIterator[None]:
-    """Run sims, the link's heartbeat and the vehicles' followers; cancel all at exit."""
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(sim.run()) for sim in sims]
-        if link is not None:
-            tasks.append(tg.create_task(link.run()))
-        tasks += [tg.create_task(v.run()) for v in vehicles]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
-@asynccontextmanager
-async def _one(kind: str, system_id: int = 1,
-               **kw: Any) -> AsyncIterator[tuple[Vehicle, SimVehicle]]:
-    link = await open_link("udpin:127.0.0.1:0")
-    try:
-        sim = _sim(kind, system_id, link.local_port, **kw)
-        vehicle = Vehicle(link, system_id, name=f"{kind}-{system_id}")
-        async with _flying(sim, link=link, vehicles=(vehicle,)):
-            yield vehicle, sim
-    finally:
-        await link.close()
-
-
-async def _until(vehicle: Vehicle, predicate: Callable[[Telemetry], bool], what: str) -> Telemetry:
-    try:
-        return await vehicle.wait_for(predicate, DEADLINE_S)
-    except TimeoutError:
-        pytest.fail(f"{what}: not seen within {DEADLINE_S} s; last state {vehicle.state}")
+def _one(kind: VehicleKind, system_id: int = 1,
+         **kw: Any) -> AbstractAsyncContextManager[tuple[Vehicle, SimVehicle]]:
+    return vehicle_and_sim(kind, system_id=system_id, home=HOME, speedup=SPEEDUP, **kw)
 
 
 def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -165,7 +128,7 @@ async def test_unknown_command_is_unsupported_and_request_message_works() -> Non
 
 
 async def test_fleet_tells_two_vehicles_apart_and_reports_lost_and_recovered() -> None:
-    port = _free_udp_port()
+    port = free_udp_port()
     url = f"udpin:127.0.0.1:{port}"
     events: list[tuple[str, str, dict[str, Any]]] = []
     changed = asyncio.Event()
@@ -239,7 +202,7 @@ async def test_tcp_link_to_a_listening_vehicle() -> None:
         link = await open_link(f"tcp:127.0.0.1:{sim.local_port}")
         try:
             vehicle = Vehicle(link, 5)
-            async with _flying(link=link, vehicles=(vehicle,)):
+            async with running(link.run(), vehicle.run()):
                 ready = await vehicle.wait_ready(DEADLINE_S)
                 assert ready.vehicle_type == "boat" and ready.system_id == 5
                 await vehicle.set_mode("HOLD")

@@ -12,6 +12,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from sitl.vehicle_sim import COPTER_MODES, ROVER_MODES, SimVehicle
 
+from tests.fixtures_sim import free_udp_port
+
 
 
 HOME_LON, HOME_LAT = 106.70, 29.80
@@ -499,18 +501,10 @@ async def test_listen_mode_replies_to_sender(sim_vehicle, gcs):
 # ---------------------------------------------------------------------------- fleet, SITL launcher
 
 
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_fleet_runs_each_vehicle_on_its_url(gcs, tmp_path):
     from sitl.fleet_sim import run_fleet
 
-    listen_port = _free_udp_port()
+    listen_port = free_udp_port()
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(f"""
 vehicles:
