@@ -200,6 +200,7 @@ class Service:
             await client.publish(topic, payload, qos=1, retain=retain)
             self._unsent = None  # kept until the broker took it: the next session sends it first
             self.metrics.mqtt_published += 1
+            _raise_if_cancelling()
 
     def _mqtt_publish(self, topic: str, data: dict[str, Any], *, retain: bool = False) -> None:
         if self._outbox.full():
@@ -784,6 +785,19 @@ class Service:
                 },
             })
         return {"type": "FeatureCollection", "features": features}
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (which aiomqtt awaits publishes with) returns
+    normally when its future completes in the same step as the cancellation, losing the
+    CancelledError; a loop around it would then never stop. Only for a task that owns no
+    TaskGroup: in 3.11 a TaskGroup whose child failed can leave its parent's count up.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _reading_wire(sensor_id: str, quantity: str, value: float, unit: str, time: datetime,

@@ -182,6 +182,10 @@ class DeviceFleet:
                         await self._say_offline(client, group, will_topic if gateway else None)
                         raise
             except aiomqtt.MqttError as err:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # aiomqtt's disconnect may raise MqttError in place of the CancelledError
+                    raise asyncio.CancelledError from err
                 self.stats.disconnects += 1
                 log.warning("device connection %s lost (%s); retrying in %.1f s", name, err, backoff_s)
                 await asyncio.sleep(backoff_s)
@@ -219,6 +223,11 @@ class DeviceFleet:
                 payload = encode(device.spec.sensor_id, [sample])
                 await client.publish(senml_topic(device.spec.sensor_id), payload, qos=1)
                 self.stats.published += 1
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for (inside aiomqtt's publish) can swallow a
+                    # cancellation that lands as the publish completes
+                    raise asyncio.CancelledError
             # Reschedule only after a successful publish: after a reconnect it is retried.
             heapq.heapreplace(queue, (due + timedelta(seconds=device.interval_s), k))
 

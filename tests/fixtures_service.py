@@ -32,6 +32,7 @@ from tests.fixtures_sim import free_udp_ports
 
 FLEET_SPEEDUP = 20.0
 DEADLINE_S = 60.0
+STOP_DEADLINE_S = 20.0
 START_DEADLINE_S = 30.0
 # A rain gauge one kilometre from a copter base, in the same valley (synthetic Yubei).
 RAIN_GAUGE = "rain-luoqi"
@@ -229,6 +230,11 @@ async def make_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_pat
     finally:
         for task in started:
             task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=STOP_DEADLINE_S)
+            if not done:  # a stop that hangs: show where every task is, then fail
+                for other in asyncio.all_tasks():
+                    other.print_stack(limit=8)
+                pytest.fail(f"the service did not stop within {STOP_DEADLINE_S} s of being cancelled")
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
