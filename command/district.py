@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from command.dispatch.airspace import Zone
 from command.dispatch.geometry import UTM_48N, densify
 from uav.signing import parse_key
+from uav.terrain import read_esri_ascii
 
 __all__ = [
     "District",
@@ -61,39 +62,11 @@ class Terrain:
 
     @classmethod
     def load(cls, path: Path, *, utm_epsg: int = UTM_48N) -> Terrain:
-        """Read an ESRI ASCII grid (``xllcorner``/``xllcenter`` both accepted)."""
+        """Read the district's ESRI ASCII grid (``uav.terrain.read_esri_ascii``)."""
         try:
-            text = Path(path).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as err:
-            raise DistrictError(f"{path}: cannot read terrain grid: {err}") from err
-        tokens = text.split()
-        header: dict[str, str] = {}
-        i = 0
-        while i + 1 < len(tokens) and tokens[i][:1].isalpha():
-            header[tokens[i].lower()] = tokens[i + 1]
-            i += 2
-        try:
-            ncols, nrows = int(header["ncols"]), int(header["nrows"])
-            cell = float(header["cellsize"])
-            nodata = float(header.get("nodata_value", "-9999"))
-            if "xllcorner" in header:
-                xll, yll = float(header["xllcorner"]), float(header["yllcorner"])
-            else:
-                xll = float(header["xllcenter"]) - cell / 2
-                yll = float(header["yllcenter"]) - cell / 2
-        except (KeyError, ValueError) as err:
-            raise DistrictError(f"{path}: ESRI ASCII header incomplete or invalid ({err})") from err
-        if ncols < 2 or nrows < 2 or not cell > 0:
-            raise DistrictError(f"{path}: grid must be at least 2x2 with a positive cellsize")
-        try:
-            values = np.array(tokens[i:], dtype=float)
+            z, xll, yll, cell = read_esri_ascii(path)
         except ValueError as err:
-            raise DistrictError(f"{path}: non-numeric grid value ({err})") from err
-        if values.size != ncols * nrows:
-            raise DistrictError(f"{path}: expected {nrows}x{ncols}={ncols * nrows} values, found {values.size}")
-        z = values.reshape(nrows, ncols)
-        z[z == nodata] = np.nan
-        z.setflags(write=False)
+            raise DistrictError(str(err)) from err
         return cls(z, xll, yll, cell, utm_epsg)
 
     @property

@@ -24,7 +24,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav.terrain import (
     BITMAP_MASK, BLOCK_MUL_Y, BLOCK_SIZE_X, BLOCK_SIZE_Y, GRID_BITS, M_PER_DEG, MAVLINK_SIZE,
-    Elevation, grid_info, offset_deg,
+    Elevation, grid_info, offset_deg, read_esri_ascii,
 )
 
 __all__ = ["Grid", "TerrainDatabase", "GroundMixin", "find_terrain", "CRASH_MARGIN_M"]
@@ -49,35 +49,11 @@ class Grid:
 
     @classmethod
     def load(cls, path: Path) -> Grid:
-        """Read an ESRI ASCII grid (``xllcorner`` or ``xllcenter``); SimConfigError if bad."""
+        """Read an ESRI ASCII grid (``uav.terrain.read_esri_ascii``); SimConfigError if bad."""
         try:
-            tokens = Path(path).read_text(encoding="ascii").split()
-        except (OSError, UnicodeDecodeError) as err:
-            raise _config_error(f"{path}: cannot read terrain grid: {err}") from err
-        header: dict[str, str] = {}
-        i = 0
-        while i + 1 < len(tokens) and tokens[i][:1].isalpha():
-            header[tokens[i].lower()] = tokens[i + 1]
-            i += 2
-        try:
-            ncols, nrows = int(header["ncols"]), int(header["nrows"])
-            cell = float(header["cellsize"])
-            nodata = float(header.get("nodata_value", "-9999"))
-            if "xllcorner" in header:
-                xll, yll = float(header["xllcorner"]), float(header["yllcorner"])
-            else:  # ESRI: xllcenter is the centre of the lower-left cell
-                xll = float(header["xllcenter"]) - cell / 2
-                yll = float(header["yllcenter"]) - cell / 2
-            values = np.array(tokens[i:], dtype=float)
-        except (KeyError, ValueError) as err:
-            raise _config_error(f"{path}: ESRI ASCII grid header or values invalid ({err})") from err
-        if ncols < 2 or nrows < 2 or not cell > 0:
-            raise _config_error(f"{path}: grid must be at least 2x2 with a positive cellsize")
-        if values.size != ncols * nrows:
-            raise _config_error(f"{path}: expected {nrows}x{ncols} values, found {values.size}")
-        z = values.reshape(nrows, ncols)
-        z[z == nodata] = np.nan
-        z.setflags(write=False)
+            z, xll, yll, cell = read_esri_ascii(path)
+        except ValueError as err:
+            raise _config_error(str(err)) from err
         return cls(z, xll, yll, cell)
 
     @property

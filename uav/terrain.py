@@ -28,8 +28,10 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from uav.errors import LinkError
@@ -229,3 +231,41 @@ def report_from_wire(msg: Any) -> TerrainReport:
                          float(msg.terrain_height) if loaded else math.nan,
                          float(msg.current_height) if loaded else math.nan,
                          int(msg.pending), int(msg.loaded))
+
+
+def read_esri_ascii(path: Path | str) -> tuple[np.ndarray, float, float, float]:
+    """Read an ESRI ASCII elevation grid: ``(z_m, xll_deg, yll_deg, cell_deg)``.
+
+    Rows run north to south; ``nodata_value`` becomes NaN; ``xllcorner`` and
+    ``xllcenter`` (the centre of the lower-left cell) are both accepted. Raises
+    ``ValueError`` naming the file and the problem; the array is read-only.
+    """
+    try:
+        tokens = Path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read terrain grid: {err}") from err
+    header: dict[str, str] = {}
+    i = 0
+    while i + 1 < len(tokens) and tokens[i][:1].isalpha():
+        header[tokens[i].lower()] = tokens[i + 1]
+        i += 2
+    try:
+        ncols, nrows = int(header["ncols"]), int(header["nrows"])
+        cell = float(header["cellsize"])
+        nodata = float(header.get("nodata_value", "-9999"))
+        if "xllcorner" in header:
+            xll, yll = float(header["xllcorner"]), float(header["yllcorner"])
+        else:
+            xll = float(header["xllcenter"]) - cell / 2
+            yll = float(header["yllcenter"]) - cell / 2
+        values = np.array(tokens[i:], dtype=float)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path}: ESRI ASCII grid header or values invalid ({err})") from err
+    if ncols < 2 or nrows < 2 or not cell > 0:
+        raise ValueError(f"{path}: grid must be at least 2x2 with a positive cellsize")
+    if values.size != ncols * nrows:
+        raise ValueError(f"{path}: expected {nrows}x{ncols}={ncols * nrows} values, found {values.size}")
+    z = values.reshape(nrows, ncols)
+    z[z == nodata] = np.nan
+    z.setflags(write=False)
+    return z, xll, yll, cell

@@ -97,12 +97,7 @@ def plan_recon(vehicle: Candidate, home_lonlat: tuple[float, float], home_ground
             reasons[i] += (f" (a straight leg {clearance_m:.0f} m above the highest ground, "
                            f"{ground_max:.0f} m, needs {cruise_amsl:.0f} m above sea level)")
             reasons_zh[i] += f"（直线航段须高于最高地面 {ground_max:.0f} 米 {clearance_m:.0f} 米，即海拔 {cruise_amsl:.0f} 米）"
-    battery_reason = _battery(vehicle, energy, reserve_pct)
-    if battery_reason:
-        reasons.append(battery_reason[0])
-        reasons_zh.append(battery_reason[1])
-    if reasons:
-        raise PlanRefused(reasons, reasons_zh)
+    _refuse_if_any(reasons, reasons_zh, _battery(vehicle, energy, reserve_pct))
 
     checks = (
         f"terrain: cruise {cruise_amsl:.0f} m above sea level ({alt} m above home), at least "
@@ -119,6 +114,15 @@ def plan_recon(vehicle: Candidate, home_lonlat: tuple[float, float], home_ground
     )
     return MissionPlan(vehicle.name, vehicle.type, items, (home, target, home), float(alt), float(cruise_amsl),
                        max_agl, 2.0 * leg_m, duration, energy, checks)
+
+
+def _refuse_if_any(reasons: list[str], reasons_zh: list[str], battery: tuple[str, str] | None) -> None:
+    """Raise PlanRefused with every reason found, the battery check's last."""
+    if battery:
+        reasons.append(battery[0])
+        reasons_zh.append(battery[1])
+    if reasons:
+        raise PlanRefused(reasons, reasons_zh)
 
 
 def _battery(vehicle: Candidate, energy_pct: float, reserve_pct: float) -> tuple[str, str] | None:
@@ -153,12 +157,7 @@ def _plan_boat(vehicle: Candidate, home: tuple[float, float], home_amsl_m: float
                 reasons_zh.append(f"直线航线有 {dry_m:.0f} 米不在水面上")
     duration = 2.0 * leg_m / vehicle.cruise_speed_mps + loiter_s
     energy = 100.0 * duration / vehicle.endurance_s
-    battery_reason = _battery(vehicle, energy, reserve_pct)
-    if battery_reason:
-        reasons.append(battery_reason[0])
-        reasons_zh.append(battery_reason[1])
-    if reasons:
-        raise PlanRefused(reasons, reasons_zh)
+    _refuse_if_any(reasons, reasons_zh, _battery(vehicle, energy, reserve_pct))
     checks = (
         f"water: the path stays on water ({leg_m / 1000:.1f} km each way)",
         f"battery: {vehicle.battery_pct:.0f} % minus about {energy:.0f} % leaves at least the {reserve_pct:.0f} % reserve",
