@@ -71,3 +71,57 @@ def decide(assessment: Assessment, current: OpenIncident | None) -> Decision:
     if level == Level.NONE or level == current.level:
         return Decision("none", current.level, current.incident_id)
     return Decision("raise" if level > current.level else "lower", level, current.incident_id)
+
+
+# --- one incident per phenomenon: members, level with hysteresis, corroboration -----------
+
+# Lowering waits until the lower level has held this long (hysteresis in time: a level
+# that flickers around a threshold moves the incident once, not on every reading).
+LOWER_AFTER_S = 1800.0
+# k of n: a crossing seen by at least this many independent sensors with good data is
+# confirmed; fewer (a lone gauge, a suspect reading, a local downpour) stays unverified
+# until a second sensor, a drone or a crew confirms it.
+CONFIRM_K = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One sensor's current say in an incident."""
+
+    sensor_id: str
+    level: Level
+    flag: str  # the QC flag of its newest assessed reading
+    modality: str  # the sensor kind
+
+
+def aggregate_level(members: dict[str, Member]) -> Level:
+    """The phenomenon's level: the highest of its sensors' current levels."""
+    return max((m.level for m in members.values()), default=Level.NONE)
+
+
+def hysteresis(current: Level, wanted: Level, *, pending_since_s: float | None, now_s: float,
+               lower_after_s: float = LOWER_AFTER_S) -> tuple[Level, float | None]:
+    """Raise at once; lower only after ``wanted`` has stayed below ``current`` for ``lower_after_s``.
+
+    Returns the level to apply and the new pending-since time (None when nothing is pending).
+    Times are seconds on any common clock (e.g. POSIX).
+    """
+    if wanted >= current:
+        return wanted, None
+    since = now_s if pending_since_s is None else pending_since_s
+    if now_s - since >= lower_after_s:
+        return wanted, None
+    return current, since
+
+
+def verification(members: dict[str, Member], *, k: int = CONFIRM_K) -> tuple[str, str]:
+    """``("confirmed" | "unverified", reason)`` from k-of-n corroboration by independent sensors."""
+    agreeing = sorted(m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag == "good")
+    if len(agreeing) >= k:
+        return "confirmed", f"{len(agreeing)} sensors with good data agree ({', '.join(agreeing)})"
+    suspect = sorted(m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag != "good")
+    if suspect and not agreeing:
+        return "unverified", (f"only suspect data ({', '.join(suspect)}): a drone or a crew should check "
+                              f"before it is treated as real")
+    return "unverified", (f"seen by {len(agreeing)} sensor{'s' if len(agreeing) != 1 else ''} only; "
+                          f"{k} independent sensors, a drone or a crew must confirm it")

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,10 @@ from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
 from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
-from .incidents import OpenIncident, Status, decide, transition
+from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
 from .linkage.playbook import tasks_for
 from .risk.assess import assess
+from .sensing import MaintenanceWindow, Sensing
 from .risk.rules import Assessment, Level
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
@@ -55,6 +56,9 @@ log = logging.getLogger("command.runtime")
 
 RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order No. 16)
 EVIDENCE_KEEP = 20
+# A sensor's crossing joins an open incident of the same kind this close (one incident per
+# phenomenon): a rainstorm cell covers ~10 km; gauges on one river reach share its flood.
+JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0}
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
 FENCE_ALT_MARGIN_M = 30.0
@@ -82,6 +86,7 @@ class Metrics:
     incidents_opened: int = 0
     dispatches: dict[str, int] = field(default_factory=dict)
     mqtt_published: int = 0
+    flagged: dict[tuple[str, str], int] = field(default_factory=dict)  # (flag, check) → readings
     mqtt_publish_dropped: int = 0
 
 
@@ -103,6 +108,10 @@ class Service:
             r.sensor_id: _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
             for r in self.store.latest_readings().values()
         }
+        self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
+        self.sensing.seed(Reading(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
+                          for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
+        self.sensing.load_maintenance(_window(w) for w in self.store.maintenance(after=self.clock.now()))
         self._rain: dict[str, deque[tuple[datetime, float]]] = {}
         self._load_rain_history()
         self.assignments: dict[str, int] = {
@@ -129,7 +138,7 @@ class Service:
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,
-            on_readings=self.writer.submit,
+            on_readings=self._on_readings,
             on_rejection=self._on_rejection,
             on_status=self._on_status,
             clock=self.clock.now,
@@ -148,6 +157,7 @@ class Service:
                 tg.create_task(self._mqtt_session(), name="mqtt")
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
+                tg.create_task(self._watch_sensor_health(), name="sensor-health")
                 if self.settings.flight_report_url:
                     reporter = HttpJsonReporter(self.settings.flight_report_url, source=self.district.name,
                                                 token=self.settings.flight_report_token)
@@ -237,17 +247,49 @@ class Service:
                 rows = self.store.readings(spec.sensor_id, since=since)
                 self._rain[spec.sensor_id] = deque((r.time, r.value) for r in rows)
 
+    async def _on_readings(self, readings: list[Reading]) -> None:
+        """Accepted readings: per-sensor QC and derived series, then the batched writer."""
+        reviewed, transitions = self.sensing.review(readings, received=self.clock.now())
+        self._health_events(transitions)
+        await self.writer.submit(reviewed)
+
+    def ingest_http(self, readings: list[Reading]) -> list[Reading]:
+        """Readings from ``POST /api/ingest/senml``: the same QC, stored before the answer."""
+        reviewed, transitions = self.sensing.review(readings, received=self.clock.now())
+        self._health_events(transitions)
+        self.writer.flush(reviewed)
+        return reviewed
+
+    def _health_events(self, transitions: Sequence[Any]) -> None:
+        for t in transitions:
+            log.info("sensor %s %s: %s", t.sensor_id, t.change, t.detail)
+            self.bus.publish(f"sensor.{t.change}", {"sensor_id": t.sensor_id, "detail": t.detail})
+
+    async def _watch_sensor_health(self) -> None:
+        """Staleness: a sensor silent for k intervals is stale (events on transitions only)."""
+        while True:
+            self._health_events(self.sensing.tick(self.clock.now()))
+            await asyncio.sleep(1.0)
+
     def _on_stored(self, readings: Sequence[Reading]) -> None:
         """After a batch is stored: latest values, live events, assessment."""
         for r in readings:
             wire = _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
+            if r.qc:
+                wire["qc"] = [{"check": n.check, "flag": n.flag, "detail": n.detail} for n in r.qc]
+                for n in r.qc:
+                    key = (n.flag, n.check)
+                    self.metrics.flagged[key] = self.metrics.flagged.get(key, 0) + 1
+            self.bus.publish("sensor.reading", wire)
+            spec = self.registry.get(r.sensor_id)
+            if spec is None or r.quantity != spec.quantity:
+                continue  # health records and secondary quantities: shown, not yet assessed
             prev = self.latest.get(r.sensor_id)
             if prev is None or prev["time"] <= wire["time"]:
                 self.latest[r.sensor_id] = wire
-            self.bus.publish("sensor.reading", wire)
-            spec = self.registry.get(r.sensor_id)
-            if spec is not None:
-                self._assess(spec, r)
+            if r.flag == "bad":
+                continue  # an impossible value never feeds a hazard model
+            self._assess(spec, r)
 
     async def _on_rejection(self, rejection: Rejection) -> None:
         self.bus.publish("reading.rejected", {
@@ -259,8 +301,39 @@ class Service:
         if self.sensor_status.get(sensor_id) != status:
             self.sensor_status[sensor_id] = status
             self.bus.publish("sensor.status", {"sensor_id": sensor_id, "status": status})
+        self._health_events(self.sensing.status(sensor_id, status))
+
+    def add_maintenance(self, sensor_id: str, *, end: datetime, reason: str, by: str,
+                        start: datetime | None = None) -> dict[str, Any]:
+        if sensor_id not in self.registry:
+            raise NotFound(f"no sensor {sensor_id!r}")
+        now = self.clock.now()
+        start = start or now
+        if end <= start:
+            raise Refused(f"the window must end after it starts ({start.isoformat()})")
+        row = self.store.add_maintenance(sensor_id=sensor_id, start=start, end=end, reason=reason,
+                                         created_by=by, created_at=now)
+        window = _window(row)
+        self.sensing.add_maintenance(window)
+        self.bus.publish("sensor.maintenance", window.to_wire())
+        return window.to_wire()
+
+    def end_maintenance(self, sensor_id: str, window_id: int, *, by: str) -> dict[str, Any]:
+        windows = {w.window_id: w for w in self.sensing.maintenance(sensor_id)}
+        if window_id not in windows:
+            raise NotFound(f"sensor {sensor_id!r} has no maintenance window {window_id}")
+        row = self.store.end_maintenance(window_id, end=self.clock.now())
+        assert row is not None
+        window = _window(row)
+        self.sensing.add_maintenance(window)
+        self.bus.publish("sensor.maintenance_ended", {**window.to_wire(), "ended_by": by})
+        return window.to_wire()
 
     def _assess(self, spec: SensorSpec, reading: Reading) -> None:
+        window = self.sensing.in_maintenance(spec.sensor_id, reading.time)
+        if window is not None:
+            log.debug("%s in maintenance (%s): not assessed", spec.sensor_id, window.reason)
+            return
         history: Sequence[tuple[datetime, float]] = ()
         if spec.kind == "rain_gauge":
             window = self._rain.setdefault(spec.sensor_id, deque())
@@ -276,47 +349,114 @@ class Service:
 
     # -- incidents ------------------------------------------------------------------------
     def _apply_assessment(self, spec: SensorSpec, reading: Reading, a: Assessment) -> None:
-        open_id = self._open.get((a.kind, spec.sensor_id))
-        if open_id is None and a.level == Level.NONE:
-            return  # the common case: nothing to open, nothing to follow
+        """Fold one sensor's assessment into its phenomenon's incident (one per phenomenon)."""
+        key = (a.kind, spec.sensor_id)
+        open_id = self._open.get(key)
+        if open_id is None:
+            if a.level == Level.NONE:
+                return  # the common case: nothing to open, nothing to follow
+            open_id = self._join_candidate(a.kind, spec)
         row = self.store.incident(open_id) if open_id is not None else None
-        current = OpenIncident(row.id, Level(row.level)) if row else None
-        decision = decide(a, current)
         now = self.clock.now()
         evidence = _reading_wire(reading.sensor_id, reading.quantity, reading.value, reading.unit,
                                  reading.time, reading.flag)
-        if decision.action == "none":
-            if row is not None:  # keep the evidence trail of an open incident
-                detail = dict(row.detail)
-                detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
-                self.store.update_incident(row.id, detail=detail)
+        member = {"level": a.level.colour, "flag": reading.flag, "kind": spec.kind, "value": a.value,
+                  "time": reading.time.isoformat()}
+        if row is None:
+            self._open_incident(spec, a, member, evidence, now)
             return
-        level = decision.level
-        title, title_zh = _titles(a, spec)
-        if decision.action == "open":
-            detail = {
-                "title": title, "title_zh": title_zh, "reason": a.reason, "reason_zh": a.reason_zh,
-                "levels": [{"level": level.colour, "time": now.isoformat(), "value": a.value}],
-                "evidence": [evidence],
-            }
-            on_water = spec.kind == "river_level" or self.district.on_water(spec.lon, spec.lat)
-            row = self.store.insert_incident(
-                kind=a.kind, sensor_id=spec.sensor_id, level=int(level), status=Status.OPEN,
-                lon=spec.lon, lat=spec.lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
-            self._open[(a.kind, spec.sensor_id)] = row.id
-            self.metrics.incidents_opened += 1
-            log.info("incident %d opened: %s (%s)", row.id, title, level.colour)
-            self.bus.publish("incident.opened", self.incident_view(row))
-            self._link_departments(row, spec)
-            return
-        assert row is not None
+        self._open[key] = row.id
         detail = dict(row.detail)
-        detail.update(title=title, title_zh=title_zh, reason=a.reason, reason_zh=a.reason_zh)
-        detail["levels"] = detail.get("levels", []) + [{"level": level.colour, "time": now.isoformat(), "value": a.value}]
+        members = dict(detail.get("members") or {})
+        joined = spec.sensor_id not in members
+        members[spec.sensor_id] = member
+        detail["members"] = members
         detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
+        wanted = aggregate_level(_members(members))
+        pending = detail.get("lower_pending_since")
+        level, pending = hysteresis(Level(row.level), wanted, pending_since_s=pending, now_s=now.timestamp())
+        detail["lower_pending_since"] = pending
+        changed_verification = self._verify(detail, members, now)
+        decision = decide(replace(a, level=level), OpenIncident(row.id, Level(row.level)))
+        if decision.action == "none":
+            row = self.store.update_incident(row.id, detail=detail)
+            if joined or changed_verification:
+                self.bus.publish("incident.updated", self.incident_view(row))
+            return
+        if a.level == level:  # the reading that sets the level also names it
+            title, title_zh = _titles(a, spec)
+            detail.update(title=title, title_zh=title_zh, reason=a.reason, reason_zh=a.reason_zh)
+        detail["levels"] = detail.get("levels", []) + [
+            {"level": level.colour, "time": now.isoformat(), "value": a.value, "sensor_id": spec.sensor_id}]
         row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
+
+    def _open_incident(self, spec: SensorSpec, a: Assessment, member: dict[str, Any],
+                       evidence: dict[str, Any], now: datetime) -> None:
+        level = a.level
+        title, title_zh = _titles(a, spec)
+        members = {spec.sensor_id: member}
+        detail: dict[str, Any] = {
+            "title": title, "title_zh": title_zh, "reason": a.reason, "reason_zh": a.reason_zh,
+            "levels": [{"level": level.colour, "time": now.isoformat(), "value": a.value,
+                        "sensor_id": spec.sensor_id}],
+            "evidence": [evidence], "members": members,
+        }
+        self._verify(detail, members, now)
+        on_water = spec.kind == "river_level" or self.district.on_water(spec.lon, spec.lat)
+        row = self.store.insert_incident(
+            kind=a.kind, sensor_id=spec.sensor_id, level=int(level), status=Status.OPEN,
+            lon=spec.lon, lat=spec.lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
+        self._open[(a.kind, spec.sensor_id)] = row.id
+        self.metrics.incidents_opened += 1
+        log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
+        self.bus.publish("incident.opened", self.incident_view(row))
+        self._link_departments(row, spec)
+
+    def _verify(self, detail: dict[str, Any], members: dict[str, Any], now: datetime) -> bool:
+        """Recompute k-of-n corroboration unless a person already confirmed; True if it changed."""
+        current = detail.get("verification") or {}
+        if current.get("by"):
+            return False  # a dispatcher's, a drone's or a crew's confirmation stands
+        state, reason = verification(_members(members))
+        if current.get("state") == state and current.get("reason") == reason:
+            return False
+        detail["verification"] = {"state": state, "reason": reason, "time": now.isoformat()}
+        return current.get("state") not in (None, state)
+
+    def _join_candidate(self, kind: str, spec: SensorSpec) -> int | None:
+        """An open incident of the same phenomenon near this sensor, if any (one incident per phenomenon)."""
+        radius_m = JOIN_RADIUS_M.get(kind)
+        if radius_m is None:
+            return None
+        best: tuple[float, int] | None = None
+        for (k, sensor_id), incident_id in self._open.items():
+            other = self.registry.get(sensor_id)
+            if k != kind or other is None:
+                continue
+            river = spec.properties.get("river")
+            if kind == "flood" and (river is None or other.properties.get("river") != river):
+                continue  # a flood joins gauges on the same river only
+            d = _ground_distance_m((spec.lon, spec.lat), (other.lon, other.lat))
+            if d <= radius_m and (best is None or d < best[0]):
+                best = (d, incident_id)
+        return best[1] if best else None
+
+    def verify_incident(self, incident_id: int, *, by: str, how: str, note: str = "") -> dict[str, Any]:
+        """A person (dispatcher, or a crew or pilot who looked) confirms the phenomenon is real."""
+        try:
+            row = self.store.incident(incident_id)
+        except NotFound:
+            raise
+        detail = dict(row.detail)
+        now = self.clock.now()
+        detail["verification"] = {"state": "confirmed", "by": by, "how": how, "note": note,
+                                  "reason": f"confirmed by {by} ({how})", "time": now.isoformat()}
+        row = self.store.update_incident(row.id, detail=detail, updated_at=now)
+        view = self.incident_view(row)
+        self.bus.publish("incident.verified", view)
+        return view
 
     def _link_departments(self, row: IncidentRow, spec: SensorSpec) -> None:
         level = Level(row.level)
@@ -731,6 +871,8 @@ class Service:
                                "(only the meteorological and hydrological services issue those).",
             "assessment_note_zh": "系统依据传感器数据的研判，非官方预警信号（预警信号仅由气象、水文部门发布）。",
             "levels": row.detail.get("levels", []),
+            "verification": row.detail.get("verification"),
+            "sensors": sorted(row.detail.get("members") or ([row.sensor_id] if row.sensor_id else [])),
             "opened_at": row.opened_at.isoformat(), "updated_at": row.updated_at.isoformat(),
             "dispatch": None if d is None else {
                 "vehicle": d.vehicle, "state": d.state, "error": d.error, "approved_by": d.approved_by,
@@ -782,9 +924,19 @@ class Service:
                     "quantity": spec.quantity, "unit": spec.unit, "datum": spec.datum,
                     "status": self.sensor_status.get(spec.sensor_id, "unknown"),
                     "latest": self.latest.get(spec.sensor_id), "thresholds": dict(spec.thresholds),
+                    **self.sensing.sensor_state(spec.sensor_id, self.clock.now()),
                 },
             })
         return {"type": "FeatureCollection", "features": features}
+
+
+def _members(raw: dict[str, Any]) -> dict[str, Member]:
+    return {sid: Member(sid, Level[m["level"].upper()], m.get("flag", "good"), m.get("kind", ""))
+            for sid, m in raw.items()}
+
+
+def _window(row: Any) -> MaintenanceWindow:
+    return MaintenanceWindow(row.id, row.sensor_id, row.start, row.end, row.reason, row.created_by)
 
 
 def _raise_if_cancelling() -> None:

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
                              "times faster than the wall clock from sim_epoch")
     sim_epoch: datetime | None = Field(None, description="Simulation runs only: shared start of scaled time")
     river_approach_m: float = Field(1.0, ge=0, description="Blue river signal: within this many metres below warning")
+    stale_factor: float = Field(3.0, gt=1, description="A sensor is stale after this many reporting intervals of silence")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

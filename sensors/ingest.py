@@ -20,7 +20,7 @@ import aiomqtt
 from sensors.model import Reading, Rejection
 from sensors.qc import check
 from sensors.registry import Registry
-from sensors.senml import SenMLError, decode_each
+from sensors.senml import SenMLError, decode_each, split_name
 from sensors.topics import (
     SENML_SUBSCRIPTION,
     STATUS_OFFLINE,
@@ -28,6 +28,7 @@ from sensors.topics import (
     STATUS_SUBSCRIPTION,
     TopicError,
     parse_topic,
+    senml_topic,
     shared_subscription,
 )
 
@@ -161,6 +162,52 @@ class Ingestor:
         if readings:
             self.stats.accepted += len(readings)
             await self._call("on_readings", self._on_readings, readings)
+
+    async def check_pack(self, payload: bytes, *, source: str = "http") -> tuple[list[Reading], list[Rejection]]:
+        """Check a SenML pack that came without a topic (``POST /api/ingest/senml``).
+
+        Each record's name carries its sensor id (``urn:dev:yingji:{id}:{quantity}``, often
+        through a base name), so one pack may hold several sensors. Rejections are counted
+        and reported like MQTT ones (with ``source`` in place of a topic); the accepted
+        readings are returned, not handed to ``on_readings``: the caller stores them.
+        """
+        self.stats.messages += 1
+        now = self._clock()
+        try:
+            items = decode_each(payload, now=now)
+        except SenMLError as err:
+            rejection = Rejection(topic=source, reason=err.code, detail=str(err))
+            await self._reject(rejection)
+            return [], [rejection]
+        readings: list[Reading] = []
+        rejections: list[Rejection] = []
+        for index, item in enumerate(items):
+            if isinstance(item, SenMLError):
+                rejection = Rejection(topic=source, reason=item.code, detail=f"record {index}: {item}")
+            else:
+                try:
+                    sensor_id, _ = split_name(item.name)
+                except SenMLError as err:
+                    sensor_id, rejection = None, Rejection(topic=source, reason="bad_senml",
+                                                           detail=f"record {index}: {err}")
+                if sensor_id is None:
+                    rejection = Rejection(topic=source, reason="bad_senml", detail=(
+                        f"record {index}: name {item.name!r} does not say which sensor "
+                        "(use bn 'urn:dev:yingji:{sensor_id}:')"))
+                else:
+                    result = check(self.registry.get(sensor_id), item, topic=senml_topic(sensor_id), now=now)
+                    if isinstance(result, Reading):
+                        if self._is_duplicate(result):
+                            self.stats.duplicates += 1
+                        else:
+                            readings.append(result)
+                        continue
+                    rejection = Rejection(topic=source, reason=result.reason, detail=f"record {index}: {result.detail}",
+                                          sensor_id=result.sensor_id)
+            rejections.append(rejection)
+            await self._reject(rejection)
+        self.stats.accepted += len(readings)
+        return readings, rejections
 
     def _is_duplicate(self, reading: Reading) -> bool:
         key = (reading.sensor_id, reading.quantity)

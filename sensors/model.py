@@ -10,6 +10,23 @@ class SensorError(Exception):
     """Base of every error raised by the sensing room."""
 
 
+FLAGS = ("good", "suspect", "bad", "missing")  # QC flags, best to worst
+
+
+@dataclass(frozen=True, slots=True)
+class QcNote:
+    """Why a quality check flagged a reading: the check's name, its flag and a readable detail."""
+
+    check: str  # range, step, flatline, consistency, neighbour, ...
+    flag: str  # suspect or bad
+    detail: str
+
+
+def worst_flag(*flags: str) -> str:
+    """The worst of QC flags (good < suspect < bad < missing)."""
+    return max(flags, key=FLAGS.index, default="good")
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One accepted measurement, resolved from SenML (absolute time, SI units)."""
@@ -19,7 +36,13 @@ class Reading:
     value: float
     unit: str  # SenML unit symbol, e.g. "m", "mm"
     time: datetime  # timezone-aware UTC
-    flag: str = "good"  # QC flag: good / suspect
+    flag: str = "good"  # QC flag: good / suspect / bad (see FLAGS)
+    qc: tuple[QcNote, ...] = ()  # the checks that lowered the flag
+
+    def flagged(self, note: QcNote) -> Reading:
+        """This reading with one more QC note (the flag becomes the worse of the two)."""
+        return Reading(self.sensor_id, self.quantity, self.value, self.unit, self.time,
+                       worst_flag(self.flag, note.flag), (*self.qc, note))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +50,6 @@ class Rejection:
     """A payload or record refused by ingest, with a reason a person can read."""
 
     topic: str
-    reason: str  # short code: malformed_json, bad_senml, unknown_sensor, wrong_unit, non_finite, out_of_range, ...
+    reason: str  # short code: malformed_json, bad_senml, unknown_sensor, wrong_unit, non_finite, future_time, ...
     detail: str
     sensor_id: str | None = None

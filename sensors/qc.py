@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sensors.model import Reading, Rejection
+from sensors.model import QcNote, Reading, Rejection
 from sensors.registry import SensorSpec
 from sensors.senml import SenMLError, SenMLRecord, split_name
 from sensors.topics import TopicError, parse_topic
@@ -38,7 +38,6 @@ REASONS = (
     "wrong_quantity",
     "wrong_unit",
     "non_finite",
-    "out_of_range",
     "future_time",
 )
 
@@ -74,31 +73,27 @@ def check(
         return reject("unknown_sensor", f"sensor {topic_id!r} is not in the registry")
     if spec.sensor_id != topic_id:
         return reject("sensor_mismatch", f"registry entry {spec.sensor_id!r} given for topic of {topic_id!r}")
-    if quantity != spec.quantity:
-        return reject("wrong_quantity", f"a {spec.kind} reports {spec.quantity!r}, not {quantity!r}")
-    if record.unit != spec.unit:
+    q = spec.quantity_spec(quantity)
+    if q is None:
+        reports = ", ".join(spec.quantities) if spec.quantities else spec.quantity
+        return reject("wrong_quantity", f"a {spec.kind} reports {reports}, not {quantity!r}")
+    if record.unit != q.unit:
         got = "no unit" if record.unit is None else f"unit {record.unit!r}"
-        return reject("wrong_unit", f"{spec.quantity} must be in {spec.unit!r}, got {got}")
+        return reject("wrong_unit", f"{quantity} must be in {q.unit!r}, got {got}")
     value = record.value
     if isinstance(value, bool) or not isinstance(value, float):
         kind = {str: "a string value 'vs'", bool: "a boolean value 'vb'", bytes: "a data value 'vd'"}
         got = kind.get(type(value), "no value 'v'")
-        return reject("bad_senml", f"{spec.quantity} needs a numeric value 'v', got {got}")
+        return reject("bad_senml", f"{quantity} needs a numeric value 'v', got {got}")
     if not math.isfinite(value):
         return reject("non_finite", f"value {value!r} is not a finite number")
-    # Gross-error / plausible-range check (WMO-No. 1269; GHCN-Daily, Durre et al. 2010).
-    if not spec.valid_min <= value <= spec.valid_max:
-        return reject(
-            "out_of_range",
-            f"value {value:g} {spec.unit} is outside the possible range [{spec.valid_min:g}, {spec.valid_max:g}]",
-        )
     if record.time - now > MAX_FUTURE:
         ahead_s = (record.time - now).total_seconds()
         return reject("future_time", f"time {record.time.isoformat()} is {ahead_s:.0f} s ahead of the receiver's clock")
-    return Reading(
-        sensor_id=topic_id,
-        quantity=quantity,
-        value=value,
-        unit=spec.unit,
-        time=record.time,
-    )
+    reading = Reading(sensor_id=topic_id, quantity=quantity, value=value, unit=q.unit, time=record.time)
+    # Gross-error / plausible-range check (WMO-No. 1269; GHCN-Daily, Durre et al. 2010): an
+    # impossible value is kept and shown, flagged bad, and never feeds a hazard model.
+    if not q.valid_min <= value <= q.valid_max:
+        return reading.flagged(QcNote(
+            "range", "bad", f"{value:g} {q.unit} is outside the possible range [{q.valid_min:g}, {q.valid_max:g}]"))
+    return reading

@@ -16,42 +16,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from sensors.kinds import HEALTH_QUANTITIES, KINDS, Kind, Quantity
 from sensors.model import SensorError
 from sensors.topics import is_sensor_id
 
-__all__ = ["KINDS", "Kind", "Registry", "RegistryError", "SensorSpec"]
+__all__ = ["KINDS", "Kind", "Quantity", "Registry", "RegistryError", "SensorSpec"]
 
 
 class RegistryError(SensorError):
     """A sensor registry that does not fit the schema."""
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """What a kind of sensor reports: its SenML name and unit, and its threshold keys."""
-
-    quantity: str
-    unit: str
-    threshold_keys: frozenset[str]
-    datum_required: bool = False
-
-
-KINDS: Mapping[str, Kind] = MappingProxyType(
-    {
-        # Water level above a stated vertical datum (China: Wusong or Huanghai 1985).
-        "river_level": Kind(
-            quantity="level",
-            unit="m",
-            threshold_keys=frozenset({"warning_m", "guaranteed_m", "historical_max_m"}),
-        ),
-        # Precipitation in the interval since the previous report (SenML unit "mm").
-        "rain_gauge": Kind(
-            quantity="rain",
-            unit="mm",
-            threshold_keys=frozenset({"blue_12h_mm", "yellow_6h_mm", "orange_3h_mm", "red_3h_mm"}),
-        ),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +37,26 @@ class SensorSpec:
     name_zh: str
     lon: float
     lat: float
-    quantity: str  # SenML record name, e.g. "level"
-    unit: str  # SenML unit, e.g. "m"
-    valid_min: float  # physically possible range (inclusive)
+    quantity: str  # primary SenML record name, e.g. "level"
+    unit: str  # its SenML unit, e.g. "m"
+    valid_min: float  # its physically possible range (inclusive)
     valid_max: float
     interval_s: float  # nominal reporting interval
     datum: str | None = None
     thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     properties: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    # every record this sensor may report (its kind's, with this site's ranges); empty =
+    # only the primary one (a spec built by hand)
+    quantities: Mapping[str, Quantity] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    def quantity_spec(self, name: str) -> Quantity | None:
+        """The limits of record ``name`` for this sensor, or None if it does not report it."""
+        q = self.quantities.get(name)
+        if q is not None:
+            return q
+        if name == self.quantity:
+            return Quantity(self.quantity, self.unit, self.valid_min, self.valid_max)
+        return HEALTH_QUANTITIES.get(name)
 
 
 def _feature_label(index: int, feature: Any) -> str:
@@ -134,16 +119,17 @@ def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
     unit = _text(props, "unit", where, default=kind.unit)
     if unit != kind.unit:
         raise RegistryError(f"{where}: a {kind_name} reports in {kind.unit!r}, not {unit!r}")
-    valid_min = _number(props, "valid_min", where)
-    valid_max = _number(props, "valid_max", where)
-    if not valid_min < valid_max:
-        raise RegistryError(f"{where}: valid_min {valid_min} must be below valid_max {valid_max}")
+    quantities = _site_quantities(kind, props, where)
+    valid_min, valid_max = quantities[kind.quantity].valid_min, quantities[kind.quantity].valid_max
     interval_s = _number(props, "interval_s", where)
     if interval_s <= 0:
         raise RegistryError(f"{where}: interval_s must be positive, got {interval_s}")
     datum = props.get("datum")
     if datum is not None and not isinstance(datum, str):
         raise RegistryError(f"{where}: datum must be text, got {datum!r}")
+    if kind.datum_required and not datum:
+        raise RegistryError(f"{where}: a {kind_name} needs the vertical datum of its levels "
+                            f"(datum: Wusong, Huanghai, ...): levels in different datums differ by metres")
 
     raw_thresholds = props.get("thresholds", {})
     if raw_thresholds is None:
@@ -173,7 +159,36 @@ def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
         datum=datum,
         thresholds=MappingProxyType(thresholds),
         properties=MappingProxyType(dict(props)),
+        quantities=MappingProxyType(quantities),
     )
+
+
+def _site_quantities(kind: Kind, props: Mapping[str, Any], where: str) -> dict[str, Quantity]:
+    """The kind's records with this site's ranges: ``valid_min``/``valid_max`` narrow the
+    primary record (required where the kind has no natural range, e.g. a water level,
+    whose possible range depends on the gauge's datum and site), ``ranges`` any record."""
+    out = dict(kind.quantities)
+    primary = kind.primary
+    has_own = "valid_min" in props or "valid_max" in props
+    if has_own or not (math.isfinite(primary.valid_min) and math.isfinite(primary.valid_max)):
+        lo = _number(props, "valid_min", where, default=primary.valid_min if math.isfinite(primary.valid_min) else None)
+        hi = _number(props, "valid_max", where, default=primary.valid_max if math.isfinite(primary.valid_max) else None)
+        if not lo < hi:
+            raise RegistryError(f"{where}: valid_min {lo} must be below valid_max {hi}")
+        out[primary.name] = primary.with_range(lo, hi)
+    ranges = props.get("ranges") or {}
+    if not isinstance(ranges, dict):
+        raise RegistryError(f"{where}: ranges must be an object of quantity: [min, max], got {ranges!r}")
+    for name, pair in ranges.items():
+        if name not in out:
+            raise RegistryError(f"{where}: ranges names {name!r}, which a {kind.name} does not report "
+                                f"(it reports {', '.join(kind.quantities)})")
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+                or not pair[0] < pair[1]):
+            raise RegistryError(f"{where}: ranges.{name} must be [min, max] with min < max, got {pair!r}")
+        out[name] = out[name].with_range(float(pair[0]), float(pair[1]))
+    return out
 
 
 class Registry(Mapping[str, SensorSpec]):

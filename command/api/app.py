@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSock
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 import mapui
 from uav.errors import VehicleError, VehicleUnavailable
@@ -25,6 +25,7 @@ from .metrics import render_metrics
 
 log = logging.getLogger("command.api")
 
+MAX_INGEST_BYTES = 1_000_000
 LAYERS = ("boundary", "rivers", "roads", "facilities", "airspace")
 # Module level: FastAPI resolves the (postponed) annotations below in this module's globals.
 bearer = HTTPBearer(auto_error=False)
@@ -34,6 +35,24 @@ class DispatchBody(BaseModel):
     by: str = Field("dispatcher", min_length=1, max_length=64, description="who approves")
     pilot: str | None = Field(None, min_length=1, max_length=64,
                               description="remote pilot in command for the flight (default: who approves)")
+
+
+class VerifyBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who confirms")
+    how: Literal["dispatcher", "drone", "crew", "report"] = Field(
+        ..., description="how it was confirmed: seen by the dispatcher (video, call), a drone, a crew, a report")
+    note: str = Field("", max_length=500)
+
+
+class MaintenanceBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    reason: str = Field(..., min_length=1, max_length=200)
+    start: AwareDatetime | None = Field(None, description="default: now")
+    end: AwareDatetime
+
+
+class EndMaintenanceBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
 
 
 class ControlBody(BaseModel):
@@ -134,7 +153,32 @@ def create_app(service: Service) -> FastAPI:
         rows = service.store.readings(sensor_id, limit=max(1, min(limit, 5000)))
         return {"sensor_id": sensor_id, "readings": [
             {"quantity": r.quantity, "value": r.value, "unit": r.unit, "time": r.time.isoformat(),
-             "flag": r.flag} for r in rows]}
+             "flag": r.flag, "qc": r.qc or []} for r in rows]}
+
+    @app.post("/api/ingest/senml", dependencies=[Auth])
+    async def ingest_senml(request: Request) -> JSONResponse:
+        """SenML JSON (RFC 8428) for devices that cannot do MQTT: names carry the sensor id."""
+        payload = await request.body()
+        if len(payload) > MAX_INGEST_BYTES:
+            raise HTTPException(413, f"a SenML pack may be at most {MAX_INGEST_BYTES} bytes")
+        readings, rejections = await service.ingestor.check_pack(payload)
+        stored = service.ingest_http(readings) if readings else []
+        body = {
+            "accepted": len(stored),
+            "flagged": [{"sensor_id": r.sensor_id, "quantity": r.quantity, "time": r.time.isoformat(),
+                         "flag": r.flag, "qc": [n.detail for n in r.qc]} for r in stored if r.flag != "good"],
+            "rejected": [{"reason": r.reason, "detail": r.detail, "sensor_id": r.sensor_id} for r in rejections],
+        }
+        # nothing usable in the pack is the client's error; a partly good pack is stored and answered 200
+        return JSONResponse(body, status_code=200 if stored or not rejections else 422)
+
+    @app.post("/api/sensors/{sensor_id}/maintenance", status_code=201, dependencies=[Auth])
+    async def add_maintenance(sensor_id: str, body: MaintenanceBody) -> dict[str, Any]:
+        return service.add_maintenance(sensor_id, start=body.start, end=body.end, reason=body.reason, by=body.by)
+
+    @app.delete("/api/sensors/{sensor_id}/maintenance/{window_id}", dependencies=[Auth])
+    async def end_maintenance(sensor_id: str, window_id: int, body: EndMaintenanceBody) -> dict[str, Any]:
+        return service.end_maintenance(sensor_id, window_id, by=body.by)
 
     @app.get("/api/incidents")
     async def incidents() -> dict[str, Any]:
@@ -143,6 +187,10 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/api/incidents/{incident_id}")
     async def incident(incident_id: int) -> dict[str, Any]:
         return service.incident_view(service.store.incident(incident_id), evidence=True)
+
+    @app.post("/api/incidents/{incident_id}/verify", dependencies=[Auth])
+    async def verify(incident_id: int, body: VerifyBody) -> dict[str, Any]:
+        return {"incident": service.verify_incident(incident_id, by=body.by, how=body.how, note=body.note)}
 
     @app.post("/api/incidents/{incident_id}/dispatch", status_code=202, dependencies=[Auth])
     async def dispatch(incident_id: int, body: DispatchBody | None = None) -> dict[str, Any]:

@@ -24,6 +24,15 @@ def render_metrics(service: Service) -> str:
     ]
     for reason, n in sorted(stats.rejected.items()):
         lines.append(f'yingji_readings_rejected_total{{reason="{_esc(reason)}"}} {n}')
+    lines += ["# HELP yingji_readings_flagged_total Readings kept but flagged by a quality check, by flag and check.",
+              "# TYPE yingji_readings_flagged_total counter"]
+    for (flag, check), n in sorted(service.metrics.flagged.items()):
+        lines.append(f'yingji_readings_flagged_total{{flag="{_esc(flag)}",check="{_esc(check)}"}} {n}')
+    states = Counter(service.sensing.sensor_state(sid, service.clock.now())["health"]["state"]
+                     for sid in service.registry)
+    lines += ["# HELP yingji_sensors Registered sensors by health state.", "# TYPE yingji_sensors gauge"]
+    for state in ("ok", "stale", "offline", "maintenance", "unknown"):
+        lines.append(f'yingji_sensors{{state="{state}"}} {states.get(state, 0)}')
     lines += ["# HELP yingji_readings_duplicate_total Readings already stored (same sensor, quantity, time).",
               "# TYPE yingji_readings_duplicate_total counter",
               f"yingji_readings_duplicate_total {stats.duplicates + service.writer.stats.duplicates}",

@@ -46,8 +46,23 @@ class ReadingRow(Base):
     value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(16))
     flag: Mapped[str] = mapped_column(String(16), default="good")
+    # the QC checks that lowered the flag: [{"check", "flag", "detail"}]; null when good
+    qc: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True, default=None)
     received_at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("sensor_id", "quantity", "time", name="uq_reading"),)
+
+
+class MaintenanceRow(Base):
+    """A sensor maintenance window: its readings are kept, but open no incidents."""
+
+    __tablename__ = "maintenance"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sensor_id: Mapped[str] = mapped_column(String(64), index=True)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
 
 
 class IncidentRow(Base):

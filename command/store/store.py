@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
-from .models import Base, DispatchRow, EventRow, FlightRow, IncidentRow, ReadingRow, TaskRow, TrackRow
+from .models import (Base, DispatchRow, EventRow, FlightRow, IncidentRow, MaintenanceRow, ReadingRow, TaskRow,
+                     TrackRow)
 
 
 class StoreError(Exception):
@@ -69,7 +70,8 @@ class Store:
             return 0
         rows = [
             {"sensor_id": r.sensor_id, "quantity": r.quantity, "time": r.time, "value": r.value,
-             "unit": r.unit, "flag": r.flag, "received_at": received_at}
+             "unit": r.unit, "flag": r.flag, "received_at": received_at,
+             "qc": [{"check": n.check, "flag": n.flag, "detail": n.detail} for n in r.qc] or None}
             for r in readings
         ]
         if self.engine.dialect.name == "postgresql":
@@ -81,8 +83,11 @@ class Store:
             inserted = conn.execute(stmt, rows).rowcount
         return len(rows) if inserted is None or inserted < 0 else inserted
 
-    def readings(self, sensor_id: str, *, since: datetime | None = None, limit: int = 1000) -> list[ReadingRow]:
+    def readings(self, sensor_id: str, *, since: datetime | None = None, limit: int = 1000,
+                 quantity: str | None = None) -> list[ReadingRow]:
         q = select(ReadingRow).where(ReadingRow.sensor_id == sensor_id)
+        if quantity is not None:
+            q = q.where(ReadingRow.quantity == quantity)
         if since is not None:
             q = q.where(ReadingRow.time > since)
         q = q.order_by(ReadingRow.time.desc()).limit(limit)
@@ -101,6 +106,36 @@ class Store:
         )
         with self.session() as s:
             return {r.sensor_id: r for r in s.scalars(q).all()}
+
+    def recent_readings(self, *, since: datetime) -> list[ReadingRow]:
+        """Every reading newer than ``since``, oldest first (to seed the QC history)."""
+        q = select(ReadingRow).where(ReadingRow.time > since).order_by(ReadingRow.time)
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    # -- maintenance windows ------------------------------------------------------------
+    def add_maintenance(self, **fields: Any) -> MaintenanceRow:
+        with self.session() as s, s.begin():
+            row = MaintenanceRow(**fields)
+            s.add(row)
+        return row
+
+    def end_maintenance(self, window_id: int, *, end: datetime) -> MaintenanceRow | None:
+        with self.session() as s, s.begin():
+            row = s.get(MaintenanceRow, window_id)
+            if row is None:
+                return None
+            row.end = min(row.end, end)
+        return row
+
+    def maintenance(self, *, sensor_id: str | None = None, after: datetime | None = None) -> list[MaintenanceRow]:
+        q = select(MaintenanceRow)
+        if sensor_id is not None:
+            q = q.where(MaintenanceRow.sensor_id == sensor_id)
+        if after is not None:
+            q = q.where(MaintenanceRow.end > after)
+        with self.session() as s:
+            return list(s.scalars(q.order_by(MaintenanceRow.start)).all())
 
     def count_readings(self) -> int:
         with self.session() as s:

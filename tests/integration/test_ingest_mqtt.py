@@ -194,7 +194,7 @@ async def test_bad_payloads_are_rejected_by_reason_and_good_ones_go_through(
         (topic, level(rl, 999.0, -9)),
         (topic, json.dumps([{"bn": bn, "bt": t, "n": "level", "u": "m", "v": "181.2"}]).encode()),
         (topic, level(rl, 181.1, -8)),
-        # One pack, three records: the middle one is out of range, the others go through.
+        # One pack, three records: the middle one is out of range (kept, flagged bad).
         (
             topic,
             json.dumps(
@@ -215,20 +215,23 @@ async def test_bad_payloads_are_rejected_by_reason_and_good_ones_go_through(
             await pub.publish(msg_topic, payload, qos=1)
         await wait_until(lambda: ingestor.stats.messages == len(messages), f"{len(messages)} messages")
 
-    assert [r.value for r in sink.readings] == [181.0, 181.1, 181.2, 181.3, 181.5]
+    # impossible values are kept, flagged bad by the range check; the rest are good
+    assert [(r.value, r.flag) for r in sink.readings] == [
+        (181.0, "good"), (999.0, "bad"), (181.1, "good"), (181.2, "good"), (5.0, "bad"), (181.3, "good"),
+        (181.5, "good")]
+    assert all(n.check == "range" for r in sink.readings for n in r.qc)
     expected = Counter(
         malformed_json=1,
         bad_senml=2,
         unknown_sensor=1,
         wrong_unit=1,
         non_finite=1,
-        out_of_range=2,
         bad_topic=1,
         future_time=1,
     )
     assert ingestor.stats.rejected == expected
     assert Counter(r.reason for r in sink.rejections) == expected
-    assert ingestor.stats.accepted == 5
+    assert ingestor.stats.accepted == 7
     by_reason = {r.reason: r for r in sink.rejections}
     assert "not JSON" in by_reason["malformed_json"].detail
     assert "JSON array" in by_reason["bad_senml"].detail or "must be a number" in by_reason["bad_senml"].detail

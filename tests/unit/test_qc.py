@@ -70,7 +70,8 @@ def test_edges_of_the_range_and_of_the_future_are_accepted() -> None:
         (SPEC, {"name": "urn:dev:mac:00ab:level"}, TOPIC, "bad_senml", "is not [urn:dev:yingji:]"),
         (SPEC, {"name": "RL-002:level"}, TOPIC, "sensor_mismatch", "names sensor 'RL-002'"),
         (None, {"name": "RL-404:level"}, "yingji/sensors/RL-404/senml", "unknown_sensor", "not in the registry"),
-        (SPEC, {"name": "RL-001:rain"}, TOPIC, "wrong_quantity", "reports 'level', not 'rain'"),
+        (SPEC, {"name": "RL-001:rain"}, TOPIC, "wrong_quantity", "reports level, battery, rssi, supply, not 'rain'"),
+            (SPEC, {"name": "RL-001:battery", "unit": "V"}, TOPIC, "wrong_unit", "battery must be in '%'"),
         (SPEC, {"unit": "cm"}, TOPIC, "wrong_unit", "must be in 'm', got unit 'cm'"),
         (SPEC, {"unit": None}, TOPIC, "wrong_unit", "got no unit"),
         (SPEC, {"value": "182.5"}, TOPIC, "bad_senml", "string value"),
@@ -78,8 +79,6 @@ def test_edges_of_the_range_and_of_the_future_are_accepted() -> None:
         (SPEC, {"value": None, "sum": 3.0}, TOPIC, "bad_senml", "no value"),
         (SPEC, {"value": float("nan")}, TOPIC, "non_finite", "not a finite number"),
         (SPEC, {"value": float("inf")}, TOPIC, "non_finite", "not a finite number"),
-        (SPEC, {"value": 149.99}, TOPIC, "out_of_range", "outside the possible range [150, 215]"),
-        (SPEC, {"value": 1e6}, TOPIC, "out_of_range", "outside"),
         (SPEC, {"time": NOW + MAX_FUTURE + timedelta(seconds=1)}, TOPIC, "future_time", "301 s ahead"),
     ],
 )
@@ -90,6 +89,20 @@ def test_each_reason(spec: object, fields: dict[str, object], topic: str, reason
     assert words in result.detail
     assert result.topic == topic
     assert reason in REASONS
+
+
+@pytest.mark.parametrize("value", [149.99, 1e6, -3.0])
+def test_impossible_values_are_kept_and_flagged_bad(value: float) -> None:
+    result = check(SPEC, record(value=value), topic=TOPIC, now=NOW)
+    assert isinstance(result, Reading)
+    assert result.flag == "bad"
+    assert [n.check for n in result.qc] == ["range"]
+    assert "outside the possible range [150, 215]" in result.qc[0].detail
+
+
+def test_health_records_are_accepted_on_any_kind() -> None:
+    result = check(SPEC, record(name="RL-001:battery", unit="%", value=87.0), topic=TOPIC, now=NOW)
+    assert isinstance(result, Reading) and (result.quantity, result.flag) == ("battery", "good")
 
 
 def test_registry_entry_of_another_sensor_is_a_mismatch() -> None:

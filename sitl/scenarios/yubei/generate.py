@@ -480,13 +480,13 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         _feature(_point(106.600, 29.620), {
             "id": "cuntan-level", "kind": "river_level", "name": "Cuntan (Yangtze) level",
             "name_zh": "寸滩水位站（长江）", "quantity": "level", "unit": "m", "valid_min": 150.0,
-            "valid_max": 200.0, "interval_s": 300, "datum": "Wusong",
+            "valid_max": 200.0, "interval_s": 300, "datum": "Wusong", "river": "yangtze",
             "thresholds": {"warning_m": 180.5, "guaranteed_m": 183.5, "historical_max_m": 191.62}}),
         _feature(_point(yulin_gauge.x, yulin_gauge.y), {
             "id": "yulin-level", "kind": "river_level", "name": "Yulin River level at Longxing (synthetic)",
             "name_zh": "御临河龙兴水位站（合成）", "quantity": "level", "unit": "m",
             "valid_min": round(yulin_base - 15.0, 1), "valid_max": round(yulin_base + 25.0, 1), "interval_s": 300,
-            "datum": "Huanghai",
+            "datum": "Huanghai", "river": "yulin",
             "thresholds": {"warning_m": round(yulin_base + 4.0, 1), "guaranteed_m": round(yulin_base + 6.5, 1),
                            "historical_max_m": round(yulin_base + 10.2, 1)}}),
     ]

@@ -1,0 +1,255 @@
+"""Per-sensor quality control over time and space: step/spike, flatline, consistency, neighbours.
+
+The per-reading checks of ``sensors.qc`` (format, unit, range) see one record; these see a
+sensor's recent history and its neighbours, as a weather service's station QC does:
+
+- the Oklahoma Mesonet's automated QA (Shafer et al. 2000, "Quality assurance procedures
+  in the Oklahoma Mesonetwork", J. Atmos. Oceanic Technol. 17, 474–494): range, step,
+  persistence and spatial tests, each giving a flag rather than deleting data;
+- WMO's AWS QC guidelines (Zahumenský 2004) for the step and minimum-variability limits
+  (declared per kind in ``sensors.kinds``);
+- GHCN-Daily (Durre et al. 2010) for internal consistency and the idea that a check
+  flags a value and leaves its storage to the archive.
+
+Flags only ever get worse here: a suspect reading is stored and shown, and opens at most an
+*unverified* incident (someone should look); a bad reading never feeds a hazard model.
+Pure and synchronous: readings in, flagged readings out; no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sensors.kinds import Quantity
+from sensors.model import QcNote, Reading
+from sensors.registry import SensorSpec
+
+__all__ = ["NeighbourRule", "NEIGHBOUR_RULES", "QualityControl"]
+
+_HISTORY_MAX = 512  # readings kept per (sensor, quantity): a day of 5-min data, and more
+_HISTORY_SPAN = timedelta(hours=25)
+_EARTH_R_M = 6_371_008.8
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourRule:
+    """A spatial (leave-one-out) check for one kind's quantity.
+
+    The value a sensor reports is compared with the inverse-distance-weighted estimate
+    from its neighbours of the same kind within ``radius_m`` (at least ``min_neighbours``
+    with data no older than ``max_age``), as the Mesonet's spatial test compares a station
+    with a Barnes analysis of the others. It is suspect when it differs by more than
+    ``abs_tol`` plus ``rel_tol`` times the estimate. ``window`` > 0 compares accumulations
+    over that window (rain) rather than instantaneous values.
+    """
+
+    radius_m: float
+    abs_tol: float
+    rel_tol: float = 0.0
+    min_neighbours: int = 2
+    max_age: timedelta = timedelta(minutes=30)
+    window: timedelta = timedelta(0)
+    lapse_c_per_m: float = 0.0  # adjust neighbours to this station's elevation (temperature)
+
+
+# Defaults (project choices, documented in docs/quality-control.md): an hour's rain at one
+# gauge 20 mm plus 100 % away from what gauges within 10 km saw is worth a look (a local
+# downpour is real, but unverified); temperature 5 °C off its neighbours after the
+# standard-atmosphere lapse rate (6.5 °C/km, ICAO Doc 7488) is suspect.
+NEIGHBOUR_RULES: Mapping[tuple[str, str], NeighbourRule] = {
+    ("rain_gauge", "rain"): NeighbourRule(10_000.0, abs_tol=20.0, rel_tol=1.0, min_neighbours=2,
+                                          window=timedelta(hours=1)),
+    ("weather_station", "temp"): NeighbourRule(15_000.0, abs_tol=5.0, min_neighbours=2,
+                                               lapse_c_per_m=-0.0065),
+}
+
+
+def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_R_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+class QualityControl:
+    """Holds each sensor's recent readings and reviews every new one against them.
+
+    ``review`` returns the reading with its flag lowered and a ``QcNote`` per failed check.
+    Late and out-of-order readings are reviewed against their neighbours in time.
+    """
+
+    def __init__(self, specs: Iterable[SensorSpec], *,
+                 neighbour_rules: Mapping[tuple[str, str], NeighbourRule] = NEIGHBOUR_RULES) -> None:
+        self._specs = {s.sensor_id: s for s in specs}
+        self._rules = dict(neighbour_rules)
+        self._history: dict[tuple[str, str], deque[Reading]] = {}
+        # Neighbours per sensor, nearest first, computed once (the registry is static).
+        self._neighbours: dict[tuple[str, str], list[tuple[str, float]]] = {}
+        for (kind, quantity), rule in self._rules.items():
+            same = [s for s in self._specs.values() if s.kind == kind]
+            for s in same:
+                near = sorted(((o.sensor_id, _distance_m(s.lon, s.lat, o.lon, o.lat)) for o in same
+                               if o.sensor_id != s.sensor_id), key=lambda p: p[1])
+                self._neighbours[(s.sensor_id, quantity)] = [(i, d) for i, d in near if d <= rule.radius_m]
+
+    def history(self, sensor_id: str, quantity: str) -> list[Reading]:
+        """The kept readings of one sensor's record, oldest first."""
+        return list(self._history.get((sensor_id, quantity), ()))
+
+    def seed(self, readings: Iterable[Reading]) -> None:
+        """Load stored readings (e.g. at start-up) without reviewing them."""
+        for r in sorted(readings, key=lambda r: r.time):
+            self._remember(r)
+
+    def review(self, reading: Reading) -> Reading:
+        """Run the temporal, consistency and spatial checks; remember the reading."""
+        spec = self._specs.get(reading.sensor_id)
+        q = spec.quantity_spec(reading.quantity) if spec is not None else None
+        if spec is None or q is None or reading.flag == "bad" or q.health:
+            self._remember(reading)
+            return reading
+        hist = self._history.get((reading.sensor_id, reading.quantity), deque())
+        before = [r for r in hist if r.time < reading.time]
+        prev = before[-1] if before else None
+        out = reading
+        for note in (self._step(q, prev, reading), self._counter(q, prev, reading),
+                     self._flatline(q, before, reading), self._dew_point(spec, reading),
+                     self._neighbour(spec, reading)):
+            if note is not None:
+                out = out.flagged(note)
+        self._remember(out)
+        return out
+
+    # -- checks ---------------------------------------------------------------------------
+    @staticmethod
+    def _step(q: Quantity, prev: Reading | None, r: Reading) -> QcNote | None:
+        if q.step_max is None or prev is None or prev.flag == "bad":
+            return None
+        gap_s = (r.time - prev.time).total_seconds()
+        limit = q.step_max * max(1.0, gap_s / q.step_base_s)
+        change = r.value - prev.value
+        if abs(change) <= limit:
+            return None
+        return QcNote("step", "suspect",
+                      f"changed by {change:+g} {q.unit} in {gap_s:g} s (more than {limit:g} {q.unit})")
+
+    @staticmethod
+    def _counter(q: Quantity, prev: Reading | None, r: Reading) -> QcNote | None:
+        # GHCN-Daily internal consistency: an accumulating counter never decreases. A drop
+        # to near zero is a logger reset (kept good); any other drop is impossible.
+        if not q.cumulative or prev is None or r.value >= prev.value:
+            return None
+        if r.value <= max(1.0, 0.05 * prev.value):
+            return None
+        return QcNote("consistency", "bad",
+                      f"cumulative {r.quantity} fell from {prev.value:g} to {r.value:g} {q.unit} without a reset")
+
+    @staticmethod
+    def _flatline(q: Quantity, before: list[Reading], r: Reading) -> QcNote | None:
+        # Persistence test (Mesonet; WMO minimum variability): a working sensor's value moves
+        # by at least flat_min_change over flat_window_s, unless it rests at flat_ok (no rain).
+        if q.flat_min_change is None or (q.flat_ok is not None and r.value == q.flat_ok):
+            return None
+        start = r.time - timedelta(seconds=q.flat_window_s)
+        window = [p.value for p in before if p.time >= start and p.flag != "bad"] + [r.value]
+        covered = bool(before) and before[0].time <= start + timedelta(seconds=q.flat_window_s * 0.1)
+        if len(window) < 3 or not covered:
+            return None
+        spread = max(window) - min(window)
+        if spread >= q.flat_min_change:
+            return None
+        return QcNote("flatline", "suspect",
+                      f"stuck near {r.value:g} {q.unit}: {len(window)} readings in {q.flat_window_s / 3600:g} h "
+                      f"vary by {spread:g} (less than {q.flat_min_change:g})")
+
+    def _dew_point(self, spec: SensorSpec, r: Reading) -> QcNote | None:
+        # Internal consistency (WMO-No. 1269; GHCN-Daily): dew point cannot exceed the air
+        # temperature measured with it (0.5 °C tolerance for sensor accuracy).
+        if spec.kind != "weather_station" or r.quantity not in ("temp", "dew_point"):
+            return None
+        other = "dew_point" if r.quantity == "temp" else "temp"
+        match = self._at(spec.sensor_id, other, r.time, timedelta(minutes=10))
+        if match is None:
+            return None
+        temp, dew = (r.value, match.value) if r.quantity == "temp" else (match.value, r.value)
+        if dew <= temp + 0.5:
+            return None
+        return QcNote("consistency", "bad", f"dew point {dew:g} °C above air temperature {temp:g} °C")
+
+    def _neighbour(self, spec: SensorSpec, r: Reading) -> QcNote | None:
+        rule = self._rules.get((spec.kind, r.quantity))
+        if rule is None:
+            return None
+        own = self._value(spec.sensor_id, r.quantity, r.time, rule, current=r)
+        if own is None:
+            return None
+        weights, values = [], []
+        for other_id, dist in self._neighbours.get((spec.sensor_id, r.quantity), ()):
+            v = self._value(other_id, r.quantity, r.time, rule)
+            if v is None:
+                continue
+            if rule.lapse_c_per_m:
+                other = self._specs[other_id]
+                dz = _elevation(spec) - _elevation(other)
+                if math.isnan(dz):
+                    continue
+                v += rule.lapse_c_per_m * dz
+            weights.append(1.0 / max(dist, 100.0) ** 2)  # IDW, power 2; 100 m floor
+            values.append(v)
+        if len(values) < rule.min_neighbours:
+            return None
+        estimate = sum(w * v for w, v in zip(weights, values, strict=True)) / sum(weights)
+        tolerance = rule.abs_tol + rule.rel_tol * abs(estimate)
+        if abs(own - estimate) <= tolerance:
+            return None
+        what = f"{rule.window.total_seconds() / 3600:g} h {r.quantity}" if rule.window else r.quantity
+        return QcNote("neighbour", "suspect",
+                      f"{what} {own:g} {r.unit} vs {estimate:.1f} {r.unit} estimated from {len(values)} "
+                      f"neighbours within {rule.radius_m / 1000:g} km (tolerance {tolerance:.1f})")
+
+    # -- helpers --------------------------------------------------------------------------
+    def _value(self, sensor_id: str, quantity: str, at: datetime, rule: NeighbourRule, *,
+               current: Reading | None = None) -> float | None:
+        """A sensor's value at ``at``: its latest usable reading, or its accumulation over the window."""
+        hist = list(self._history.get((sensor_id, quantity), ()))
+        if current is not None:
+            hist = [h for h in hist if h.time != current.time] + [current]
+        usable = [h for h in hist if h.time <= at and h.flag == "good" or h is current]
+        if not usable:
+            return None
+        newest = max(usable, key=lambda h: h.time)
+        if at - newest.time > rule.max_age:
+            return None
+        if not rule.window:
+            return newest.value
+        return sum(h.value for h in usable if at - rule.window < h.time <= at)
+
+    def _at(self, sensor_id: str, quantity: str, at: datetime, within: timedelta) -> Reading | None:
+        best = None
+        for h in self._history.get((sensor_id, quantity), ()):
+            if abs(h.time - at) <= within and (best is None or abs(h.time - at) < abs(best.time - at)):
+                best = h
+        return best
+
+    def _remember(self, r: Reading) -> None:
+        hist = self._history.setdefault((r.sensor_id, r.quantity), deque(maxlen=_HISTORY_MAX))
+        if hist and r.time < hist[-1].time:
+            items = [h for h in hist if h.time != r.time] + [r]
+            items.sort(key=lambda h: h.time)
+            hist.clear()
+            hist.extend(items)
+        elif hist and r.time == hist[-1].time:
+            hist[-1] = r
+        else:
+            hist.append(r)
+        while hist and hist[-1].time - hist[0].time > _HISTORY_SPAN:
+            hist.popleft()
+
+
+def _elevation(spec: SensorSpec) -> float:
+    value = spec.properties.get("elevation_m")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
