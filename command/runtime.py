@@ -330,7 +330,10 @@ class Service:
         return window.to_wire()
 
     def _assess(self, spec: SensorSpec, reading: Reading) -> None:
-        window = self.sensing.in_maintenance(spec.sensor_id, reading.time)
+        # measured or received during a window (a logger may upload its backlog while the
+        # technician works on it)
+        window = (self.sensing.in_maintenance(spec.sensor_id, reading.time)
+                  or self.sensing.in_maintenance(spec.sensor_id, self.clock.now()))
         if window is not None:
             log.debug("%s in maintenance (%s): not assessed", spec.sensor_id, window.reason)
             return
