@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     # handled in main() before parsing; listed here for --help
     sim.add_parser("ardupilot", help="launch ArduPilot SITL binaries (arducopter, ardurover) for a fleet")
 
+    # analysis tools on people's own CSV files (command/tools/)
+    from .tools import flood, fwi, slope
+
+    for tool in (fwi, slope, flood):
+        tool.add_parser(sub)
+
     scen = sub.add_parser("scenario", help="write the synthetic Yubei district folder")
     scen.add_argument("out", type=Path, help="output folder")
     scen.set_defaults(func=cmd_scenario)
@@ -196,9 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         for noisy in ("transitions", "amqtt"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        args.func(args)
+        code = args.func(args)
     except KeyboardInterrupt:
-        pass
+        code = None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":
