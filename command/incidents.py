@@ -116,10 +116,10 @@ def hysteresis(current: Level, wanted: Level, *, pending_since_s: float | None, 
 
 def verification(members: dict[str, Member], *, k: int = CONFIRM_K) -> tuple[str, str]:
     """``("confirmed" | "unverified", reason)`` from k-of-n corroboration by independent sensors."""
-    agreeing = sorted(m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag == "good")
+    agreeing = sorted({m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag == "good"})
     if len(agreeing) >= k:
         return "confirmed", f"{len(agreeing)} sensors with good data agree ({', '.join(agreeing)})"
-    suspect = sorted(m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag != "good")
+    suspect = sorted({m.sensor_id for m in members.values() if m.level > Level.NONE and m.flag != "good"})
     if suspect and not agreeing:
         return "unverified", (f"only suspect data ({', '.join(suspect)}): a drone or a crew should check "
                               f"before it is treated as real")

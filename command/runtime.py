@@ -44,7 +44,7 @@ from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
 from .linkage.playbook import tasks_for
-from .risk.assess import assess
+from .risk.assess import ASSESSED, assess
 from .sensing import MaintenanceWindow, Sensing
 from .risk.rules import Assessment, Level
 from .settings import Settings
@@ -55,10 +55,13 @@ from .store.models import FlightRow, IncidentRow, TaskRow
 log = logging.getLogger("command.runtime")
 
 RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order No. 16)
+# How much of a record's history its model reads: the trend of a river level (hours), a
+# slope's displacement since its constant-velocity stage (Xu et al.'s v0 needs weeks).
+SERIES_SPAN = {"level": timedelta(hours=6), "horizontal": timedelta(days=30), "opening": timedelta(days=30)}
 EVIDENCE_KEEP = 20
 # A sensor's crossing joins an open incident of the same kind this close (one incident per
 # phenomenon): a rainstorm cell covers ~10 km; gauges on one river reach share its flood.
-JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0}
+JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0}
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
 FENCE_ALT_MARGIN_M = 30.0
@@ -113,6 +116,7 @@ class Service:
                           for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
         self.sensing.load_maintenance(_window(w) for w in self.store.maintenance(after=self.clock.now()))
         self._rain: dict[str, deque[tuple[datetime, float]]] = {}
+        self._series: dict[tuple[str, str], dict[datetime, float]] = {}  # model inputs, see SERIES_SPAN
         self._load_rain_history()
         self.assignments: dict[str, int] = {
             d.vehicle: d.incident_id for d in self.store.dispatches().values()
@@ -282,11 +286,14 @@ class Service:
                     self.metrics.flagged[key] = self.metrics.flagged.get(key, 0) + 1
             self.bus.publish("sensor.reading", wire)
             spec = self.registry.get(r.sensor_id)
-            if spec is None or r.quantity != spec.quantity:
-                continue  # health records and secondary quantities: shown, not yet assessed
-            prev = self.latest.get(r.sensor_id)
-            if prev is None or prev["time"] <= wire["time"]:
-                self.latest[r.sensor_id] = wire
+            if spec is None:
+                continue
+            if r.quantity == spec.quantity:
+                prev = self.latest.get(r.sensor_id)
+                if prev is None or prev["time"] <= wire["time"]:
+                    self.latest[r.sensor_id] = wire
+            if r.quantity not in ASSESSED.get(spec.kind, ()):
+                continue  # health records and context records: shown, not assessed
             if r.flag == "bad":
                 continue  # an impossible value never feeds a hazard model
             self._assess(spec, r)
@@ -345,10 +352,26 @@ class Service:
             while window and window[0][0] <= newest - RAIN_WINDOW:
                 window.popleft()
             history = sorted(window)
+        elif reading.quantity in SERIES_SPAN:
+            history = self._series_window(spec.sensor_id, reading)
         assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
         if assessment is None:
             return
         self._apply_assessment(spec, reading, assessment)
+
+    def _series_window(self, sensor_id: str, reading: Reading) -> list[tuple[datetime, float]]:
+        """The record's usable (not bad) values over its model's span, kept per sensor."""
+        key = (sensor_id, reading.quantity)
+        span = SERIES_SPAN[reading.quantity]
+        series = self._series.get(key)
+        if series is None:
+            rows = self.store.readings(sensor_id, quantity=reading.quantity, since=reading.time - span, limit=5000)
+            series = self._series[key] = {r.time: r.value for r in rows if r.flag != "bad"}
+        series[reading.time] = reading.value
+        newest = max(series)
+        for t in [t for t in series if t < newest - span]:
+            del series[t]
+        return sorted(series.items())
 
     # -- incidents ------------------------------------------------------------------------
     def _apply_assessment(self, spec: SensorSpec, reading: Reading, a: Assessment) -> None:
@@ -364,15 +387,19 @@ class Service:
         evidence = _reading_wire(reading.sensor_id, reading.quantity, reading.value, reading.unit,
                                  reading.time, reading.flag)
         member = {"level": a.level.colour, "flag": reading.flag, "kind": spec.kind, "value": a.value,
-                  "time": reading.time.isoformat()}
+                  "time": reading.time.isoformat(), "sensor_id": spec.sensor_id, "quantity": reading.quantity}
+        if a.extra:
+            member["model"] = dict(a.extra)
+        # a detector with several assessed records (gases) has one say per record
+        member_key = spec.sensor_id if len(ASSESSED.get(spec.kind, ())) <= 1 else f"{spec.sensor_id}:{reading.quantity}"
         if row is None:
-            self._open_incident(spec, a, member, evidence, now)
+            self._open_incident(spec, a, member_key, member, evidence, now)
             return
         self._open[key] = row.id
         detail = dict(row.detail)
         members = dict(detail.get("members") or {})
-        joined = spec.sensor_id not in members
-        members[spec.sensor_id] = member
+        joined = member_key not in members
+        members[member_key] = member
         detail["members"] = members
         detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
         wanted = aggregate_level(_members(members))
@@ -395,11 +422,11 @@ class Service:
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
 
-    def _open_incident(self, spec: SensorSpec, a: Assessment, member: dict[str, Any],
+    def _open_incident(self, spec: SensorSpec, a: Assessment, member_key: str, member: dict[str, Any],
                        evidence: dict[str, Any], now: datetime) -> None:
         level = a.level
         title, title_zh = _titles(a, spec)
-        members = {spec.sensor_id: member}
+        members = {member_key: member}
         detail: dict[str, Any] = {
             "title": title, "title_zh": title_zh, "reason": a.reason, "reason_zh": a.reason_zh,
             "levels": [{"level": level.colour, "time": now.isoformat(), "value": a.value,
@@ -875,7 +902,9 @@ class Service:
             "assessment_note_zh": "系统依据传感器数据的研判，非官方预警信号（预警信号仅由气象、水文部门发布）。",
             "levels": row.detail.get("levels", []),
             "verification": row.detail.get("verification"),
-            "sensors": sorted(row.detail.get("members") or ([row.sensor_id] if row.sensor_id else [])),
+            "sensors": sorted({m.get("sensor_id", k) for k, m in (row.detail.get("members") or {}).items()}
+                              or ([row.sensor_id] if row.sensor_id else [])),
+            "model": {k: m["model"] for k, m in (row.detail.get("members") or {}).items() if m.get("model")},
             "opened_at": row.opened_at.isoformat(), "updated_at": row.updated_at.isoformat(),
             "dispatch": None if d is None else {
                 "vehicle": d.vehicle, "state": d.state, "error": d.error, "approved_by": d.approved_by,
@@ -934,8 +963,8 @@ class Service:
 
 
 def _members(raw: dict[str, Any]) -> dict[str, Member]:
-    return {sid: Member(sid, Level[m["level"].upper()], m.get("flag", "good"), m.get("kind", ""))
-            for sid, m in raw.items()}
+    return {key: Member(m.get("sensor_id", key), Level[m["level"].upper()], m.get("flag", "good"), m.get("kind", ""))
+            for key, m in raw.items()}
 
 
 def _window(row: Any) -> MaintenanceWindow:
@@ -965,6 +994,12 @@ def _titles(a: Assessment, spec: SensorSpec) -> tuple[str, str]:
     if a.kind == "flood":
         return (f"River level at {spec.name}: {a.level.colour} level",
                 f"{spec.name_zh}水位{a.level.colour_zh}等级")
+    if a.kind == "landslide":
+        return (f"Slope movement at {spec.name}: {a.level.colour} level",
+                f"{spec.name_zh}边坡变形{a.level.colour_zh}等级")
+    if a.kind == "chemical_leak":
+        gas = (a.extra or {}).get("substance", "gas")
+        return (f"{gas} leak at {spec.name}: {a.level.colour} level", f"{spec.name_zh}{gas}泄漏{a.level.colour_zh}等级")
     return (f"Rainstorm at {spec.name}: {a.level.colour} level", f"{spec.name_zh}暴雨{a.level.colour_zh}等级")
 
 

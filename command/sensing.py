@@ -7,13 +7,14 @@ accepted reading before it is stored, ``tick`` periodically for staleness, and a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sensors.health import HealthTracker, Transition
-from sensors.model import QcNote, Reading
+from sensors.model import QcNote, Reading, worst_flag
 from sensors.quality import QualityControl
 from sensors.registry import Registry
 
@@ -72,9 +73,19 @@ class Sensing:
         return out, transitions
 
     def _derive(self, r: Reading) -> Reading | None:
-        """Derived series: a tipping-bucket counter's increments become interval rain."""
+        """Derived series: a tipping-bucket counter's increments become interval rain; a GNSS
+        station's east and north of one epoch become its horizontal displacement."""
         spec = self.registry.get(r.sensor_id)
-        if spec is None or r.quantity != "rain_total" or r.flag == "bad":
+        if spec is None or r.flag == "bad":
+            return None
+        if spec.kind == "gnss_displacement" and r.quantity in ("east", "north"):
+            other = "north" if r.quantity == "east" else "east"
+            match = next((h for h in self.qc.history(r.sensor_id, other) if h.time == r.time and h.flag != "bad"), None)
+            if match is None:
+                return None
+            return Reading(r.sensor_id, "horizontal", round(math.hypot(r.value, match.value), 3), "mm", r.time,
+                           worst_flag(r.flag, match.flag))
+        if r.quantity != "rain_total":
             return None
         previous = [h for h in self.qc.history(r.sensor_id, "rain_total") if h.time < r.time and h.flag != "bad"]
         if not previous:

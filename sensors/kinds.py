@@ -134,6 +134,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
         Quantity("east", "mm", -1e5, 1e5, step_max=500.0, step_base_s=3600.0),
         Quantity("north", "mm", -1e5, 1e5, step_max=500.0, step_base_s=3600.0),
         Quantity("up", "mm", -1e5, 1e5, step_max=500.0, step_base_s=3600.0),
+        # derived by the service from east and north of the same epoch (or sent by the station)
+        Quantity("horizontal", "mm", 0.0, 1.5e5, step_max=500.0, step_base_s=3600.0),
     ), _SLOPE_KEYS),
     Kind("crack_meter", (
         Quantity("opening", "mm", -100.0, 5000.0, step_max=200.0, step_base_s=3600.0),

@@ -68,7 +68,7 @@ class Level(IntEnum):
 class Assessment:
     """One rule's verdict for one sensor, with reasons a person can read (en, zh)."""
 
-    kind: Literal["flood", "rainstorm"]
+    kind: Literal["flood", "rainstorm", "landslide", "fire", "chemical_leak"]
     level: Level
     sensor_id: str
     value: float  # level_m for "flood"; mm in the decisive window for "rainstorm"
@@ -79,6 +79,7 @@ class Assessment:
     threshold: float | None = None  # the threshold that was reached (None when NONE)
     note: str = NOTE
     note_zh: str = NOTE_ZH
+    extra: Mapping[str, object] | None = None  # model outputs worth keeping (forecasts, extents)
 
 
 # --- Hydrological (flood) signals -------------------------------------------------------
