@@ -7,7 +7,7 @@ from command.cli import main
 
 
 @pytest.mark.parametrize("words", [[], ["demo"], ["serve"], ["sim", "sensors"], ["sim", "fleet"],
-                                   ["sim", "ardupilot"], ["scenario"]])
+                                   ["sim", "ardupilot"], ["scenario"], ["fwi"], ["slope"], ["flood"]])
 def test_every_command_has_help(words, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*words, "--help"])
@@ -27,3 +27,32 @@ def test_scenario_writes_a_district_folder(tmp_path):
                          capture_output=True, text=True, check=True)
     assert "Synthetic" in out.stdout
     assert (tmp_path / "d" / "district.yaml").exists() and (tmp_path / "d" / "fleet.yaml").exists()
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "command.cli", *args], input=stdin, capture_output=True, text=True)
+
+
+def test_the_analysis_tools_read_csv_and_write_csv_with_exit_codes(tmp_path):
+    levels = tmp_path / "cuntan.csv"
+    levels.write_text("time,level_m,note\n2024-07-10T00:00:00+08:00,179.0,a\n2024-07-10T01:00:00+08:00,179.5,b\n"
+                      "2024-07-10T02:00:00+08:00,180.0,c\n", encoding="utf-8")
+    out = run_cli("flood", "--warning", "180.5", "--guaranteed", "183.5", "--historic-max", "191.62", str(levels))
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.splitlines()
+    assert rows[0] == "time,level_m,note,signal,rise_m_per_h,hours_to_warning,hours_to_guaranteed"
+    assert rows[3].startswith("2024-07-10T02:00:00+08:00,180.0,c,blue,0.500,1.00,")
+
+    weather = "month,day,temp,rh,wind,rain\n8,1,38,25,15,0\n8,2,39,22,18,0\n"
+    out = run_cli("fwi", "--lat", "29.7", "-", stdin=weather)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].endswith("ffmc,dmc,dc,isi,bui,fwi") and len(out.stdout.splitlines()) == 3
+
+    bad = run_cli("fwi", "--lat", "29.7", "-", stdin="month,day,temp,rh,wind,rain\n8,1,38,120,15,0\n")
+    assert bad.returncode == 2 and bad.stdout == "" and ":2: rh:" in bad.stderr
+
+    slope = tmp_path / "gnss.csv"
+    slope.write_text("time,displacement_mm\n" + "".join(
+        f"2024-07-{d:02d}T00:00:00+00:00,{d * 1.0}\n" for d in range(1, 11)), encoding="utf-8")
+    out = run_cli("slope", "--forecast", str(slope))
+    assert out.returncode == 0 and out.stdout.strip() == "not accelerating"
