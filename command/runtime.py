@@ -26,6 +26,8 @@ from sensors.ingest import Ingestor
 from sensors.model import Reading, Rejection
 from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
+from sensors.sl651 import Sl651Mapping
+from sensors.sl651_gateway import Sl651Gateway
 from uav.control import NotInControl
 from uav.errors import LogNotFound, UavError, VehicleError
 from uav.fleet import Fleet, FleetEntry
@@ -147,6 +149,14 @@ class Service:
             on_status=self._on_status,
             clock=self.clock.now,
         )
+        self.sl651: Sl651Gateway | None = None
+        if settings.sl651_port is not None:
+            # Field stations on SL 651-2014: their readings take the HTTP path (QC, stored),
+            # and the gateway confirms a report only after it is stored.
+            self.sl651 = Sl651Gateway(
+                mapping=Sl651Mapping.from_specs(self.registry.values()), on_readings=self._on_sl651,
+                on_rejection=self._on_rejection, clock=self.clock.now, host=settings.sl651_host,
+                port=settings.sl651_port, center=settings.sl651_center)
         self._tg: asyncio.TaskGroup | None = None
         self.ready = asyncio.Event()
 
@@ -162,6 +172,9 @@ class Service:
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self._watch_sensor_health(), name="sensor-health")
+                if self.sl651 is not None:
+                    await self.sl651.__aenter__()  # bound before ready: its port is known
+                    tg.create_task(self._serve_sl651(self.sl651), name="sl651-gateway")
                 if self.settings.flight_report_url:
                     reporter = HttpJsonReporter(self.settings.flight_report_url, source=self.district.name,
                                                 token=self.settings.flight_report_token)
@@ -263,6 +276,16 @@ class Service:
         self._health_events(transitions)
         self.writer.flush(reviewed)
         return reviewed
+
+    async def _on_sl651(self, readings: list[Reading]) -> None:
+        self.ingest_http(readings)
+
+    @staticmethod
+    async def _serve_sl651(gateway: Sl651Gateway) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await gateway.aclose()
 
     def _health_events(self, transitions: Sequence[Any]) -> None:
         for t in transitions:
@@ -409,6 +432,8 @@ class Service:
         changed_verification = self._verify(detail, members, now)
         decision = decide(replace(a, level=level), OpenIncident(row.id, Level(row.level)))
         if decision.action == "none":
+            if a.level == level:  # the sensor that holds the level keeps the "why" current (trend, forecast)
+                detail.update(reason=a.reason, reason_zh=a.reason_zh)
             row = self.store.update_incident(row.id, detail=detail)
             if joined or changed_verification:
                 self.bus.publish("incident.updated", self.incident_view(row))

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
                              "times faster than the wall clock from sim_epoch")
     sim_epoch: datetime | None = Field(None, description="Simulation runs only: shared start of scaled time")
     river_approach_m: float = Field(1.0, ge=0, description="Blue river signal: within this many metres below warning")
+    sl651_port: int | None = Field(None, ge=0, le=65535, description="Listen for SL 651-2014 hydrological "
+                                   "telemetry stations on this TCP port (off when unset)")
+    sl651_host: str = Field("127.0.0.1", description="Address the SL 651 central station binds (0.0.0.0 for devices)")
+    sl651_center: int | None = Field(None, ge=0, le=255, description="SL 651 central station address: frames "
+                                     "for another centre are refused (any when unset)")
     stale_factor: float = Field(3.0, gt=1, description="A sensor is stale after this many reporting intervals of silence")
 
     def resolved_database_url(self) -> str:

@@ -103,6 +103,11 @@ class Ingestor:
         """
         for topic_filter in self.subscriptions:
             await client.subscribe(topic_filter, qos=1)
+            # Python 3.11's asyncio.wait_for (which aiomqtt awaits the SUBACK with) can swallow a
+            # cancellation that lands as the SUBACK arrives; the loop below would then wait forever.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
         log.info("subscribed to %s", ", ".join(self.subscriptions))
         self.subscribed.set()
         try:

@@ -33,6 +33,16 @@ def render_metrics(service: Service) -> str:
     lines += ["# HELP yingji_sensors Registered sensors by health state.", "# TYPE yingji_sensors gauge"]
     for state in ("ok", "stale", "offline", "maintenance", "unknown"):
         lines.append(f'yingji_sensors{{state="{state}"}} {states.get(state, 0)}')
+    if service.sl651 is not None:
+        g = service.sl651.stats
+        lines += ["# HELP yingji_sl651_frames_total SL 651 frames accepted from stations.",
+                  "# TYPE yingji_sl651_frames_total counter", f"yingji_sl651_frames_total {g.frames_ok}",
+                  "# HELP yingji_sl651_rejected_total SL 651 frames or elements refused, by reason.",
+                  "# TYPE yingji_sl651_rejected_total counter"]
+        for reason, n in sorted(g.rejected.items()):
+            lines.append(f'yingji_sl651_rejected_total{{reason="{_esc(reason)}"}} {n}')
+        lines += ["# HELP yingji_sl651_connections SL 651 station connections open.",
+                  "# TYPE yingji_sl651_connections gauge", f"yingji_sl651_connections {g.open_connections}"]
     lines += ["# HELP yingji_readings_duplicate_total Readings already stored (same sensor, quantity, time).",
               "# TYPE yingji_readings_duplicate_total counter",
               f"yingji_readings_duplicate_total {stats.duplicates + service.writer.stats.duplicates}",
