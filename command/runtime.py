@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import numpy as np
 
 from sensors.ingest import Ingestor
 from sensors.model import Reading, Rejection
@@ -46,6 +47,8 @@ from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
 from .linkage.playbook import tasks_for
+from .hazards import HazardWatch
+from .risk import chemical
 from .risk.assess import ASSESSED, assess
 from .sensing import MaintenanceWindow, Sensing
 from .risk.rules import Assessment, Level
@@ -63,7 +66,9 @@ SERIES_SPAN = {"level": timedelta(hours=6), "horizontal": timedelta(days=30), "o
 EVIDENCE_KEEP = 20
 # A sensor's crossing joins an open incident of the same kind this close (one incident per
 # phenomenon): a rainstorm cell covers ~10 km; gauges on one river reach share its flood.
-JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0}
+JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0,
+                 "fire": 2_000.0}
+PLUME_EVERY = timedelta(minutes=5)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
 FENCE_ALT_MARGIN_M = 30.0
@@ -113,6 +118,16 @@ class Service:
             r.sensor_id: _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
             for r in self.store.latest_readings().values()
         }
+        towns = [f for f in self.district.facilities if f.kind == "town" and f.population]
+        others = [f for f in self.district.facilities if f.kind in ("school", "hospital", "nursing_home")]
+        self.hazards = HazardWatch(
+            self.registry.values(),
+            sites={f.id: (f.lon, f.lat) for f in self.district.facilities if f.kind == "chemical_site"},
+            population=chemical.PopulationPoints(np.array([f.lon for f in towns]), np.array([f.lat for f in towns]),
+                                                 np.array([float(f.population or 0) for f in towns])) if towns else None,
+            facilities=chemical.Facilities(tuple(f.id for f in others), np.array([f.lon for f in others]),
+                                           np.array([f.lat for f in others])) if others else None)
+        self._plume_at: dict[str, datetime] = {}
         self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
         self.sensing.seed(Reading(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
                           for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
@@ -315,10 +330,13 @@ class Service:
                 prev = self.latest.get(r.sensor_id)
                 if prev is None or prev["time"] <= wire["time"]:
                     self.latest[r.sensor_id] = wire
-            if r.quantity not in ASSESSED.get(spec.kind, ()):
-                continue  # health records and context records: shown, not assessed
             if r.flag == "bad":
                 continue  # an impossible value never feeds a hazard model
+            for a in self.hazards.observe(spec, r):  # fire weather, detections
+                if not self._in_maintenance(spec, r):
+                    self._apply_assessment(spec, r, a)
+            if r.quantity not in ASSESSED.get(spec.kind, ()):
+                continue  # health records and context records: shown, not assessed
             self._assess(spec, r)
 
     async def _on_rejection(self, rejection: Rejection) -> None:
@@ -359,13 +377,17 @@ class Service:
         self.bus.publish("sensor.maintenance_ended", {**window.to_wire(), "ended_by": by})
         return window.to_wire()
 
-    def _assess(self, spec: SensorSpec, reading: Reading) -> None:
+    def _in_maintenance(self, spec: SensorSpec, reading: Reading) -> bool:
         # measured or received during a window (a logger may upload its backlog while the
         # technician works on it)
         window = (self.sensing.in_maintenance(spec.sensor_id, reading.time)
                   or self.sensing.in_maintenance(spec.sensor_id, self.clock.now()))
         if window is not None:
             log.debug("%s in maintenance (%s): not assessed", spec.sensor_id, window.reason)
+        return window is not None
+
+    def _assess(self, spec: SensorSpec, reading: Reading) -> None:
+        if self._in_maintenance(spec, reading):
             return
         history: Sequence[tuple[datetime, float]] = ()
         if spec.kind == "rain_gauge":
@@ -380,6 +402,13 @@ class Service:
         assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
         if assessment is None:
             return
+        if assessment.kind == "chemical_leak" and assessment.level > Level.NONE:
+            last = self._plume_at.get(spec.sensor_id)
+            open_id = self._open.get(("chemical_leak", spec.sensor_id))
+            current = Level(self.store.incident(open_id).level) if open_id is not None else Level.NONE
+            if last is None or reading.time - last >= PLUME_EVERY or assessment.level > current:
+                assessment = self.hazards.with_plume(spec, reading, assessment)
+                self._plume_at[spec.sensor_id] = reading.time
         self._apply_assessment(spec, reading, assessment)
 
     def _series_window(self, sensor_id: str, reading: Reading) -> list[tuple[datetime, float]]:
@@ -429,7 +458,7 @@ class Service:
         pending = detail.get("lower_pending_since")
         level, pending = hysteresis(Level(row.level), wanted, pending_since_s=pending, now_s=now.timestamp())
         detail["lower_pending_since"] = pending
-        changed_verification = self._verify(detail, members, now)
+        changed_verification = self._verify(detail, members, now, (a.extra or {}).get("verification"))
         decision = decide(replace(a, level=level), OpenIncident(row.id, Level(row.level)))
         if decision.action == "none":
             if a.level == level:  # the sensor that holds the level keeps the "why" current (trend, forecast)
@@ -458,23 +487,33 @@ class Service:
                         "sensor_id": spec.sensor_id}],
             "evidence": [evidence], "members": members,
         }
-        self._verify(detail, members, now)
-        on_water = spec.kind == "river_level" or self.district.on_water(spec.lon, spec.lat)
+        self._verify(detail, members, now, (a.extra or {}).get("verification"))
+        lon, lat = (a.extra or {}).get("position") or (spec.lon, spec.lat)
+        on_water = spec.kind in ("river_level", "reservoir_level") or self.district.on_water(lon, lat)
         row = self.store.insert_incident(
             kind=a.kind, sensor_id=spec.sensor_id, level=int(level), status=Status.OPEN,
-            lon=spec.lon, lat=spec.lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
+            lon=lon, lat=lat, on_water=on_water, opened_at=now, updated_at=now, detail=detail)
         self._open[(a.kind, spec.sensor_id)] = row.id
         self.metrics.incidents_opened += 1
         log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
         self.bus.publish("incident.opened", self.incident_view(row))
         self._link_departments(row, spec)
 
-    def _verify(self, detail: dict[str, Any], members: dict[str, Any], now: datetime) -> bool:
-        """Recompute k-of-n corroboration unless a person already confirmed; True if it changed."""
+    def _verify(self, detail: dict[str, Any], members: dict[str, Any], now: datetime,
+                model: dict[str, Any] | None = None) -> bool:
+        """Recompute corroboration unless a person already confirmed; True if it changed.
+
+        k-of-n sensors by default; a model with its own rule (fire detections) gives its verdict.
+        """
         current = detail.get("verification") or {}
         if current.get("by"):
             return False  # a dispatcher's, a drone's or a crew's confirmation stands
-        state, reason = verification(_members(members))
+        if model is not None:
+            state, reason = model["state"], model["reason"]
+            if current.get("state") == "confirmed" and state != "confirmed":
+                return False  # a fire once confirmed stays confirmed
+        else:
+            state, reason = verification(_members(members))
         if current.get("state") == state and current.get("reason") == reason:
             return False
         detail["verification"] = {"state": state, "reason": reason, "time": now.isoformat()}
@@ -1022,6 +1061,8 @@ def _titles(a: Assessment, spec: SensorSpec) -> tuple[str, str]:
     if a.kind == "landslide":
         return (f"Slope movement at {spec.name}: {a.level.colour} level",
                 f"{spec.name_zh}边坡变形{a.level.colour_zh}等级")
+    if a.kind == "fire":
+        return (f"Fire near {spec.name}: {a.level.colour} level", f"{spec.name_zh}附近火情{a.level.colour_zh}等级")
     if a.kind == "chemical_leak":
         gas = (a.extra or {}).get("substance", "gas")
         return (f"{gas} leak at {spec.name}: {a.level.colour} level", f"{spec.name_zh}{gas}泄漏{a.level.colour_zh}等级")
