@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet] [options]`` (``make bench``
+"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet|risk] [options]`` (``make bench``
 runs them all).
 
 They print figures; they pass or fail nothing and are not part of the test suite
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench import alarm_to_mission, fleet, ingest, mavlink
+from tests.bench import alarm_to_mission, fleet, ingest, mavlink, risk
 
 
 def _mosquitto_version() -> str:
@@ -39,7 +39,8 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("which", nargs="?", choices=("all", "ingest", "alarm", "mavlink", "fleet"), default="all")
+    parser.add_argument("which", nargs="?", choices=("all", "ingest", "alarm", "mavlink", "fleet", "risk"),
+                        default="all")
     parser.add_argument("--messages", type=int, default=None,
                         help="ingest: messages per load; mavlink: packets in the buffer (default 200000)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="ingest: publish QoS (default 1)")
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         asyncio.run(fleet.run(tuple(int(n) for n in args.vehicles.split(",")), args.seconds))
         print(f"(fleet benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "risk"):
+        print()
+        started = time.monotonic()
+        risk.run()
+        print(f"(risk benchmark: {time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
