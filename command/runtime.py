@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ from .linkage.playbook import tasks_for
 from .hazards import HazardWatch
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
+from .risk.hotspots import HotspotParams
+from .risk.riskmap import RiskModel, RiskState
+from .risk.riskmap import compute as risk_compute
 from .sensing import MaintenanceWindow, Sensing
 from .risk.rules import Assessment, Level
 from .settings import Settings
@@ -97,6 +101,7 @@ class Metrics:
     dispatches: dict[str, int] = field(default_factory=dict)
     mqtt_published: int = 0
     flagged: dict[tuple[str, str], int] = field(default_factory=dict)  # (flag, check) → readings
+    risk_compute_ms: float = 0.0
     mqtt_publish_dropped: int = 0
 
 
@@ -128,6 +133,14 @@ class Service:
             facilities=chemical.Facilities(tuple(f.id for f in others), np.array([f.lon for f in others]),
                                            np.array([f.lat for f in others])) if others else None)
         self._plume_at: dict[str, datetime] = {}
+        gauges = self.registry.of_kind("rain_gauge")
+        self.risk_model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
+                                                 cell_m=settings.risk_cell_m,
+                                                 hotspots=HotspotParams(min_area_m2=settings.risk_min_hotspot_ha * 1e4)
+                                                 ) if gauges else None
+        self.risk_state: RiskState | None = None
+        self.risk_computed_at: datetime | None = None
+        self._risk_dirty = True
         self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
         self.sensing.seed(Reading(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
                           for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
@@ -187,6 +200,8 @@ class Service:
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self._watch_sensor_health(), name="sensor-health")
+                if self.risk_model is not None:
+                    tg.create_task(self._keep_risk_map(), name="risk-map")
                 if self.sl651 is not None:
                     await self.sl651.__aenter__()  # bound before ready: its port is known
                     tg.create_task(self._serve_sl651(self.sl651), name="sl651-gateway")
@@ -377,6 +392,57 @@ class Service:
         self.bus.publish("sensor.maintenance_ended", {**window.to_wire(), "ended_by": by})
         return window.to_wire()
 
+    async def _keep_risk_map(self) -> None:
+        """Recompute the district risk map while rain changes (at most every risk_period_s)."""
+        assert self.risk_model is not None
+        self._risk_dirty = False
+        self.recompute_risk()  # the map without rain (exposure only) at once
+        while True:
+            if not self._risk_dirty:
+                await asyncio.sleep(0.5)
+                continue
+            self._risk_dirty = False
+            self.recompute_risk()
+            # rate limit: new rain waits for the next period
+            await asyncio.sleep(max(0.5, self.settings.risk_period_s / self.clock_speed()))
+
+    def clock_speed(self) -> float:
+        return getattr(self.clock, "speed", 1.0)
+
+    def recompute_risk(self) -> None:
+        """Full recompute from each gauge's 3-hour rain (ids of hotspots carried over)."""
+        assert self.risk_model is not None
+        now = self.clock.now()
+        values = {}
+        for sid in self.risk_model.station_ids:
+            window = self._rain.get(sid)
+            if window:
+                newest = max(t for t, _ in window)
+                values[sid] = sum(v for t, v in window if t > newest - timedelta(hours=3)) \
+                    if now - newest <= timedelta(hours=3) else 0.0
+        previous = self.risk_state.hotspots if self.risk_state is not None else ()
+        started = time.perf_counter()
+        self.risk_state = risk_compute(self.risk_model, values, previous=previous)
+        self.risk_computed_at = now
+        self.metrics.risk_compute_ms = (time.perf_counter() - started) * 1000.0
+        before = {h.id: h.level for h in previous}
+        after = {h.id: h.level for h in self.risk_state.hotspots}
+        if before != after:
+            self.bus.publish("risk.hotspots", {"computed_at": now.isoformat(),
+                                               "hotspots": [{"id": h.id, "level": h.level.colour,
+                                                             "population": round(h.population_persons)}
+                                                            for h in self.risk_state.hotspots]})
+
+    def risk_geojson(self) -> dict[str, Any]:
+        state = self.risk_state
+        features = [h.to_feature() for h in state.hotspots] if state is not None else []
+        grid = self.risk_model.grid if self.risk_model is not None else None
+        return {"type": "FeatureCollection", "features": features,
+                "computed_at": self.risk_computed_at.isoformat() if self.risk_computed_at else None,
+                "cell_m": grid.cell_m if grid is not None else None,
+                "cells": grid.nrows * grid.ncols if grid is not None else 0,
+                "note": "System risk assessment (hazard × exposure × vulnerability, INFORM form), not an official warning."}
+
     def _in_maintenance(self, spec: SensorSpec, reading: Reading) -> bool:
         # measured or received during a window (a logger may upload its backlog while the
         # technician works on it)
@@ -397,6 +463,7 @@ class Service:
             while window and window[0][0] <= newest - RAIN_WINDOW:
                 window.popleft()
             history = sorted(window)
+            self._risk_dirty = True
         elif reading.quantity in SERIES_SPAN:
             history = self._series_window(spec.sensor_id, reading)
         assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     sl651_host: str = Field("127.0.0.1", description="Address the SL 651 central station binds (0.0.0.0 for devices)")
     sl651_center: int | None = Field(None, ge=0, le=255, description="SL 651 central station address: frames "
                                      "for another centre are refused (any when unset)")
+    risk_cell_m: float = Field(100.0, ge=10, le=1000, description="Risk map cell size in metres (UTM 48N); "
+                               "30 m costs ~0.2 s a recompute and ~0.4 GB")
+    risk_min_hotspot_ha: float = Field(25.0, ge=0, description="Smallest risk hotspot reported (hectares)")
+    risk_period_s: float = Field(30.0, gt=0, description="Recompute the risk map at most this often (service "
+                                 "time) while rain changes")
     stale_factor: float = Field(3.0, gt=1, description="A sensor is stale after this many reporting intervals of silence")
 
     def resolved_database_url(self) -> str:

@@ -136,6 +136,11 @@ def create_app(service: Service) -> FastAPI:
                 "notice": {"zh": zh, "en": en or zh},
                 "bbox": list(d.bbox), "center": list(d.center), "tile_url": service.settings.tile_url}
 
+    @app.get("/api/risk")
+    async def risk() -> dict[str, Any]:
+        """Risk hotspots (GeoJSON) with their level, people, facilities and why."""
+        return service.risk_geojson()
+
     @app.get("/api/layers/{name}")
     async def layer(name: str) -> dict[str, Any]:
         if name not in LAYERS:

@@ -43,6 +43,8 @@ def render_metrics(service: Service) -> str:
             lines.append(f'yingji_sl651_rejected_total{{reason="{_esc(reason)}"}} {n}')
         lines += ["# HELP yingji_sl651_connections SL 651 station connections open.",
                   "# TYPE yingji_sl651_connections gauge", f"yingji_sl651_connections {g.open_connections}"]
+    lines += ["# HELP yingji_risk_compute_ms Duration of the last full risk-map recompute.",
+              "# TYPE yingji_risk_compute_ms gauge", f"yingji_risk_compute_ms {service.metrics.risk_compute_ms:.1f}"]
     lines += ["# HELP yingji_readings_duplicate_total Readings already stored (same sensor, quantity, time).",
               "# TYPE yingji_readings_duplicate_total counter",
               f"yingji_readings_duplicate_total {stats.duplicates + service.writer.stats.duplicates}",

@@ -62,6 +62,16 @@ def test_http_ingest_verification_and_maintenance(live_system: LiveService) -> N
         rainstorms = [i for i in live.get("/api/incidents")["incidents"] if i["kind"] == "rainstorm"]
         assert len(rainstorms) == 1  # one phenomenon, one incident
 
+        # the risk map: the storm over the Lianglu / Xiantao towns is a hotspot with its gauges as the why
+        def hotspot() -> dict[str, Any] | None:
+            risk = live.get("/api/risk")
+            return next((f for f in risk["features"] if "rain-lianglu" in f["properties"]["sensors"].get("rain_3h", [])
+                         ), None) if risk["computed_at"] else None
+
+        spot = live.wait_until(hotspot, "a risk hotspot from the storm")["properties"]
+        assert spot["level"] in ("orange", "red") and spot["population_persons"] > 0
+        assert spot["hazards"][0]["layer"] == "rain_3h" and "rain_3h" in spot["why"]
+
         # a gauge in maintenance: its readings are stored, but open nothing
         now = datetime.now(timezone.utc)
         window = http.post("/api/sensors/rain-cizhu/maintenance", json={
