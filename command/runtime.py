@@ -23,6 +23,7 @@ from typing import Any
 
 import aiomqtt
 import numpy as np
+from shapely.geometry import Point
 
 from sensors.ingest import Ingestor
 from sensors.model import Reading, Rejection
@@ -432,6 +433,19 @@ class Service:
                                                "hotspots": [{"id": h.id, "level": h.level.colour,
                                                              "population": round(h.population_persons)}
                                                             for h in self.risk_state.hotspots]})
+
+    def _hotspots_of(self, lon: float, lat: float, sensors: set[str]) -> list[dict[str, Any]]:
+        """Risk hotspots that hold this place or were driven by these sensors: part of the "why"."""
+        if self.risk_state is None:
+            return []
+        here = Point(lon, lat)
+        out = []
+        for h in self.risk_state.hotspots:
+            drivers = {sid for ids in h.sensors.values() for sid in ids}
+            if h.polygon.contains(here) or drivers & sensors:
+                out.append({"id": h.id, "level": h.level.colour, "population_persons": round(h.population_persons),
+                            "why": h.why.describe()})
+        return out
 
     def risk_geojson(self) -> dict[str, Any]:
         state = self.risk_state
@@ -1043,6 +1057,7 @@ class Service:
             },
             "tasks": [self.task_view(t) for t in self.store.tasks(incident_id=row.id)],
         }
+        view["hotspots"] = self._hotspots_of(row.lon, row.lat, set(view["sensors"]))
         if evidence:
             view["evidence"] = row.detail.get("evidence", [])
         return view

@@ -71,6 +71,8 @@ def test_http_ingest_verification_and_maintenance(live_system: LiveService) -> N
         spot = live.wait_until(hotspot, "a risk hotspot from the storm")["properties"]
         assert spot["level"] in ("orange", "red") and spot["population_persons"] > 0
         assert spot["hazards"][0]["layer"] == "rain_3h" and "rain_3h" in spot["why"]
+        why = live.get(f"/api/incidents/{first['id']}")["hotspots"]  # the incident's "why" includes the map
+        assert spot["id"] in [h["id"] for h in why]
 
         # a gauge in maintenance: its readings are stored, but open nothing
         now = datetime.now(timezone.utc)
