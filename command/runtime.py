@@ -49,7 +49,9 @@ from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
 from .linkage.playbook import tasks_for
+from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
 from .hazards import HazardWatch
+from .official import CapError, parse_cap
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
 from .risk.hotspots import HotspotParams
@@ -64,7 +66,8 @@ from .store.models import FlightRow, IncidentRow, TaskRow
 
 log = logging.getLogger("command.runtime")
 
-RAIN_WINDOW = timedelta(hours=12)  # longest rainstorm-signal window (CMA Order No. 16)
+RAIN_WINDOW = timedelta(hours=24)  # rainstorm signals use 3/6/12 h (CMA Order No. 16); slopes 1..24 h
+SLOPE_WINDOWS_H = (1.0, 3.0, 6.0, 12.0, 24.0)  # rain durations a slope's I-D threshold is checked over
 # How much of a record's history its model reads: the trend of a river level (hours), a
 # slope's displacement since its constant-velocity stage (Xu et al.'s v0 needs weeks).
 SERIES_SPAN = {"level": timedelta(hours=6), "horizontal": timedelta(days=30), "opening": timedelta(days=30)}
@@ -142,6 +145,8 @@ class Service:
         self.risk_state: RiskState | None = None
         self.risk_computed_at: datetime | None = None
         self._risk_dirty = True
+        self.rain_forecast: RainForecast | None = None
+        self.slopes = [f for f in self.district.facilities if f.kind == "landslide_slope"]
         self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
         self.sensing.seed(Reading(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
                           for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
@@ -404,6 +409,7 @@ class Service:
                 continue
             self._risk_dirty = False
             self.recompute_risk()
+            self.stage_slopes()
             # rate limit: new rain waits for the next period
             await asyncio.sleep(max(0.5, self.settings.risk_period_s / self.clock_speed()))
 
@@ -445,6 +451,70 @@ class Service:
             if h.polygon.contains(here) or drivers & sensors:
                 out.append({"id": h.id, "level": h.level.colour, "population_persons": round(h.population_persons),
                             "why": h.why.describe()})
+        return out
+
+    def stage_slopes(self) -> None:
+        """Rain-triggered landslide warnings at the district's known slopes, staged by the forecast."""
+        if not self.slopes:
+            return
+        now = self.clock.now()
+        gauges = []
+        for sid, window in self._rain.items():
+            spec = self.registry.get(sid)
+            if spec is None or not window:
+                continue
+            acc = {d: sum(v for t, v in window if now - timedelta(hours=d) < t <= now) for d in SLOPE_WINDOWS_H}
+            gauges.append((spec.lon, spec.lat, acc))
+        for slope in self.slopes:
+            observed = observed_at(gauges, slope.lon, slope.lat)
+            forecast = self.rain_forecast.remaining_at(slope.lon, slope.lat, now) if self.rain_forecast else None
+            if not observed and not forecast:
+                continue
+            a = stage_slope(slope.id, observed_mm=observed, forecast_mm=forecast, name=slope.name,
+                            name_zh=slope.name_zh)
+            spec = SensorSpec(sensor_id=slope.id, kind="landslide_slope", name=slope.name, name_zh=slope.name_zh,
+                              lon=slope.lon, lat=slope.lat, quantity="rain_ratio", unit="ratio", valid_min=0.0,
+                              valid_max=math.inf, interval_s=60.0)
+            ratio = a.extra.get("ratio_now") if a.extra else None
+            reading = Reading(slope.id, "rain_ratio", float(ratio or 0.0), "ratio", now)
+            self._apply_assessment(spec, reading, a)
+
+    def receive_forecast(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A gridded rain forecast (QPF): kept as the latest, and the slopes staged against it."""
+        try:
+            forecast = RainForecast.from_wire(data)
+        except ForecastError as err:
+            raise Refused(str(err)) from None
+        self.rain_forecast = forecast
+        wire = forecast.to_wire()
+        self.bus.publish("forecast.rain", wire)
+        self.stage_slopes()
+        return wire
+
+    def receive_cap(self, xml: bytes) -> dict[str, Any]:
+        """An official warning (CAP 1.2) from the meteorological or hydrological service."""
+        try:
+            w = parse_cap(xml)
+        except CapError as err:
+            raise Refused(str(err)) from None
+        wire = w.to_wire()
+        row, new = self.store.add_official(identifier=w.identifier, sender=w.sender, sent=w.sent, expires=w.expires,
+                                           msg_type=w.msg_type, received_at=self.clock.now(), data=wire)
+        if not new:
+            raise Conflict(f"official warning {w.identifier!r} was already received")
+        if w.references:
+            self.store.replace_official(w.references, by=w.identifier)
+        self.bus.publish("official.warning", wire)
+        return wire
+
+    def official_warnings(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        out = []
+        for row in self.store.officials():
+            active = row.msg_type != "Cancel" and row.replaced_by is None and (row.expires is None or now < row.expires)
+            if active or not active_only:
+                out.append({**row.data, "active": active, "replaced_by": row.replaced_by,
+                            "received_at": row.received_at.isoformat()})
         return out
 
     def risk_geojson(self) -> dict[str, Any]:

@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
+from scipy.spatial import cKDTree
+
 from sensors.kinds import Quantity
 from sensors.model import QcNote, Reading
 from sensors.registry import SensorSpec
@@ -54,6 +57,7 @@ class NeighbourRule:
     max_age: timedelta = timedelta(minutes=30)
     window: timedelta = timedelta(0)
     lapse_c_per_m: float = 0.0  # adjust neighbours to this station's elevation (temperature)
+    max_neighbours: int = 8
 
 
 # Defaults (project choices, documented in docs/quality-control.md): an hour's rain at one
@@ -66,13 +70,6 @@ NEIGHBOUR_RULES: Mapping[tuple[str, str], NeighbourRule] = {
     ("weather_station", "temp"): NeighbourRule(15_000.0, abs_tol=5.0, min_neighbours=2,
                                                lapse_c_per_m=-0.0065),
 }
-
-
-def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_R_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 class QualityControl:
@@ -91,10 +88,19 @@ class QualityControl:
         self._neighbours: dict[tuple[str, str], list[tuple[str, float]]] = {}
         for (kind, quantity), rule in self._rules.items():
             same = [s for s in self._specs.values() if s.kind == kind]
-            for s in same:
-                near = sorted(((o.sensor_id, _distance_m(s.lon, s.lat, o.lon, o.lat)) for o in same
-                               if o.sensor_id != s.sensor_id), key=lambda p: p[1])
-                self._neighbours[(s.sensor_id, quantity)] = [(i, d) for i, d in near if d <= rule.radius_m]
+            if len(same) < 2:
+                continue
+            # k nearest within the radius, from a KD-tree on a local equirectangular plane
+            # (metre-accurate over a district; the check's tolerances are far coarser)
+            lat0 = math.radians(sum(s.lat for s in same) / len(same))
+            xy = np.array([[math.radians(s.lon) * math.cos(lat0) * _EARTH_R_M, math.radians(s.lat) * _EARTH_R_M]
+                           for s in same])
+            k = min(rule.max_neighbours + 1, len(same))
+            dist, idx = cKDTree(xy).query(xy, k=k, distance_upper_bound=rule.radius_m)
+            for i, s in enumerate(same):
+                self._neighbours[(s.sensor_id, quantity)] = [
+                    (same[j].sensor_id, float(d)) for d, j in zip(dist[i], idx[i], strict=True)
+                    if j != i and j < len(same) and math.isfinite(d)]
 
     def history(self, sensor_id: str, quantity: str) -> list[Reading]:
         """The kept readings of one sensor's record, oldest first."""
@@ -214,19 +220,28 @@ class QualityControl:
     # -- helpers --------------------------------------------------------------------------
     def _value(self, sensor_id: str, quantity: str, at: datetime, rule: NeighbourRule, *,
                current: Reading | None = None) -> float | None:
-        """A sensor's value at ``at``: its latest usable reading, or its accumulation over the window."""
-        hist = list(self._history.get((sensor_id, quantity), ()))
+        """A sensor's value at ``at``: its latest usable reading, or its accumulation over the window.
+
+        Walks the history backwards from ``at`` and stops at the window's start: the cost is the
+        readings in the window, not the history kept.
+        """
+        hist = self._history.get((sensor_id, quantity), ())
+        newest: datetime | None = None
+        latest: float | None = None
+        total = 0.0
         if current is not None:
-            hist = [h for h in hist if h.time != current.time] + [current]
-        usable = [h for h in hist if h.time <= at and h.flag == "good" or h is current]
-        if not usable:
+            newest, latest, total = current.time, current.value, current.value
+        for h in reversed(hist):
+            if h.time > at or (current is not None and h.time == current.time) or h.flag != "good":
+                continue
+            if newest is None:
+                newest, latest = h.time, h.value
+            if not rule.window or h.time <= at - rule.window:
+                break
+            total += h.value
+        if newest is None or at - newest > rule.max_age:
             return None
-        newest = max(usable, key=lambda h: h.time)
-        if at - newest.time > rule.max_age:
-            return None
-        if not rule.window:
-            return newest.value
-        return sum(h.value for h in usable if at - rule.window < h.time <= at)
+        return total if rule.window else latest
 
     def _at(self, sensor_id: str, quantity: str, at: datetime, within: timedelta) -> Reading | None:
         best = None

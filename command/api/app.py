@@ -136,6 +136,28 @@ def create_app(service: Service) -> FastAPI:
                 "notice": {"zh": zh, "en": en or zh},
                 "bbox": list(d.bbox), "center": list(d.center), "tile_url": service.settings.tile_url}
 
+    @app.post("/api/official/cap", status_code=201, dependencies=[Auth])
+    async def official_cap(request: Request) -> dict[str, Any]:
+        """An official warning as CAP 1.2 XML (from the meteorological or hydrological service)."""
+        payload = await request.body()
+        return service.receive_cap(payload)
+
+    @app.get("/api/official/warnings")
+    async def official_warnings(all: bool = False) -> dict[str, Any]:  # noqa: A002
+        """Official warnings, shown apart from the system's own assessments (active ones by default)."""
+        return {"warnings": service.official_warnings(active_only=not all),
+                "note": "Issued by the meteorological and hydrological services; the system's own assessments "
+                        "are under /api/incidents and /api/risk."}
+
+    @app.post("/api/forecasts/rain", dependencies=[Auth])
+    async def rain_forecast(body: dict[str, Any]) -> dict[str, Any]:
+        """A gridded rain forecast: accumulations from its issue time to each lead (mm)."""
+        return service.receive_forecast(body)
+
+    @app.get("/api/forecasts/rain")
+    async def latest_forecast() -> dict[str, Any]:
+        return {"forecast": service.rain_forecast.to_wire() if service.rain_forecast else None}
+
     @app.get("/api/risk")
     async def risk() -> dict[str, Any]:
         """Risk hotspots (GeoJSON) with their level, people, facilities and why."""

@@ -145,6 +145,21 @@ class FlightRow(Base):
     __table_args__ = (Index("ix_flight_vehicle", "vehicle", "state"),)
 
 
+class OfficialWarningRow(Base):
+    """A warning issued by the meteorological or hydrological service (CAP 1.2), as received."""
+
+    __tablename__ = "official_warnings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(200), unique=True)
+    sender: Mapped[str] = mapped_column(String(200))
+    sent: Mapped[datetime]
+    expires: Mapped[datetime | None] = mapped_column(nullable=True)
+    msg_type: Mapped[str] = mapped_column(String(16))
+    replaced_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a later Update or Cancel
+    received_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class EventRow(Base):
     """Append-only audit log: every state change, in order."""
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
-from .models import (Base, DispatchRow, EventRow, FlightRow, IncidentRow, MaintenanceRow, ReadingRow, TaskRow,
-                     TrackRow)
+from .models import (Base, DispatchRow, EventRow, FlightRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
+                     ReadingRow, TaskRow, TrackRow)
 
 
 class StoreError(Exception):
@@ -136,6 +136,26 @@ class Store:
             q = q.where(MaintenanceRow.end > after)
         with self.session() as s:
             return list(s.scalars(q.order_by(MaintenanceRow.start)).all())
+
+    # -- official warnings --------------------------------------------------------------
+    def add_official(self, **fields: Any) -> tuple[OfficialWarningRow, bool]:
+        """Insert a received CAP warning; (row, False) when its identifier was already stored."""
+        with self.session() as s, s.begin():
+            existing = s.scalar(select(OfficialWarningRow).where(OfficialWarningRow.identifier == fields["identifier"]))
+            if existing is not None:
+                return existing, False
+            row = OfficialWarningRow(**fields)
+            s.add(row)
+            return row, True
+
+    def replace_official(self, identifiers: Iterable[str], *, by: str) -> None:
+        with self.session() as s, s.begin():
+            for row in s.scalars(select(OfficialWarningRow).where(OfficialWarningRow.identifier.in_(list(identifiers)))):
+                row.replaced_by = by
+
+    def officials(self) -> list[OfficialWarningRow]:
+        with self.session() as s:
+            return list(s.scalars(select(OfficialWarningRow).order_by(OfficialWarningRow.sent)).all())
 
     def count_readings(self) -> int:
         with self.session() as s:

@@ -27,6 +27,7 @@ from pathlib import Path
 import aiomqtt
 
 from command.store import Store
+from command.sensing import Sensing
 from command.store.writer import ReadingWriter
 from sensors.ingest import Ingestor
 from sensors.model import Reading
@@ -216,7 +217,9 @@ async def measure_raw(broker: MosquittoInstance, load: Load, files: list[tuple[s
 async def measure_ingest(
     broker: MosquittoInstance, load: Load, files: list[tuple[str, Path]], registry: Registry, db_path: Path
 ) -> Outcome:
-    """The real path: ``Ingestor`` (decode, QC, duplicate check) → ``ReadingWriter`` → SQLite.
+    """The real path: ``Ingestor`` (decode, per-reading QC, duplicate check) → per-sensor QC and
+    derived series (``command.sensing.Sensing``: step, flatline, neighbour checks, health) →
+    ``ReadingWriter`` → SQLite: what the service does with every message.
 
     The same batching writer as the service: one transaction per drained batch of messages.
     """
@@ -227,7 +230,13 @@ async def measure_ingest(
         return datetime.now(timezone.utc)
 
     writer = ReadingWriter(store, clock=clock, on_stored=lambda batch: progress.note(0, len(batch)))
-    ingestor = Ingestor(registry=registry, on_readings=writer.submit, clock=clock)
+    sensing = Sensing(registry, started=clock())
+
+    async def on_readings(readings: list[Reading]) -> None:
+        reviewed, _ = sensing.review(readings, received=clock())
+        await writer.submit(reviewed)
+
+    ingestor = Ingestor(registry=registry, on_readings=on_readings, clock=clock)
     try:
         async with _client(broker, "ingest") as client:
             async with asyncio.TaskGroup() as tg:
@@ -247,7 +256,7 @@ async def measure_ingest(
     if stored != progress.readings:
         print(f"  note: {progress.readings} readings accepted but {stored} rows stored", flush=True)
     stats = ingestor.stats
-    return Outcome("ingest → SQLite", load, stats.messages, stats.accepted, elapsed_s,
+    return Outcome("ingest+QC → SQLite", load, stats.messages, stats.accepted, elapsed_s,
                    rejected=stats.rejected_total, handler_errors=stats.handler_errors,
                    backlog_max=stats.backlog_max, cpu_busy=busy)
 
