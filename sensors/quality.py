@@ -19,7 +19,7 @@ Pure and synchronous: readings in, flagged readings out; no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections import deque
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,6 +72,68 @@ NEIGHBOUR_RULES: Mapping[tuple[str, str], NeighbourRule] = {
 }
 
 
+class _Series:
+    """One record's recent readings in time order, with a prefix sum of the good values.
+
+    Window sums (the neighbour check's hour of rain) and "the reading before t" are
+    O(log n) with ``bisect``; readings mostly arrive in order and are appended.
+    """
+
+    __slots__ = ("prefix", "readings", "times")
+
+    def __init__(self) -> None:
+        self.readings: list[Reading] = []
+        self.times: list[datetime] = []
+        self.prefix: list[float] = [0.0]  # prefix[i]: sum of the good values of readings[:i]
+
+    def __len__(self) -> int:
+        return len(self.readings)
+
+    def add(self, r: Reading) -> None:
+        if not self.times or r.time > self.times[-1]:
+            self.readings.append(r)
+            self.times.append(r.time)
+            self.prefix.append(self.prefix[-1] + (r.value if r.flag == "good" else 0.0))
+            return
+        i = bisect_left(self.times, r.time)
+        if i < len(self.times) and self.times[i] == r.time:
+            self.readings[i] = r  # the same time again: the newer review stands
+        else:
+            self.readings.insert(i, r)
+            self.times.insert(i, r.time)
+        self._reprefix(i)
+
+    def _reprefix(self, start: int) -> None:
+        del self.prefix[start + 1:]
+        for r in self.readings[start:]:
+            self.prefix.append(self.prefix[-1] + (r.value if r.flag == "good" else 0.0))
+
+    def trim(self, *, keep: int, span: timedelta) -> None:
+        """Drop the oldest readings beyond ``keep`` or ``span`` (lazily: when twice over)."""
+        if len(self.readings) <= 2 * keep and self.times[-1] - self.times[0] <= span:
+            return
+        cut = max(len(self.readings) - keep, bisect_left(self.times, self.times[-1] - span))
+        del self.readings[:cut]
+        del self.times[:cut]
+        self.prefix = [0.0]
+        self._reprefix(0)
+
+    def before(self, t: datetime) -> Reading | None:
+        i = bisect_left(self.times, t)
+        return self.readings[i - 1] if i else None
+
+    def good_sum(self, after: datetime, upto: datetime) -> float:
+        """Sum of the good values with ``after < time <= upto``."""
+        return self.prefix[bisect_right(self.times, upto)] - self.prefix[bisect_right(self.times, after)]
+
+    def newest_good(self, upto: datetime, *, skip: datetime | None = None) -> Reading | None:
+        for i in range(bisect_right(self.times, upto) - 1, -1, -1):
+            r = self.readings[i]
+            if r.flag == "good" and r.time != skip:
+                return r
+        return None
+
+
 class QualityControl:
     """Holds each sensor's recent readings and reviews every new one against them.
 
@@ -83,7 +145,7 @@ class QualityControl:
                  neighbour_rules: Mapping[tuple[str, str], NeighbourRule] = NEIGHBOUR_RULES) -> None:
         self._specs = {s.sensor_id: s for s in specs}
         self._rules = dict(neighbour_rules)
-        self._history: dict[tuple[str, str], deque[Reading]] = {}
+        self._history: dict[tuple[str, str], _Series] = {}
         # Neighbours per sensor, nearest first, computed once (the registry is static).
         self._neighbours: dict[tuple[str, str], list[tuple[str, float]]] = {}
         for (kind, quantity), rule in self._rules.items():
@@ -104,7 +166,8 @@ class QualityControl:
 
     def history(self, sensor_id: str, quantity: str) -> list[Reading]:
         """The kept readings of one sensor's record, oldest first."""
-        return list(self._history.get((sensor_id, quantity), ()))
+        series = self._history.get((sensor_id, quantity))
+        return list(series.readings) if series is not None else []
 
     def seed(self, readings: Iterable[Reading]) -> None:
         """Load stored readings (e.g. at start-up) without reviewing them."""
@@ -118,12 +181,11 @@ class QualityControl:
         if spec is None or q is None or reading.flag == "bad" or q.health:
             self._remember(reading)
             return reading
-        hist = self._history.get((reading.sensor_id, reading.quantity), deque())
-        before = [r for r in hist if r.time < reading.time]
-        prev = before[-1] if before else None
+        hist = self._history.get((reading.sensor_id, reading.quantity)) or _Series()
+        prev = hist.before(reading.time)
         out = reading
         for note in (self._step(q, prev, reading), self._counter(q, prev, reading),
-                     self._flatline(q, before, reading), self._dew_point(spec, reading),
+                     self._flatline(q, hist, reading), self._dew_point(spec, reading),
                      self._neighbour(spec, reading)):
             if note is not None:
                 out = out.flagged(note)
@@ -155,22 +217,29 @@ class QualityControl:
                       f"cumulative {r.quantity} fell from {prev.value:g} to {r.value:g} {q.unit} without a reset")
 
     @staticmethod
-    def _flatline(q: Quantity, before: list[Reading], r: Reading) -> QcNote | None:
+    def _flatline(q: Quantity, hist: _Series, r: Reading) -> QcNote | None:
         # Persistence test (Mesonet; WMO minimum variability): a working sensor's value moves
         # by at least flat_min_change over flat_window_s, unless it rests at flat_ok (no rain).
-        if q.flat_min_change is None or (q.flat_ok is not None and r.value == q.flat_ok):
+        if q.flat_min_change is None or (q.flat_ok is not None and r.value == q.flat_ok) or not hist:
             return None
         start = r.time - timedelta(seconds=q.flat_window_s)
-        window = [p.value for p in before if p.time >= start and p.flag != "bad"] + [r.value]
-        covered = bool(before) and before[0].time <= start + timedelta(seconds=q.flat_window_s * 0.1)
-        if len(window) < 3 or not covered:
-            return None
-        spread = max(window) - min(window)
-        if spread >= q.flat_min_change:
+        if hist.times[0] > start + timedelta(seconds=q.flat_window_s * 0.1):
+            return None  # the window is not covered by the history yet
+        lo = hi = r.value
+        n = 1
+        for p in reversed(hist.readings):  # newest first; stop at the window's start or once it has moved
+            if p.time >= r.time or p.flag == "bad":
+                continue
+            if p.time < start:
+                break
+            lo, hi, n = min(lo, p.value), max(hi, p.value), n + 1
+            if hi - lo >= q.flat_min_change:
+                return None
+        if n < 3:
             return None
         return QcNote("flatline", "suspect",
-                      f"stuck near {r.value:g} {q.unit}: {len(window)} readings in {q.flat_window_s / 3600:g} h "
-                      f"vary by {spread:g} (less than {q.flat_min_change:g})")
+                      f"stuck near {r.value:g} {q.unit}: {n} readings in {q.flat_window_s / 3600:g} h "
+                      f"vary by {hi - lo:g} (less than {q.flat_min_change:g})")
 
     def _dew_point(self, spec: SensorSpec, r: Reading) -> QcNote | None:
         # Internal consistency (WMO-No. 1269; GHCN-Daily): dew point cannot exceed the air
@@ -220,49 +289,39 @@ class QualityControl:
     # -- helpers --------------------------------------------------------------------------
     def _value(self, sensor_id: str, quantity: str, at: datetime, rule: NeighbourRule, *,
                current: Reading | None = None) -> float | None:
-        """A sensor's value at ``at``: its latest usable reading, or its accumulation over the window.
-
-        Walks the history backwards from ``at`` and stops at the window's start: the cost is the
-        readings in the window, not the history kept.
-        """
-        hist = self._history.get((sensor_id, quantity), ())
-        newest: datetime | None = None
-        latest: float | None = None
-        total = 0.0
-        if current is not None:
-            newest, latest, total = current.time, current.value, current.value
-        for h in reversed(hist):
-            if h.time > at or (current is not None and h.time == current.time) or h.flag != "good":
-                continue
-            if newest is None:
-                newest, latest = h.time, h.value
-            if not rule.window or h.time <= at - rule.window:
-                break
-            total += h.value
-        if newest is None or at - newest > rule.max_age:
+        """A sensor's value at ``at``: its latest usable reading, or its accumulation over the window."""
+        series = self._history.get((sensor_id, quantity))
+        skip = current.time if current is not None else None
+        newest = series.newest_good(at, skip=skip) if series is not None else None
+        if current is not None and (newest is None or current.time >= newest.time):
+            newest = current
+        if newest is None or at - newest.time > rule.max_age:
             return None
-        return total if rule.window else latest
+        if not rule.window:
+            return newest.value
+        total = series.good_sum(at - rule.window, at) if series is not None else 0.0
+        if current is not None and at - rule.window < current.time <= at:
+            if series is not None:
+                i = bisect_left(series.times, current.time)
+                if i < len(series.times) and series.times[i] == current.time and series.readings[i].flag == "good":
+                    total -= series.readings[i].value  # the stored value at this time is under review again
+            total += current.value
+        return total
 
     def _at(self, sensor_id: str, quantity: str, at: datetime, within: timedelta) -> Reading | None:
         best = None
-        for h in self._history.get((sensor_id, quantity), ()):
+        series = self._history.get((sensor_id, quantity))
+        for h in (series.readings if series is not None else ()):
             if abs(h.time - at) <= within and (best is None or abs(h.time - at) < abs(best.time - at)):
                 best = h
         return best
 
     def _remember(self, r: Reading) -> None:
-        hist = self._history.setdefault((r.sensor_id, r.quantity), deque(maxlen=_HISTORY_MAX))
-        if hist and r.time < hist[-1].time:
-            items = [h for h in hist if h.time != r.time] + [r]
-            items.sort(key=lambda h: h.time)
-            hist.clear()
-            hist.extend(items)
-        elif hist and r.time == hist[-1].time:
-            hist[-1] = r
-        else:
-            hist.append(r)
-        while hist and hist[-1].time - hist[0].time > _HISTORY_SPAN:
-            hist.popleft()
+        series = self._history.get((r.sensor_id, r.quantity))
+        if series is None:
+            series = self._history[(r.sensor_id, r.quantity)] = _Series()
+        series.add(r)
+        series.trim(keep=_HISTORY_MAX, span=_HISTORY_SPAN)
 
 
 def _elevation(spec: SensorSpec) -> float:

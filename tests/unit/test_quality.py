@@ -169,3 +169,38 @@ def test_every_kind_loads_and_levels_need_a_datum() -> None:
     site = Registry.from_geojson({"type": "FeatureCollection", "features": [
         feature("x", "weather_station", 106.6, 29.6, ranges={"temp": [-10, 45]})]})
     assert (site["x"].quantity_spec("temp").valid_min, site["x"].quantity_spec("temp").valid_max) == (-10, 45)  # type: ignore[union-attr]
+
+
+# -- the history behind the checks: window sums stay right whatever the arrival order ----
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sensors.quality import _Series  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.floats(0, 50, allow_nan=False), st.booleans()), max_size=80),
+       st.integers(0, 200), st.integers(1, 120))
+def test_window_sums_match_a_brute_force_count(items, upto_min, window_min) -> None:
+    series = _Series()
+    kept: dict[datetime, Reading] = {}
+    for minute, value, good in items:
+        r = Reading("rg-a", "rain", value, "mm", T0 + minute * MIN, "good" if good else "suspect")
+        series.add(r)
+        kept[r.time] = r
+    assert series.times == sorted(kept)
+    upto, after = T0 + upto_min * MIN, T0 + (upto_min - window_min) * MIN
+    expected = sum(r.value for t, r in kept.items() if after < t <= upto and r.flag == "good")
+    assert series.good_sum(after, upto) == pytest.approx(expected, abs=1e-9)
+    before = series.before(upto)
+    earlier = [t for t in kept if t < upto]
+    assert (before.time if before else None) == (max(earlier) if earlier else None)
+
+
+def test_history_is_trimmed_to_its_span_and_size() -> None:
+    series = _Series()
+    for i in range(3000):
+        series.add(Reading("rg-a", "rain", 1.0, "mm", T0 + i * MIN))
+        series.trim(keep=512, span=timedelta(hours=25))
+    assert 512 <= len(series) <= 1024
+    assert series.good_sum(T0 + 2939 * MIN, T0 + 2999 * MIN) == 60.0
