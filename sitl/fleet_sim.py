@@ -4,6 +4,14 @@ Each vehicle of the fleet file gets its own socket, shaped by the service's conn
 string (``url``): the service's ``udpin:H:P`` means the vehicle sends to H:P (as SITL with
 MAVProxy ``--out``); ``udpout:H:P`` means the vehicle listens on P; ``tcp:H:P`` means the
 vehicle serves TCP on P (as SITL's 5760). See docs/district-folder.md.
+
+An optional top-level ``environment`` section sets wind (copters) and river current
+(boats) for every vehicle (sitl.environment)::
+
+    environment:
+      seed: 7
+      wind: {speed_mps: 6, from_deg: 270, gust_mps: 1.5}
+      current: {speed_mps: 1.2, toward_deg: 60, water_only: true}   # water_only: rivers.geojson
 """
 
 from __future__ import annotations
@@ -14,16 +22,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sitl.environment import Environment, EnvironmentConfigError
 from sitl.ground import Grid, find_terrain
 from sitl.vehicle_sim import SimConfigError, SimVehicle
 
-__all__ = ["FleetVehicleSpec", "Endpoint", "parse_url", "load_fleet", "build_vehicles",
-           "run_fleet", "run_from_args", "load_ground", "main"]
+__all__ = ["FleetVehicleSpec", "Endpoint", "parse_url", "load_fleet", "load_environment",
+           "build_vehicles", "run_fleet", "run_from_args", "load_ground", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,7 @@ class _FleetFile(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     vehicles: list[_FleetEntry]
+    environment: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,21 @@ def load_fleet(path: Path) -> list[FleetVehicleSpec]:
     return specs
 
 
+def load_environment(path: Path, district: Path | None = None) -> Environment:
+    """The fleet file's ``environment`` section (calm when absent); a ``water_only``
+    current reads the water areas of ``district`` (default: the fleet file's folder).
+    SimConfigError naming the problem."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise SimConfigError(f"{path}: {err}") from err
+    section = raw.get("environment") if isinstance(raw, dict) else None
+    try:
+        return Environment.from_mapping(section, district_dir=district or Path(path).parent)
+    except EnvironmentConfigError as err:
+        raise SimConfigError(f"{path}: environment: {err}") from err
+
+
 def _check_unique(path: Path, specs: list[FleetVehicleSpec]) -> None:
     seen: dict[object, str] = {}
     for s in specs:
@@ -141,8 +166,10 @@ def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
                    ekf_ready_after_s: float = 5.0, fs_gcs_enable: bool = False,
                    ground_amsl_m: GroundElevation | None = None,
                    tick_wall_s: float = 0.05, images_dir: Path | None = None,
-                   district_dir: Path | None = None) -> list[SimVehicle]:
+                   district_dir: Path | None = None,
+                   environment: Environment | None = None) -> list[SimVehicle]:
     """One SimVehicle per spec; home altitude from the file, else ``ground_amsl_m``, else 0.
+    ``environment``: wind and current for every vehicle (each gets its own gust stream).
 
     Cameras write their synthetic photos under ``images_dir/<vehicle>`` (drawn from the
     district's layers when ``district_dir`` is given) and announce a video address.
@@ -161,7 +188,7 @@ def build_vehicles(specs: list[FleetVehicleSpec], *, speedup: float = 1.0,
             endurance_s=s.endurance_s, fs_gcs_enable=fs_gcs_enable, name=s.name,
             tick_wall_s=tick_wall_s, signing_key=s.signing_key, ground_amsl_m=ground_amsl_m,
             images_dir=images_dir / s.name if images_dir is not None else None, district_dir=district_dir,
-            video_uri=f"rtsp://127.0.0.1:8554/{s.name}"))
+            video_uri=f"rtsp://127.0.0.1:8554/{s.name}", environment=environment))
     return vehicles
 
 
@@ -176,11 +203,13 @@ async def run_fleet(fleet_yaml_path: Path, *, speedup: float = 1.0, ekf_ready_af
     the folder of the fleet file), else flat at each base (``flat_ground`` forces flat).
     """
     specs = load_fleet(fleet_yaml_path)
+    environment = load_environment(fleet_yaml_path, district)
     if ground_amsl_m is None and not flat_ground:
         ground_amsl_m = load_ground(fleet_yaml_path, district)
     vehicles = build_vehicles(specs, speedup=speedup, ekf_ready_after_s=ekf_ready_after_s,
                               fs_gcs_enable=fs_gcs_enable, ground_amsl_m=ground_amsl_m, images_dir=images_dir,
-                              district_dir=district or fleet_yaml_path.parent)
+                              district_dir=district or fleet_yaml_path.parent,
+                              environment=environment)
     async with asyncio.TaskGroup() as tg:
         for v in vehicles:
             tg.create_task(v.run(), name=f"sim-{v.name}")

@@ -31,6 +31,8 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 
 from sitl.camera import CameraPose, SimCamera
 from sitl.dataflash import SimLogs
+from sitl.disturbance import DisturbanceMixin
+from sitl.environment import Environment
 from sitl.faults import Faults
 from sitl.ground import GroundMixin
 from uav.signing import parse_key, timestamp_now
@@ -117,7 +119,8 @@ _STREAMS: dict[int, tuple[int, ...]] = {
     mav.MAV_DATA_STREAM_POSITION: (mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT,),
     mav.MAV_DATA_STREAM_EXTRA1: (mav.MAVLINK_MSG_ID_ATTITUDE,),
     mav.MAV_DATA_STREAM_EXTRA2: (mav.MAVLINK_MSG_ID_VFR_HUD,),
-    mav.MAV_DATA_STREAM_EXTRA3: (mav.MAVLINK_MSG_ID_BATTERY_STATUS, mav.MAVLINK_MSG_ID_EKF_STATUS_REPORT),
+    mav.MAV_DATA_STREAM_EXTRA3: (mav.MAVLINK_MSG_ID_BATTERY_STATUS, mav.MAVLINK_MSG_ID_EKF_STATUS_REPORT,
+                                 mav.MAVLINK_MSG_ID_WIND),
 }
 
 # Mission commands with a location (AP_Mission::stored_in_location / mavlink_int_to_mission_cmd).
@@ -242,11 +245,12 @@ def _ne_m(lat1: float, lon1: float, lat2: float, lon2: float) -> tuple[float, fl
     return n, e
 
 
-class SimVehicle(GroundMixin):
+class SimVehicle(GroundMixin, DisturbanceMixin):
     """One simulated ArduPilot vehicle on one socket; ``await run()`` until cancelled.
 
     ``ground_amsl_m(lon, lat)``: the ground under a copter (m AMSL; NaN/None: flat at the
-    home height); meeting it in flight is a crash (sitl.ground).
+    home height); meeting it in flight is a crash (sitl.ground). ``environment``: wind on a
+    copter, current on a boat (sitl.environment, sitl.disturbance); settable while running.
     """
 
     def __init__(self, *, kind: VehicleKind, system_id: int, home_lon: float, home_lat: float,
@@ -259,7 +263,7 @@ class SimVehicle(GroundMixin):
                  signing_key: str | bytes | None = None, faults: Faults | None = None,
                  ground_amsl_m: Callable[[float, float], float] | None = None,
                  images_dir: Path | None = None, district_dir: Path | None = None,
-                 video_uri: str | None = None) -> None:
+                 video_uri: str | None = None, environment: Environment | None = None) -> None:
         if kind not in ("copter", "boat"):
             raise SimConfigError(f"kind must be 'copter' or 'boat', not {kind!r}")
         if not 1 <= system_id <= 255:
@@ -351,6 +355,8 @@ class SimVehicle(GroundMixin):
 
         self._params = self._default_params(system_id, cruise_speed_mps, fs_gcs_enable)
         self._speed_mps = self._default_speed()
+        self._boot_sysid = system_id
+        self._init_disturbance(environment)
         self._init_faults_and_signing(faults, signing_key)
         self._init_fence_and_params()
         self._init_ground(ground_amsl_m)
@@ -602,6 +608,7 @@ class SimVehicle(GroundMixin):
                 # Stock default is 0 (none); the fleet is configured RTL on low, LAND on critical.
                 "BATT_FS_LOW_ACT": (2, i8), "BATT_FS_CRT_ACT": (1, i8),
                 "FENCE_ENABLE": (0, i8), "FENCE_RADIUS": (150.0, f),  # FACTS: stock copter
+                "ANGLE_MAX": (3000, i16),  # ArduCopter Parameters.cpp default, centidegrees
             }
         else:
             p |= {
@@ -611,6 +618,10 @@ class SimVehicle(GroundMixin):
                 "FS_ACTION": (2, i8),  # Rover default: Hold
                 "BATT_FS_LOW_ACT": (1, i8), "BATT_FS_CRT_ACT": (2, i8),  # RTL, Hold
                 "FENCE_ENABLE": (0, i8), "FENCE_RADIUS": (300.0, f),
+                # Rover/Parameters.cpp defaults (loiter drift radius and return gain,
+                # SPEED_MAX 0 = estimated from CRUISE_SPEED / CRUISE_THROTTLE).
+                "LOIT_RADIUS": (2.0, f), "LOIT_SPEED_GAIN": (0.5, f), "SPEED_MAX": (0.0, f),
+                "CRUISE_THROTTLE": (50, i8),
             }
         p |= {
             "BATT_MONITOR": (4, i8), "BATT_CAPACITY": (int(self._capacity_mah), i32),
@@ -690,6 +701,7 @@ class SimVehicle(GroundMixin):
             "LOG_REQUEST_END": self._handle_log, "LOG_ERASE": self._handle_log,
             "TERRAIN_DATA": self._handle_terrain_data,
             "TERRAIN_CHECK": self._handle_terrain_check,
+            "TIMESYNC": self._handle_timesync,
         }.get(t)
         if handler is None:
             self.counters["unhandled_msgs"] += 1
@@ -1254,6 +1266,7 @@ class SimVehicle(GroundMixin):
         it = items[self._mission_index]
         if self._run_nav(it, self._nav, dt):
             self._send(mav.MAVLink_mission_item_reached_message(it.seq))
+            self.reached_log.append((it.seq, self._t_s, self._consumed_mah))
             if self.kind == "copter":
                 self._text(mav.MAV_SEVERITY_INFO, f"Reached command #{it.seq}")
             else:
@@ -1330,7 +1343,9 @@ class SimVehicle(GroundMixin):
                     return True
             return False
         if nav.phase in ("hold", "hold_forever"):
-            if nav.target is not None:
+            if self.kind == "boat":
+                self._hold(dt)  # Rover ModeAuto: boats loiter once the waypoint is reached
+            elif nav.target is not None:
                 self._fly_to(nav.target, dt)
             return nav.phase == "hold" and self._t_s >= (nav.hold_until_s or 0.0)
         return True
@@ -1375,7 +1390,10 @@ class SimVehicle(GroundMixin):
         return abs(self._alt_amsl - goal_amsl) < 0.1
 
     def _hold(self, dt: float) -> None:
+        """Stop and hold here (a copter's position hold, a boat's loiter or stop: see
+        sitl.disturbance, which keeps the hold point against wind and current)."""
         self._vn = self._ve = self._vd = 0.0
+        self._held = True
 
     def _rtl_land_step(self, nav: _Nav, dt: float) -> bool:
         """Copter RTL (climb, return, loiter, land) and LAND; boat RTL (drive home, hold)."""
@@ -1436,6 +1454,7 @@ class SimVehicle(GroundMixin):
     def _step(self, dt: float, wall_now: float) -> None:
         self._t_s += dt
         self._boot_events()
+        lat0, lon0 = self._lat, self._lon
         name = self.mode
         flying = self.kind == "copter" and not self._on_ground()
         if not self._armed:
@@ -1453,12 +1472,16 @@ class SimVehicle(GroundMixin):
             if self._nav is not None and self._nav.phase == "takeoff":
                 if self._climb_to(self._nav.alt_goal_amsl or self._alt_amsl, dt):
                     self._nav = None
+            elif self.kind == "boat" and self._guided_done_for is self._guided_target:
+                self._hold(dt)  # Rover ModeGuided: a boat loiters at the reached target
             elif self._guided_target is not None and (flying or self.kind == "boat"):
-                self._fly_to(self._guided_target, dt)
+                if self._fly_to(self._guided_target, dt) <= _WP_RADIUS_M and self.kind == "boat":
+                    self._guided_done_for = self._guided_target
             else:
                 self._hold(dt)
         else:
             self._hold(dt)
+        self._disturbance_step(dt, lat0, lon0)
         self._drain_battery(dt)
         self._disarm_delay_check()
         self._battery_failsafe()
@@ -1494,18 +1517,17 @@ class SimVehicle(GroundMixin):
     def _drain_battery(self, dt: float) -> None:
         if not self._armed:
             return
-        # Full current over endurance_s when flying/driving; 10 % of it idling armed.
-        moving = (not self._on_ground()) if self.kind == "copter" else math.hypot(self._vn, self._ve) > 0.1
+        # Full current (hovering / cruising) empties the pack in endurance_s; the effort
+        # (sitl.disturbance: airspeed, speed through the water) scales it, 10 % idling armed.
         full_ma = self._capacity_mah * 3600.0 / self._endurance_s
-        self._consumed_mah += ((full_ma if moving else 0.1 * full_ma) * dt / 3600.0
+        self._consumed_mah += (full_ma * self._power_fraction() * dt / 3600.0
                                * self.faults.battery_drain_x)
 
     def _current_a(self) -> float:
         if not self._armed:
             return 0.2
         full_a = self._capacity_mah / 1000.0 * 3600.0 / self._endurance_s
-        moving = (not self._on_ground()) if self.kind == "copter" else math.hypot(self._vn, self._ve) > 0.1
-        return full_a if moving else 0.1 * full_a
+        return full_a * self._power_fraction()
 
     def _disarm_delay_check(self) -> None:
         if self.kind != "copter" or not self._armed:
@@ -1585,6 +1607,9 @@ class SimVehicle(GroundMixin):
         self._fence_backup: list[_Item] | None = None
         self._fence_breaches = 0  # AC_FENCE_TYPE bits: 1 alt max, 2 circle, 4 polygon
         self.fence_breach_count = 0
+        # (item seq, sim time s, battery used mAh) at each MISSION_ITEM_REACHED: what a
+        # test measures legs with, free of the ground side's wall-clock jitter
+        self.reached_log: list[tuple[int, float, float]] = []
         self._param_list_drop: set[str] = set()
         self._read_only_params: set[str] = set()
         self.counters.update(param_list_sent=0, fence_breaches=0)
@@ -1815,6 +1840,7 @@ class SimVehicle(GroundMixin):
             mav.MAVLINK_MSG_ID_HOME_POSITION: self._msg_home_position,
             mav.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: self._msg_extended_sys_state,
             mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION: self._msg_autopilot_version,
+            mav.MAVLINK_MSG_ID_WIND: self._msg_wind,
         }.get(mid)
         return builder() if builder else None
 
@@ -2182,7 +2208,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tcp", type=int, help="serve MAVLink on this TCP port (GCS uses tcp:)")
     ap.add_argument("--speedup", type=float, default=1.0)
     ap.add_argument("--ekf-ready-after", type=float, default=5.0)
+    ap.add_argument("--wind", help="SPEED_MPS,FROM_DEG[,GUST_MPS]: wind on a copter")
+    ap.add_argument("--current", help="SPEED_MPS,TOWARD_DEG: water current on a boat")
+    ap.add_argument("--seed", type=int, default=0, help="gust seed")
     return ap.parse_args(argv)
+
+
+def _environment_from_args(a: argparse.Namespace) -> Environment | None:
+    from sitl.environment import Current, EnvironmentConfigError, Wind
+
+    try:
+        w = [float(x) for x in a.wind.split(",")] if a.wind else []
+        c = [float(x) for x in a.current.split(",")] if a.current else []
+        if len(w) not in (0, 2, 3) or len(c) not in (0, 2):
+            raise SimConfigError("--wind SPEED,FROM[,GUST] and --current SPEED,TOWARD")
+        if not w and not c:
+            return None
+        return Environment(Wind(*w) if w else Wind(), Current(*c) if c else Current(), a.seed)
+    except (ValueError, EnvironmentConfigError) as err:
+        raise SimConfigError(str(err)) from None
 
 
 async def main(argv: list[str] | None = None) -> None:
@@ -2196,7 +2240,8 @@ async def main(argv: list[str] | None = None) -> None:
     v = SimVehicle(kind=a.kind, system_id=a.sysid, home_lon=parts[0], home_lat=parts[1],
                    home_alt_amsl_m=parts[2] if len(parts) > 2 else 0.0, gcs_host=gcs_host,
                    gcs_port=gcs_port, listen_port=a.tcp or a.listen, tcp=a.tcp is not None,
-                   speedup=a.speedup, ekf_ready_after_s=a.ekf_ready_after)
+                   speedup=a.speedup, ekf_ready_after_s=a.ekf_ready_after,
+                   environment=_environment_from_args(a))
     await v.run()
 
 

@@ -1,4 +1,4 @@
-"""More vehicle commands: pause/continue, SmartRTL, set home, stop-and-hold.
+"""More vehicle commands: pause/continue, SmartRTL, set home, stop-and-hold, resuming a mission.
 
 A mixin of :class:`uav.vehicle.Vehicle` (it uses ``command``, ``set_mode`` and the
 snapshot). ArduPilot's answers, from its sources:
@@ -12,10 +12,21 @@ snapshot). ArduPilot's answers, from its sources:
 - MAV_CMD_DO_SET_HOME (179): param1 1 = here; else params 5/6/7 = lat/lon/alt. Sent as
   COMMAND_LONG, which ArduPilot reads in the absolute (AMSL) frame
   (GCS_MAVLINK::mav_frame_for_command_long); a COMMAND_INT would carry our relative frame.
+- Resuming an interrupted mission: entering AUTO runs AP_Mission::start_or_resume, which
+  resumes the current command unless MIS_RESTART is 1 (then start() goes back to item 1
+  and discards a current item set meanwhile). AP_Mission::set_current_cmd on a mission
+  that is not running stores the item and marks the mission stopped, so the next resume
+  starts there. ``resume_mission`` therefore makes the interrupted item current with
+  MAV_CMD_DO_SET_MISSION_CURRENT (224; the MISSION_SET_CURRENT message, answered with
+  MISSION_CURRENT, on firmware without the command), then enters AUTO; with MIS_RESTART 1
+  it sets MIS_RESTART 0 for that moment and restores it (entering AUTO first and
+  correcting afterwards would fly the first items again for a moment: a takeoff item
+  completes at once in the air and is reported reached).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -23,7 +34,10 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mav
 
-from uav.errors import CommandFailed, CommandUnsupported, ModeChangeFailed
+from uav.errors import (
+    CommandFailed, CommandTimeout, CommandUnsupported, MissionError, ModeChangeFailed,
+    ParamError,
+)
 
 if TYPE_CHECKING:
     from uav.vehicle import Vehicle
@@ -127,3 +141,71 @@ class CommandsMixin:
     async def set_home_here(self: Vehicle) -> None:  # type: ignore[misc]
         """MAV_CMD_DO_SET_HOME param1 1: home at the vehicle's current position."""
         await self.command(mav.MAV_CMD_DO_SET_HOME, 1, what="set home here")
+
+    async def set_mission_current(self: Vehicle, seq: int, *,  # type: ignore[misc]
+                                  timeout_s: float = 1.5, attempts: int = 3) -> None:
+        """Make mission item ``seq`` (1.., the home slot 0 excluded) the current one.
+
+        MAV_CMD_DO_SET_MISSION_CURRENT; if the autopilot does not know the command, the
+        MISSION_SET_CURRENT message, confirmed by MISSION_CURRENT. CommandFailed (no such
+        item), CommandTimeout.
+        """
+        if seq < 1:
+            raise ValueError(f"mission item {seq}: items are numbered from 1 (0 is home)")
+        try:
+            await self.command(mav.MAV_CMD_DO_SET_MISSION_CURRENT, seq, 0,
+                               what=f"set mission item {seq} current")
+            return
+        except CommandUnsupported:
+            log.info("%s: DO_SET_MISSION_CURRENT unsupported: MISSION_SET_CURRENT", self.name)
+        self._check_reachable()
+        with self.link.subscribe(self.system_id, types={"MISSION_CURRENT"}, maxsize=16) as sub:
+            for _ in range(attempts):
+                self.link.send(self.link.mav.mission_set_current_encode(
+                    self.system_id, self.target_component, seq), system_id=self.system_id)
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        while (await sub.get()).seq != seq:
+                            pass
+                    return
+                except TimeoutError:
+                    continue
+        raise CommandTimeout(f"{self.name}: mission item {seq} not made current "
+                             f"(no MISSION_CURRENT {seq} after {attempts} tries)",
+                             command=mav.MAVLINK_MSG_ID_MISSION_SET_CURRENT)
+
+    async def resume_mission(self: Vehicle, from_seq: int | None = None) -> int:  # type: ignore[misc]
+        """Continue an interrupted mission in AUTO from item ``from_seq``, by default the
+        item the vehicle was on when interrupted (MISSION_CURRENT); returns that item.
+
+        Works the same whatever MIS_RESTART says (see the module notes). Note the item
+        before a disarm: ArduPilot resets the mission when it disarms. MissionError when
+        no item is known; ModeChangeFailed (e.g. a landed copter whose resumed item is not
+        a takeoff), CommandFailed (no such item).
+        """
+        t = self.state
+        seq = from_seq if from_seq is not None else t.mission_seq
+        if seq < 1:
+            raise MissionError(f"{self.name}: no mission item to resume from "
+                               f"(MISSION_CURRENT {t.mission_seq}); give from_seq")
+        # MISSION_CURRENT.total: "on last item, sequence == total" (common.xml)
+        if t.mission_count and seq > t.mission_count:
+            raise MissionError(f"{self.name}: mission item {seq} does not exist "
+                               f"(the mission has items 1..{t.mission_count})")
+        if t.mode == "AUTO":
+            await self.set_mission_current(seq)  # running: the item restarts now
+            return seq
+        try:
+            restart = await self.get_param("MIS_RESTART")
+        except ParamError:
+            restart = 0.0  # not a parameter of this autopilot: resume is the only way
+        if restart == 1:
+            await self.set_param("MIS_RESTART", 0)
+        try:
+            await self.set_mission_current(seq)
+            await self.set_mode("AUTO")
+        finally:
+            if restart == 1:
+                await self.set_param("MIS_RESTART", 1)
+        log.info("%s: mission resumed at item %d", self.name, seq)
+        return seq

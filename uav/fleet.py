@@ -138,7 +138,9 @@ class Fleet(FleetControlMixin):
         return self._tracked[name].link
 
     def states(self) -> dict[str, dict[str, Any]]:
-        """name → JSON-able telemetry plus ``link``, ``name``, ``type``, ``url``."""
+        """name → JSON-able telemetry plus ``link``, ``name``, ``type``, ``url`` and the link
+        quality: ``packet_loss``, ``last_heard_age_s``, ``latency_ms`` and
+        ``latency_smoothed_ms`` (TIMESYNC round trip; None until measured)."""
         now_s = time.monotonic()
         out: dict[str, dict[str, Any]] = {}
         for name, tracked in self._tracked.items():
@@ -148,9 +150,12 @@ class Fleet(FleetControlMixin):
             data = to_dict(t, now_s=now_s)
             link = self._links.get(tracked.entry.url)
             stats = link.stats(tracked.entry.system_id) if link is not None else None
+            quality = stats.quality(now_s).to_dict() if stats else {}
             data.update(name=name, type=tracked.entry.type, url=tracked.entry.url,
                         link=tracked.link,
-                        packet_loss=round(stats.loss_ratio, 4) if stats else None)
+                        packet_loss=round(stats.loss_ratio, 4) if stats else None,
+                        latency_ms=quality.get("latency_ms"),
+                        latency_smoothed_ms=quality.get("latency_smoothed_ms"))
             out[name] = data
         return out
 

@@ -17,6 +17,15 @@ URLs::
     tcp:HOST:PORT      TCP client (ArduPilot SITL serves TCP 5760 + 10 * instance)
     serial:PATH:BAUD   serial port or USB radio (uav.serial_link; PATH may contain ':')
 
+Latency (TIMESYNC, https://mavlink.io/en/services/timesync.html): ``run()`` also sends a
+TIMESYNC request (``tc1`` 0, ``ts1`` our monotonic clock in ns) every
+``timesync_period_s`` (and at the heartbeat pace until each new system has answered, at
+most three times). ArduPilot answers with ``ts1`` echoed and ``tc1`` its own time
+(GCS_MAVLINK::handle_timesync); an answer whose ``ts1`` is one of our recent requests
+gives that system's round-trip time: ``stats(system_id).latency_ms`` (last) and
+``latency_smoothed_ms`` (exponentially smoothed with the RFC 6298 gain 1/8). Requests
+from the vehicle (``tc1`` 0) and answers to other ground stations are ignored.
+
 Signing (MAVLink 2, :mod:`uav.signing`): ``link.set_signing_key(system_id, key)`` signs
 what goes to that vehicle and drops what comes from it unsigned or wrongly signed
 (counted in ``stats(system_id).unsigned_dropped`` / ``bad_signature_dropped``). Systems
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -38,8 +48,8 @@ from uav.errors import LinkError
 from uav.serial_link import open_serial, parse_serial_url
 from uav.signing import Signer, Verifier, parse_key
 
-__all__ = ["Endpoint", "MavLink", "Subscription", "SystemStats", "open_link", "parse_url",
-           "SequenceTracker"]
+__all__ = ["Endpoint", "LinkQuality", "MavLink", "Subscription", "SystemStats", "open_link",
+           "parse_url", "SequenceTracker"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,15 @@ MAX_UDP_PEERS: Final = 256
 _SCHEMES: Final = ("udpin", "udpout", "tcp")
 # Schemes with a connection that run() re-opens with backoff when it drops.
 _STREAM_SCHEMES: Final = ("tcp", "serial")
+# TIMESYNC: one request every few seconds per link (each vehicle answers it once);
+# until a newly heard system has answered, up to this many at the heartbeat pace.
+TIMESYNC_PERIOD_S: Final = 5.0
+TIMESYNC_QUICK_TRIES: Final = 3
+# Requests remembered for matching answers (older answers are ignored as stale).
+TIMESYNC_KEEP: Final = 16
+TIMESYNC_MAX_AGE_S: Final = 30.0
+# Smoothing gain of the latency estimate: RFC 6298 (Paxson et al. 2011) §2, alpha = 1/8.
+LATENCY_ALPHA: Final = 1.0 / 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +119,45 @@ class SystemStats:
     # or carried a bad signature / a replayed or stale timestamp (uav.signing).
     unsigned_dropped: int = 0
     bad_signature_dropped: int = 0
+    # TIMESYNC round trip, milliseconds: the last answer and the smoothed value (NaN: none yet).
+    latency_ms: float = math.nan
+    latency_smoothed_ms: float = math.nan
+    timesync_answers: int = 0
 
     @property
     def loss_ratio(self) -> float:
         """Lost / (lost + received), from MAVLink packet sequence numbers."""
         total = self.received + self.lost
         return self.lost / total if total else 0.0
+
+    def quality(self, now_s: float) -> LinkQuality:
+        """The link quality of this system at monotonic time ``now_s``."""
+        return LinkQuality(self.system_id, self.loss_ratio, now_s - self.last_heard_s,
+                           self.latency_ms, self.latency_smoothed_ms, self.received, self.lost)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkQuality:
+    """How well one vehicle is heard: loss, silence, round-trip latency (NaN: unknown)."""
+
+    system_id: int
+    packet_loss: float  # lost / (lost + received), 0..1
+    last_heard_age_s: float
+    latency_ms: float  # last TIMESYNC round trip
+    latency_smoothed_ms: float
+    received: int
+    lost: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-able (NaN → None), rounded for display."""
+        def num(x: float, nd: int) -> float | None:
+            return round(x, nd) if math.isfinite(x) else None
+
+        return {"system_id": self.system_id, "packet_loss": num(self.packet_loss, 4),
+                "last_heard_age_s": num(self.last_heard_age_s, 2),
+                "latency_ms": num(self.latency_ms, 1),
+                "latency_smoothed_ms": num(self.latency_smoothed_ms, 1),
+                "received": self.received, "lost": self.lost}
 
 
 class SequenceTracker:
@@ -139,7 +191,8 @@ class SequenceTracker:
 
 class _System:
     __slots__ = ("tracker", "last_heard_s", "address", "unsigned_dropped",
-                 "bad_signature_dropped", "rejecting")
+                 "bad_signature_dropped", "rejecting", "latency_ms", "latency_smoothed_ms",
+                 "timesync_answers", "timesync_asked")
 
     def __init__(self) -> None:
         self.tracker = SequenceTracker()
@@ -148,6 +201,16 @@ class _System:
         self.unsigned_dropped = 0
         self.bad_signature_dropped = 0
         self.rejecting: str | None = None  # why packets are being dropped (logged once)
+        self.latency_ms = math.nan
+        self.latency_smoothed_ms = math.nan
+        self.timesync_answers = 0
+        self.timesync_asked = 0  # requests sent since first heard (for the quick tries)
+
+    def add_round_trip(self, rtt_ms: float) -> None:
+        self.latency_ms = rtt_ms
+        s = self.latency_smoothed_ms
+        self.latency_smoothed_ms = rtt_ms if math.isnan(s) else s + LATENCY_ALPHA * (rtt_ms - s)
+        self.timesync_answers += 1
 
 
 _CLOSED: Final = object()
@@ -264,6 +327,10 @@ class MavLink:
         self.send_errors = 0
         self.sent_packets = 0
         self.disconnects = 0  # stream connections (TCP, serial) that dropped
+        self.timesync_period_s = TIMESYNC_PERIOD_S  # 0 turns latency measurement off
+        self.timesync_sent = 0
+        self._timesync_out: dict[int, float] = {}  # ts1 (ns) -> monotonic send time (s)
+        self._timesync_last_s = -math.inf
         # Encoder: MAVLink 2 (v20 dialect), our own sequence counter.
         self.mav = mav.MAVLink(None, srcSystem=source_system, srcComponent=source_component)
         self._systems: dict[int, _System] = {}
@@ -355,12 +422,51 @@ class MavLink:
                     backoff_s = min(backoff_s * 2, RECONNECT_MAX_S)
                     continue
             self.send_heartbeat()
+            self._maybe_timesync(time.monotonic())
             await asyncio.sleep(HEARTBEAT_PERIOD_S)
 
     def send_heartbeat(self) -> None:
         """One GCS HEARTBEAT (MAV_TYPE_GCS, MAV_AUTOPILOT_INVALID) to every known peer."""
         self.send(self.mav.heartbeat_encode(
             mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE))
+
+    def _maybe_timesync(self, now_s: float) -> None:
+        if self.timesync_period_s <= 0:
+            return
+        heard = [s for s in self._systems.values() if s.tracker.received]
+        if not heard and self.endpoint.scheme == "udpin":
+            return  # nobody to ask yet
+        waiting = any(s.timesync_answers == 0 and s.timesync_asked < TIMESYNC_QUICK_TRIES
+                      for s in heard)
+        if waiting or now_s - self._timesync_last_s >= self.timesync_period_s:
+            self.send_timesync()
+            self._timesync_last_s = now_s
+
+    def send_timesync(self) -> int:
+        """One TIMESYNC request to every peer; returns its ``ts1`` (our monotonic ns)."""
+        now_ns = time.monotonic_ns()
+        last = max(self._timesync_out, default=0)
+        ts1 = max(now_ns, last + 1)  # unique and never 0
+        now_s = now_ns / 1e9
+        for key, sent_s in list(self._timesync_out.items()):
+            if now_s - sent_s > TIMESYNC_MAX_AGE_S or len(self._timesync_out) >= TIMESYNC_KEEP:
+                del self._timesync_out[key]
+        self._timesync_out[ts1] = now_s
+        self._timesync_last_s = now_s
+        for system in self._systems.values():
+            if system.tracker.received:
+                system.timesync_asked += 1
+        self.timesync_sent += 1
+        self.send(self.mav.timesync_encode(0, ts1))
+        return ts1
+
+    def _timesync_answer(self, system: _System, msg: Any) -> None:
+        """An answer to one of our requests gives this system's round trip."""
+        if msg.tc1 == 0 or msg.ts1 not in self._timesync_out:
+            return  # a request from the vehicle, or an answer to someone else
+        rtt_ms = (time.monotonic_ns() - msg.ts1) / 1e6
+        if rtt_ms >= 0:
+            system.add_round_trip(rtt_ms)
 
     # ---- sending -------------------------------------------------------------------------
 
@@ -520,6 +626,8 @@ class MavLink:
         if addr is not None:
             system.address = addr
         msg_type = msg.get_type()
+        if msg_type == "TIMESYNC":
+            self._timesync_answer(system, msg)
         by_system = self._subs_by_system
         for subs in (by_system.get(system_id, ()), by_system.get(None, ())):
             for sub in subs:
@@ -553,7 +661,8 @@ class MavLink:
             return None
         return SystemStats(system_id, system.tracker.received, system.tracker.lost,
                            system.last_heard_s, system.address, system.unsigned_dropped,
-                           system.bad_signature_dropped)
+                           system.bad_signature_dropped, system.latency_ms,
+                           system.latency_smoothed_ms, system.timesync_answers)
 
     def systems(self) -> list[int]:
         """System ids heard on this link (packets dropped for their signature do not count)."""

@@ -105,6 +105,8 @@ class Telemetry:
     home_alt_amsl_m: float = NAN
     gps_fix_type: int = 0  # GPS_FIX_TYPE: 0/1 no fix, 2 2D, 3 3D, 4 DGPS, 5 RTK float, 6 fixed
     satellites: int = 0
+    wind_speed_mps: float = NAN  # WIND (ardupilotmega): the autopilot's wind estimate
+    wind_from_deg: float = NAN  # direction the wind blows from
     statustext: tuple[StatusText, ...] = ()
     statustext_count: int = 0
     heartbeat_at_s: float = 0.0
@@ -190,6 +192,8 @@ def update(t: Telemetry, msg: Any, now_s: float) -> Telemetry:
                        home_alt_amsl_m=_mm(msg.altitude))
     elif kind == "GPS_RAW_INT":
         changes.update(gps_fix_type=msg.fix_type, satellites=msg.satellites_visible)
+    elif kind == "WIND":
+        changes.update(wind_speed_mps=float(msg.speed), wind_from_deg=float(msg.direction) % 360.0)
     elif kind == "STATUSTEXT":
         text = msg.text.rstrip("\x00") if isinstance(msg.text, str) else \
             bytes(msg.text).rstrip(b"\x00").decode("utf-8", "replace")

@@ -34,7 +34,7 @@ from uav.errors import (
     ModeChangeFailed, VehicleNotReady, WrongMode, command_name, error_for_result,
 )
 from uav.fence import Fence, fence_from_items, fence_items
-from uav.link import MavLink, Subscription
+from uav.link import LinkQuality, MavLink, Subscription
 from uav.camera import Camera, CapturedImage, VideoStream
 from uav.logs import LogEntry, LogProgress, Logs
 from uav.mission import MissionItem
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 DEFAULT_STREAMS_HZ: Final[Mapping[str, float]] = {
     "GLOBAL_POSITION_INT": 4.0, "ATTITUDE": 4.0, "VFR_HUD": 2.0, "SYS_STATUS": 1.0,
     "MISSION_CURRENT": 1.0, "EXTENDED_SYS_STATE": 1.0, "HOME_POSITION": 0.5,
-    "EKF_STATUS_REPORT": 2.0, "GPS_RAW_INT": 1.0,
+    "EKF_STATUS_REPORT": 2.0, "GPS_RAW_INT": 1.0, "WIND": 0.5,
 }
 # Position stream considered stopped (and re-requested) after this long without one.
 STREAM_STALE_S: Final = 5.0
@@ -128,6 +128,14 @@ class Vehicle(CommandsMixin):
     @property
     def vehicle_type(self) -> str:
         return self._state.vehicle_type
+
+    def link_quality(self) -> LinkQuality:
+        """Packet loss, silence and TIMESYNC round-trip latency of this vehicle's link
+        (``latency_ms`` NaN until it has answered a TIMESYNC; never heard: all unknown)."""
+        stats = self.link.stats(self.system_id)
+        if stats is None:
+            return LinkQuality(self.system_id, 0.0, math.inf, math.nan, math.nan, 0, 0)
+        return stats.quality(time.monotonic())
 
     def heard_within(self, seconds: float) -> bool:
         """True if a HEARTBEAT came in the last ``seconds``."""
