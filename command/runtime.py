@@ -61,6 +61,7 @@ from .sensing import MaintenanceWindow, Sensing
 from .risk.rules import Assessment, Level
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
+from .store.leases import SqlLeases
 from .store.writer import ReadingWriter
 from .store.models import FlightRow, IncidentRow, TaskRow
 
@@ -175,6 +176,11 @@ class Service:
             on_event=self._on_vehicle_event,
             terrain=self.district.terrain.elevation_at,  # answers ArduPilot's TERRAIN_REQUESTs offline
         )
+        # control leases in the database: every replica sees who controls a vehicle
+        leases = SqlLeases(self.store)
+        self.fleet.use_lease_store(leases, clock=self.clock.now)
+        now = self.clock.now()
+        self._controllers.update({lease.vehicle: lease.operator for lease in leases.all() if not lease.expired(now)})
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,

@@ -145,6 +145,17 @@ class FlightRow(Base):
     __table_args__ = (Index("ix_flight_vehicle", "vehicle", "state"),)
 
 
+class LeaseRow(Base):
+    """Who controls a vehicle: one row per vehicle, changed only by compare-and-set on the token."""
+
+    __tablename__ = "control_leases"
+    vehicle: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 class OfficialWarningRow(Base):
     """A warning issued by the meteorological or hydrological service (CAP 1.2), as received."""
 
