@@ -1,7 +1,8 @@
 """Simulated field devices: publish SenML and status for registered sensors over MQTT.
 
-Values come from a provider ``value_at(spec, sim_time) -> float | None`` (a scenario;
-``None`` means "no report this time"). For a rain gauge the provider returns the
+Values come from a provider ``value_at(spec, sim_time) -> float | Mapping[str, float] | None``
+(a scenario; ``None`` means "no report this time"; a number is the primary record, a mapping
+names each record of a multi-record kind, published in one SenML pack with the registry's units). For a rain gauge the provider returns the
 precipitation in mm during ``(sim_time - spec.interval_s, sim_time]``; the simulator
 passes a spec whose ``interval_s`` is the interval actually used.
 
@@ -26,7 +27,7 @@ import heapq
 import logging
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -52,7 +53,7 @@ __all__ = [
 
 log = logging.getLogger("sensors.devices")
 
-ValueAt = Callable[[SensorSpec, datetime], "float | None"]
+ValueAt = Callable[[SensorSpec, datetime], "float | Mapping[str, float] | None"]
 GATEWAY_STATUS_PREFIX = "yingji/gateways"
 
 # Above this many devices, one process opens gateway connections instead of one per device
@@ -111,6 +112,21 @@ class SimulatedSensor:
 
     spec: SensorSpec
     interval_s: float
+
+    def samples(self, value_at: ValueAt, at: datetime) -> list[Sample]:
+        """Every record the provider gives at ``at`` (empty: no report); units from the registry."""
+        value = value_at(self.spec, at)
+        if value is None:
+            return []
+        if not isinstance(value, Mapping):
+            return [Sample(quantity=self.spec.quantity, value=float(value), unit=self.spec.unit, time=at)]
+        out = []
+        for name, v in value.items():
+            q = self.spec.quantity_spec(name)
+            if q is None:
+                raise ValueError(f"a {self.spec.kind} does not report {name!r}")
+            out.append(Sample(quantity=name, value=float(v), unit=q.unit, time=at))
+        return out
 
     def sample(self, value_at: ValueAt, at: datetime) -> Sample | None:
         """Ask the provider for this device's value at ``at``."""
@@ -212,15 +228,15 @@ class DeviceFleet:
                 continue
             device = group[k]
             try:
-                sample = device.sample(self.value_at, due)
+                samples = device.samples(self.value_at, due)
             except Exception:  # a faulty scenario must not stop the other devices
                 self.stats.provider_errors += 1
                 log.exception("value_at failed for %s at %s", device.spec.sensor_id, due.isoformat())
-                sample = None
-            if sample is None:
+                samples = []
+            if not samples:
                 self.stats.skipped += 1
             else:
-                payload = encode(device.spec.sensor_id, [sample])
+                payload = encode(device.spec.sensor_id, samples)
                 await client.publish(senml_topic(device.spec.sensor_id), payload, qos=1)
                 self.stats.published += 1
                 task = asyncio.current_task()

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import shapely
 import yaml
-from pyproj import Transformer
+from pyproj import Geod, Transformer
 from scipy.ndimage import gaussian_filter
 from shapely.geometry import LineString, MultiPoint, Point, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
+
+from sitl.scenarios.yubei.scripts import GAS_SUBSTANCE_ORDER, Sites, scenario_file
 
 __all__ = ["NOTICE", "generate"]
 
@@ -161,6 +163,56 @@ DEPARTMENTS = (
     ("bigdata", "Big Data Development Bureau", "区大数据发展局"),
 )
 
+# Hazard sites of the risk core (all synthetic; docs/district-folder.md, docs/scenarios.md).
+# Weather stations: (id, name, name_zh, lon, lat); the ridge one stands at the Tongluo Shan
+# weather and fire station (facility wx-tongluo), the valley ones near Muer and Luoqi.
+WEATHER_STATIONS = (
+    ("wx-tongluo-ridge", "Tongluo Shan ridge weather station", "铜锣山山脊气象站", None, None),
+    ("wx-muer-valley", "Muer valley weather station (synthetic)", "木耳河谷气象站（合成）", 106.770, 29.842),
+    ("wx-luoqi-valley", "Luoqi valley weather station (synthetic)", "洛碛河谷气象站（合成）", 106.862, 29.718),
+)
+# The monitored slope (facility slope-yufengshan) and its instruments: offsets (m) from the
+# facility point, + east / + north. The slope faces west-north-west, down to a village at its foot.
+SLOPE_ID = "slope-yufengshan"
+VILLAGE = ("village-shanjiao", "Shanjiao village (synthetic)", "山脚村（合成）", 1500.0, 650)  # m down the fall line
+SLOPE_SENSORS = (  # id, kind, name, name_zh, east_m, north_m, interval_s, share of the slope's movement
+    ("gnss-yufengshan-1", "gnss_displacement", "Yufengshan slope GNSS 1, crown", "玉峰山边坡坡顶GNSS 1",
+     180.0, 40.0, 600, 1.0),
+    ("gnss-yufengshan-2", "gnss_displacement", "Yufengshan slope GNSS 2, middle", "玉峰山边坡坡中GNSS 2",
+     0.0, 0.0, 600, 0.85),
+    ("gnss-yufengshan-3", "gnss_displacement", "Yufengshan slope GNSS 3, toe", "玉峰山边坡坡脚GNSS 3",
+     -220.0, -30.0, 600, 0.6),
+    ("crack-yufengshan-1", "crack_meter", "Yufengshan slope crown crack meter", "玉峰山边坡后缘裂缝计",
+     230.0, 10.0, 600, 0.8),
+    ("incl-yufengshan-1", "inclinometer", "Yufengshan slope inclinometer", "玉峰山边坡倾角计", 40.0, 60.0, 600, None),
+    ("soil-yufengshan-1", "soil_moisture", "Yufengshan slope soil moisture", "玉峰山边坡土壤含水率", 20.0, -50.0, 600,
+     None),
+    ("rain-yufengshan-slope", "rain_gauge", "Yufengshan slope tipping-bucket rain gauge", "玉峰山边坡翻斗雨量计",
+     260.0, 60.0, 300, None),
+)
+SLOPE_V0_MM_PER_DAY = 20.0  # the slope's constant-velocity-stage rate (Xu et al. 2009 v0), synthetic
+# a sandy clay's total porosity, 0.43 (Rawls, Brakensiek & Saxton 1982, Trans. ASAE 25), rounded down
+SOIL_SATURATION_PCT = 42.0
+# Forest fire on Tongluo Shan: ignition point on the west flank, detectors around it
+# (offsets in m from it), the fire-watch camera at the ridge station's tower. Smoke alarms at
+# 3 %/m obscuration, within EN 54-7's sensitivity band (about 1.6-12 %/m).
+FIRE_IGNITION = (29.874, -300.0)  # latitude, offset from the ridge axis (m, + east)
+FIRE_SENSORS = (  # id, kind, name, name_zh, east_m, north_m, thresholds
+    ("smoke-tongluo-1", "smoke_detector", "Tongluo Shan smoke detector 1", "铜锣山林区烟感 1", 250.0, 300.0,
+     {"alarm_pct_per_m": 3.0}),
+    ("smoke-tongluo-2", "smoke_detector", "Tongluo Shan smoke detector 2", "铜锣山林区烟感 2", 500.0, 750.0,
+     {"alarm_pct_per_m": 3.0}),
+    ("flame-tongluo-1", "flame_sensor", "Tongluo Shan flame sensor", "铜锣山林区火焰探测器", 0.0, 120.0,
+     {"alarm_c": 60.0}),  # within the static response of an EN 54-5 class A1 heat detector (54-65 °C)
+)
+CAMERA = ("cam-tongluo-1", "Tongluo Shan fire-watch camera", "铜锣山林火监测摄像机", {"min_confidence": 0.5})
+# A riverside hazardous-chemical plant on the Yangtze's north bank east of Luoqi, with a
+# four-gas detector at each side of its fence (offsets in m from its centre).
+CHEMICAL_SITE = ("chem-luoqi", "Luoqi riverside chemical plant (synthetic)", "洛碛沿江化工厂（合成）",
+                 106.872, 29.7085, ("nh3", "cl2", "h2s", "voc"))
+GAS_DETECTORS = (("n", "north", "北", 0.0, 150.0), ("e", "east", "东", 160.0, 0.0),
+                 ("s", "south", "南", 0.0, -120.0), ("w", "west", "西", -160.0, 0.0))
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -224,6 +276,12 @@ def _interp_line(line: Sequence[tuple[float, float]], lon: float) -> tuple[float
         if min(x0, x1) <= lon <= max(x0, x1) and x0 != x1:
             return lon, y0 + (y1 - y0) * (lon - x0) / (x1 - x0)
     raise ValueError(f"longitude {lon} not on the line")
+
+
+def _offset(lon: float, lat: float, east_m: float, north_m: float) -> tuple[float, float]:
+    """The point ``east_m``, ``north_m`` metres from (lon, lat) in the UTM grid."""
+    x, y = _FWD.transform(lon, lat)
+    return tuple(round(v, 6) for v in _INV.transform(x + east_m, y + north_m))  # type: ignore[return-value]
 
 
 def _axis_point(axis: Sequence[tuple[float, float]], lat: float, offset_m: float = 0.0) -> tuple[float, float]:
@@ -370,6 +428,89 @@ def _bilinear(z: np.ndarray, x0: float, y0: float, lon: float, lat: float) -> fl
                  + z[i + 1, j] * (1 - tx) * ty + z[i + 1, j + 1] * tx * ty)
 
 
+def _sensor(lon: float, lat: float, props: dict[str, Any]) -> dict[str, Any]:
+    """A hazard sensor's feature, its names marked synthetic (invented for the scenarios)."""
+    if not props["name"].endswith("(synthetic)"):
+        props["name"] += " (synthetic)"
+    if not props["name_zh"].endswith("（合成）"):
+        props["name_zh"] += "（合成）"
+    return _feature(_point(lon, lat), props)
+
+
+def _hazard_sites(z: np.ndarray, x0: float, y0: float, slope: tuple[float, float],
+                  ridge_station: tuple[float, float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sites]:
+    """Facilities and sensors of the risk core's hazards, and the facts the scenario scripts need."""
+
+    def elev(lon: float, lat: float) -> float:
+        return round(_bilinear(z, x0, y0, lon, lat), 1)
+
+    facilities: list[dict[str, Any]] = []
+    sensors: list[dict[str, Any]] = []
+    for sid, name, name_zh, lon, lat in WEATHER_STATIONS:
+        lon, lat = (lon, lat) if lon is not None else ridge_station
+        sensors.append(_sensor(lon, lat, {
+            "id": sid, "kind": "weather_station", "name": name, "name_zh": name_zh, "quantity": "temp",
+            "unit": "Cel", "interval_s": 300, "elevation_m": elev(lon, lat), "thresholds": {}}))
+
+    # The slope: the fall line is the terrain's steepest descent at the facility point.
+    sx, sy = _FWD.transform(*slope)
+    grid = [[_bilinear(z, x0, y0, *_INV.transform(sx + dx, sy + dy)) for dx in (-100.0, 100.0)]
+            for dy in (-100.0, 100.0)]
+    dz_dx = (grid[0][1] + grid[1][1] - grid[0][0] - grid[1][0]) / 400.0
+    dz_dy = (grid[1][0] + grid[1][1] - grid[0][0] - grid[0][1]) / 400.0
+    azimuth = round(math.degrees(math.atan2(-dz_dx, -dz_dy)) % 360.0)
+    vid, vname, vname_zh, vdist, vpop = VILLAGE
+    fall = math.radians(azimuth)
+    facilities.append(_feature(_point(*_offset(*slope, vdist * math.sin(fall), vdist * math.cos(fall))), {
+        "id": vid, "kind": "village", "name": vname, "name_zh": vname_zh, "population": vpop}))
+    for sid, kind, name, name_zh, east, north, interval, share in SLOPE_SENSORS:
+        lon, lat = _offset(*slope, east, north)
+        props: dict[str, Any] = {"id": sid, "kind": kind, "name": name, "name_zh": name_zh}
+        if kind == "rain_gauge":
+            props.update(quantity="rain", unit="mm", valid_min=0.0, valid_max=60.0, cumulative=True)
+        props.update(interval_s=interval, elevation_m=elev(lon, lat), slope=SLOPE_ID)
+        if share is not None:
+            props["thresholds"] = {"v0_mm_per_day": round(SLOPE_V0_MM_PER_DAY * share, 2)}
+        elif kind == "soil_moisture":
+            props["thresholds"] = {"saturation_pct": SOIL_SATURATION_PCT}
+        elif kind == "inclinometer":
+            props["ranges"] = {"tilt_x": [-30.0, 30.0], "tilt_y": [-30.0, 30.0]}  # a MEMS sensor's span
+            props["thresholds"] = {}
+        else:
+            props["thresholds"] = {}
+        sensors.append(_sensor(lon, lat, props))
+
+    ignition = _axis_point(RIDGES[0][3], *FIRE_IGNITION)
+    for sid, kind, name, name_zh, east, north, thresholds in FIRE_SENSORS:
+        lon, lat = _offset(*ignition, east, north)
+        sensors.append(_sensor(lon, lat, {
+            "id": sid, "kind": kind, "name": name, "name_zh": name_zh, "interval_s": 300,
+            "elevation_m": elev(lon, lat), "ridge": "tongluo", "thresholds": thresholds}))
+    cid, cname, cname_zh, cthresholds = CAMERA
+    sensors.append(_sensor(*ridge_station, {
+        "id": cid, "kind": "fire_camera", "name": cname, "name_zh": cname_zh, "interval_s": 300,
+        "elevation_m": elev(*ridge_station), "ridge": "tongluo", "thresholds": cthresholds}))
+    bearing = Geod(ellps="WGS84").inv(*ridge_station, *ignition)[0] % 360.0
+
+    site_id, site_name, site_name_zh, plon, plat, substances = CHEMICAL_SITE
+    facilities.append(_feature(_point(plon, plat), {
+        "id": site_id, "kind": "chemical_site", "name": site_name, "name_zh": site_name_zh,
+        "substances": list(substances)}))
+    detectors = {}
+    for suffix, side, side_zh, east, north in GAS_DETECTORS:
+        lon, lat = _offset(plon, plat, east, north)
+        sid = f"gas-luoqi-chem-{suffix}"
+        detectors[sid] = (lon, lat)
+        sensors.append(_sensor(lon, lat, {
+            "id": sid, "kind": "gas_detector", "name": f"Luoqi chemical plant gas detector, {side} fence",
+            "name_zh": f"洛碛化工厂{side_zh}侧围界气体探测器", "quantity": "nh3", "unit": "ppm", "interval_s": 60,
+            "site": site_id, "substance": list(GAS_SUBSTANCE_ORDER), "thresholds": {}}))
+    sites = Sites(slope_id=SLOPE_ID, slope_azimuth_deg=float(azimuth), ignition=ignition,
+                  camera_bearing_deg=round(bearing, 2), chemical_site=site_id, leak_source=(plon, plat),
+                  gas_detectors=detectors)
+    return facilities, sensors, sites
+
+
 def _scenario(seed: int, yulin_gauge_base_m: float) -> dict[str, Any]:
     return {
         "name": "Yangtze flood with a rainstorm band (synthetic)",
@@ -471,6 +612,9 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
             ("wx-mingyue", "Mingyue Shan ridge weather and fire station", "明月山林区气象防火站", mingyue_axis, 29.850)):
         facilities.append(_feature(_point(*_axis_point(axis, lat)), {
             "id": fid, "kind": "weather_station", "name": name, "name_zh": name_zh}))
+    hazard_facilities, hazard_sensors, sites = _hazard_sites(
+        z, x0, y0, slope, _axis_point(tongluo_axis, 29.900))
+    facilities += hazard_facilities
     _write_geojson(out / "facilities.geojson", facilities)
 
     # Sensors: Cuntan gauge (thresholds published, Wusong datum); a synthetic Yulin gauge.
@@ -495,6 +639,7 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
             "id": gid, "kind": "rain_gauge", "name": name, "name_zh": name_zh, "quantity": "rain", "unit": "mm",
             # 0-60 mm in 5 min: above any recorded 5-minute rainfall in China.
             "valid_min": 0.0, "valid_max": 60.0, "interval_s": 300, "thresholds": {}}))
+    sensors += hazard_sensors
     _write_geojson(out / "sensors.geojson", sensors)
 
     vehicles = []
@@ -539,6 +684,6 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         },
     })
 
-    _write_yaml(out / "scenario.yaml", _scenario(seed, yulin_base),
-                header=f"# {NOTICE}\n# Times are hours after the scenario start.\n")
+    _write_yaml(out / "scenario.yaml", scenario_file(_scenario(seed, yulin_base), sensors, sites),
+                header=f"# {NOTICE}\n# Named scenarios (docs/scenarios.md); times are hours after each start.\n")
     return out
