@@ -70,6 +70,7 @@ class _Station:
     spec: SensorSpec
     obs: dict[str, deque[Reading]] = field(default_factory=dict)
     days: dict[date, FireDay] = field(default_factory=dict)
+    settled: set[date] = field(default_factory=set)
 
 
 class HazardWatch:
@@ -118,8 +119,15 @@ class HazardWatch:
         series.append(r)
         local = r.time.astimezone(LOCAL)
         day = local.date() if local.hour >= 11 else local.date() - timedelta(days=1)
-        # every reading from an hour before noon on may complete (or, late, correct) the day
-        self._advance(station, day)
+        noon = (datetime.combine(day, datetime.min.time(), LOCAL) + timedelta(hours=12)).astimezone(timezone.utc)
+        # a reading up to an hour after noon may complete (or, late, correct) the day; after that
+        # the day is tried once more, then settled until a late reading from before noon comes
+        if r.time <= noon + NOON_TOLERANCE:
+            station.settled.discard(day)
+            self._advance(station, day)
+        elif day not in station.settled:
+            station.settled.add(day)
+            self._advance(station, day)
 
     def _near(self, station: _Station, quantity: str, at: datetime) -> Reading | None:
         best = None

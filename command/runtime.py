@@ -76,7 +76,7 @@ EVIDENCE_KEEP = 20
 # A sensor's crossing joins an open incident of the same kind this close (one incident per
 # phenomenon): a rainstorm cell covers ~10 km; gauges on one river reach share its flood.
 JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0,
-                 "fire": 2_000.0}
+                 "fire": 1_000.0}
 PLUME_EVERY = timedelta(minutes=5)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
@@ -153,6 +153,8 @@ class Service:
                           for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
         self.sensing.load_maintenance(_window(w) for w in self.store.maintenance(after=self.clock.now()))
         self._rain: dict[str, deque[tuple[datetime, float]]] = {}
+        self._rain_newest: dict[str, datetime] = {}  # newest reading time per gauge
+        self._rain_wet: dict[str, datetime] = {}  # newest time with rain > 0 per gauge
         self._series: dict[tuple[str, str], dict[datetime, float]] = {}  # model inputs, see SERIES_SPAN
         self._load_rain_history()
         self.assignments: dict[str, int] = {
@@ -160,9 +162,12 @@ class Service:
             if d.vehicle and d.state in DISPATCH_ACTIVE
         }
         # Open incidents by (kind, sensor): the ingest path consults this, not the database.
-        self._open: dict[tuple[str, str], int] = {
-            (r.kind, r.sensor_id): r.id for r in self.store.incidents() if r.status != Status.CLOSED and r.sensor_id
-        }
+        self._open: dict[tuple[str, str], int] = {}
+        for r in self.store.incidents():
+            if r.status != Status.CLOSED:
+                members = r.detail.get("members") or {}
+                for sid in {m.get("sensor_id", k) for k, m in members.items()} | ({r.sensor_id} if r.sensor_id else set()):
+                    self._open[(r.kind, sid)] = r.id
         self._last_track: dict[str, float] = {}
         self._video: dict[str, str] = {}  # vehicle → video address it announced
         self._controllers: dict[str, str] = {}  # vehicle → operator in control (mirror of the leases)
@@ -305,6 +310,11 @@ class Service:
             if spec.kind == "rain_gauge":
                 rows = self.store.readings(spec.sensor_id, since=since)
                 self._rain[spec.sensor_id] = deque((r.time, r.value) for r in rows)
+                if rows:
+                    self._rain_newest[spec.sensor_id] = max(r.time for r in rows)
+                wet = [r.time for r in rows if r.value > 0]
+                if wet:
+                    self._rain_wet[spec.sensor_id] = max(wet)
 
     async def _on_readings(self, readings: list[Reading]) -> None:
         """Accepted readings: per-sensor QC and derived series, then the batched writer."""
@@ -547,13 +557,21 @@ class Service:
             return
         history: Sequence[tuple[datetime, float]] = ()
         if spec.kind == "rain_gauge":
-            window = self._rain.setdefault(spec.sensor_id, deque())
+            sid = spec.sensor_id
+            window = self._rain.setdefault(sid, deque())
             window.append((reading.time, reading.value))
-            newest = max(t for t, _ in window)
+            newest = self._rain_newest[sid] = max(self._rain_newest.get(sid, reading.time), reading.time)
             while window and window[0][0] <= newest - RAIN_WINDOW:
                 window.popleft()
+            if reading.value > 0:
+                self._rain_wet[sid] = max(self._rain_wet.get(sid, reading.time), reading.time)
+            wet = self._rain_wet.get(sid)
+            # the 3-hour rain the map reads changes with new rain, and as old rain leaves the window
+            if wet is not None and wet > newest - timedelta(hours=3, minutes=10):
+                self._risk_dirty = True
+            if (wet is None or wet <= newest - timedelta(hours=12)) and ("rainstorm", sid) not in self._open:
+                return  # dry for the longest signal window, nothing open: nothing to assess
             history = sorted(window)
-            self._risk_dirty = True
         elif reading.quantity in SERIES_SPAN:
             history = self._series_window(spec.sensor_id, reading)
         assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
@@ -590,7 +608,8 @@ class Service:
         if open_id is None:
             if a.level == Level.NONE:
                 return  # the common case: nothing to open, nothing to follow
-            open_id = self._join_candidate(a.kind, spec)
+            position = (a.extra or {}).get("position")
+            open_id = self._join_candidate(a.kind, spec, tuple(position) if position else None)
         row = self.store.incident(open_id) if open_id is not None else None
         now = self.clock.now()
         evidence = _reading_wire(reading.sensor_id, reading.quantity, reading.value, reading.unit,
@@ -665,10 +684,10 @@ class Service:
         current = detail.get("verification") or {}
         if current.get("by"):
             return False  # a dispatcher's, a drone's or a crew's confirmation stands
+        if current.get("state") == "confirmed":
+            return False  # once confirmed, it happened: easing readings do not unconfirm it
         if model is not None:
             state, reason = model["state"], model["reason"]
-            if current.get("state") == "confirmed" and state != "confirmed":
-                return False  # a fire once confirmed stays confirmed
         else:
             state, reason = verification(_members(members))
         if current.get("state") == state and current.get("reason") == reason:
@@ -676,20 +695,36 @@ class Service:
         detail["verification"] = {"state": state, "reason": reason, "time": now.isoformat()}
         return current.get("state") not in (None, state)
 
-    def _join_candidate(self, kind: str, spec: SensorSpec) -> int | None:
-        """An open incident of the same phenomenon near this sensor, if any (one incident per phenomenon)."""
+    def _join_candidate(self, kind: str, spec: SensorSpec, where: tuple[float, float] | None = None) -> int | None:
+        """An open incident of the same phenomenon near this sensor, if any (one incident per phenomenon).
+
+        Near: within the kind's radius of one of the incident's sensors (or slopes), or of the
+        place the incident stands (a fire's estimated position). ``where`` is this assessment's
+        place when it is not the sensor's (a camera sees a fire kilometres away).
+        """
         radius_m = JOIN_RADIUS_M.get(kind)
         if radius_m is None:
             return None
+        here = where or (spec.lon, spec.lat)
         best: tuple[float, int] | None = None
+        slopes = {f.id: f for f in self.slopes}
         for (k, sensor_id), incident_id in self._open.items():
-            other = self.registry.get(sensor_id)
-            if k != kind or other is None:
+            if k != kind:
                 continue
-            river = spec.properties.get("river")
-            if kind == "flood" and (river is None or other.properties.get("river") != river):
-                continue  # a flood joins gauges on the same river only
-            d = _ground_distance_m((spec.lon, spec.lat), (other.lon, other.lat))
+            other = self.registry.get(sensor_id)
+            if other is not None:
+                river = spec.properties.get("river")
+                if kind == "flood" and (river is None or other.properties.get("river") != river):
+                    continue  # a flood joins gauges on the same river only
+                points = [(other.lon, other.lat)]
+            elif sensor_id in slopes:
+                points = [(slopes[sensor_id].lon, slopes[sensor_id].lat)]
+            else:
+                continue
+            if kind == "fire":
+                row = self.store.incident(incident_id)
+                points.append((row.lon, row.lat))
+            d = min(_ground_distance_m(here, p) for p in points)
             if d <= radius_m and (best is None or d < best[0]):
                 best = (d, incident_id)
         return best[1] if best else None

@@ -110,7 +110,7 @@ class _Series:
 
     def trim(self, *, keep: int, span: timedelta) -> None:
         """Drop the oldest readings beyond ``keep`` or ``span`` (lazily: when twice over)."""
-        if len(self.readings) <= 2 * keep and self.times[-1] - self.times[0] <= span:
+        if len(self.readings) <= 2 * keep and self.times[-1] - self.times[0] <= span * 1.5:
             return
         cut = max(len(self.readings) - keep, bisect_left(self.times, self.times[-1] - span))
         del self.readings[:cut]

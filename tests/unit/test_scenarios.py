@@ -326,7 +326,8 @@ def test_confirmation_times_follow_k_of_n(scenarios: dict[str, Scenario]) -> Non
 def test_landslide_expectations_match_tangent_angle_and_inverse_velocity(scenarios: dict[str, Scenario],
                                                                          registry: Registry) -> None:
     sc = scenarios["rainstorm_landslide"]
-    slides = [e for e in sc.expect.incidents if e.kind == "landslide"]
+    # the slope's rain warning (its own entries, naming the slope) is checked by the replay test
+    slides = [e for e in sc.expect.incidents if e.kind == "landslide" and "slope-yufengshan" not in e.sensors]
     assert [e.level for e in slides] == ["yellow", "orange", "red"]
     motion = sc.slopes["slope-yufengshan"].motion
     assert all(e.failure_h == motion.failure_h == 48.0 for e in slides)

@@ -42,6 +42,15 @@ GAS_LEVELS_PPM = {"nh3": (28.25, 56.5, 160.0, 300.0), "h2s": (7.06, 14.12, 27.0,
 # (with a rising acceleration, always so in the inverse-velocity stage); as v / v0 = tan α.
 TANGENT_RATIO = (("yellow", math.tan(math.radians(45.0)) * (1.0 + 1e-6)), ("orange", math.tan(math.radians(80.0))),
                  ("red", math.tan(math.radians(85.0))))
+# Rain-triggered landslide warning at a known slope (command/forecasts.py): the rain of the
+# last D hours (D = 1, 3, 6, 12, 24) against Caine's (1980) intensity-duration threshold
+# I = 14.82·D^-0.39 mm/h, i.e. 14.82·D^0.61 mm over D hours; the largest ratio's level by the
+# breaks of command/risk/landslide.py (blue 0.5, yellow 0.75, orange 1.0, red 1.5). The service
+# stages it at most every periodic evaluation (SLOPE_EVAL_MIN).
+SLOPE_WINDOWS_H = (1.0, 3.0, 6.0, 12.0, 24.0)
+CAINE_A, CAINE_B = 14.82, -0.39
+SLOPE_RATIO = (("blue", 0.5), ("yellow", 0.75), ("orange", 1.0), ("red", 1.5))
+SLOPE_EVAL_MIN = 15.0
 # House rules (command/runtime.py, command/incidents.py, command/settings.py): a crossing joins an
 # open incident of its kind within these distances; two sensors with good data confirm; a
 # sensor is stale after three reporting intervals of silence.
@@ -308,7 +317,8 @@ def _expectations(name: str, raw: dict[str, Any], registry: Registry,
     faulty = {f.sensor_id for f in sc.faults}
     end_s = (sc.duration_h or 12.0) * 3600.0
     incidents = (_flood(sc, registry, faulty, end_s) + _rainstorm(sc, registry, faulty, end_s)
-                 + _landslide(sc, registry, faulty, end_s) + _chemical(sc, registry, faulty, end_s))
+                 + _slope_rain(sc, registry, faulty, end_s) + _landslide(sc, registry, faulty, end_s)
+                 + _chemical(sc, registry, faulty, end_s))
     ratings: list[dict[str, Any]] = []
     if danger is not None:
         ratings = [{"kind": "fire_danger", "sensors": ["wx-tongluo-ridge"], "level": _DANGER_COLOUR[d],
@@ -373,6 +383,42 @@ def _rainstorm(sc: Scenario, registry: Registry, faulty: set[str], end_s: float)
                 f"continuous accumulation; a report at or after this time shows it"
              for c, w, mm in RAIN_SIGNALS}
     return _entries("rainstorm", crossings, groups, within, basis)
+
+
+def _slope_rain(sc: Scenario, registry: Registry, faulty: set[str], end_s: float) -> list[dict[str, Any]]:
+    """The rain-triggered warning at each scripted slope, from its own gauge's rain.
+
+    The service interpolates the rain at the slope from the gauges in reach (inverse distance,
+    power 2); the slope's own gauge stands beside it and dominates, so its rain is the slope's.
+    """
+    out: list[dict[str, Any]] = []
+    for slope_id, slope in sc.slopes.items():
+        gauges = {str(p.params["gauge"]) for p in slope.parts.values() if p.role == "soil" and "gauge" in p.params}
+        for gauge in sorted(gauges - faulty):
+            if gauge not in sc.flood.rain:
+                continue
+
+            def ratio(s: float, g: str = gauge) -> float:
+                cum = sc.rain_since_start_mm
+                return max((cum(g, s) - cum(g, s - d * 3600.0)) / (CAINE_A * d ** (1.0 + CAINE_B))
+                           for d in SLOPE_WINDOWS_H)
+
+            hits = {c: first_crossing(ratio, r, 0.0, end_s) for c, r in SLOPE_RATIO}
+            crossings = {slope_id: {c: t for c, t in hits.items() if t is not None}}
+            if not crossings[slope_id]:
+                continue
+            within = {slope_id: round(_within(registry[gauge].interval_s) + SLOPE_EVAL_MIN, 1)}
+            basis = {c: f"rain at the slope (its gauge {gauge}) reaches {r:g} × Caine's (1980) I-D threshold "
+                        f"over some D in {SLOPE_WINDOWS_H} h" for c, r in SLOPE_RATIO}
+            out += _entries("landslide", crossings, [[_SlopeRef(slope_id)]], within, basis)
+    return out
+
+
+@dataclass(frozen=True)
+class _SlopeRef:
+    """A slope (a facility, not a sensor) in an expectation's sensor list."""
+
+    sensor_id: str
 
 
 def _landslide(sc: Scenario, registry: Registry, faulty: set[str], end_s: float) -> list[dict[str, Any]]:
