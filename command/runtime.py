@@ -30,6 +30,7 @@ from sensors.model import Reading, Rejection
 from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
 from sensors.sl651 import Sl651Mapping
+from sensors.topics import command_topic
 from sensors.sl651_gateway import Sl651Gateway
 from uav.control import NotInControl
 from uav.errors import LogNotFound, UavError, VehicleError
@@ -77,7 +78,8 @@ EVIDENCE_KEEP = 20
 # phenomenon): a rainstorm cell covers ~10 km; gauges on one river reach share its flood.
 JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0,
                  "fire": 1_000.0}
-PLUME_EVERY = timedelta(minutes=5)  # a gas alarm's plume is recomputed at most this often per detector
+PLUME_EVERY = timedelta(minutes=5)
+COMMAND_ACK = timedelta(seconds=30)  # a station answers a siren/light command within this (service time)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
 FENCE_ALT_MARGIN_M = 30.0
@@ -138,6 +140,7 @@ class Service:
             facilities=chemical.Facilities(tuple(f.id for f in others), np.array([f.lon for f in others]),
                                            np.array([f.lat for f in others])) if others else None)
         self._plume_at: dict[str, datetime] = {}
+        self.commands: dict[str, dict[str, Any]] = {}  # station commands by id (newest 1000)
         gauges = self.registry.of_kind("rain_gauge")
         self.risk_model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
                                                  cell_m=settings.risk_cell_m,
@@ -192,6 +195,7 @@ class Service:
             on_readings=self._on_readings,
             on_rejection=self._on_rejection,
             on_status=self._on_status,
+            on_ack=self._on_ack,
             clock=self.clock.now,
         )
         self.sl651: Sl651Gateway | None = None
@@ -345,10 +349,46 @@ class Service:
             self.bus.publish(f"sensor.{t.change}", {"sensor_id": t.sensor_id, "detail": t.detail})
 
     async def _watch_sensor_health(self) -> None:
-        """Staleness: a sensor silent for k intervals is stale (events on transitions only)."""
+        """Staleness: a sensor silent for k intervals is stale (events on transitions only);
+        station commands unanswered after COMMAND_ACK_S are reported."""
         while True:
-            self._health_events(self.sensing.tick(self.clock.now()))
+            now = self.clock.now()
+            self._health_events(self.sensing.tick(now))
+            for cmd in self.commands.values():
+                if cmd["status"] == "sent" and now - datetime.fromisoformat(cmd["sent_at"]) > COMMAND_ACK:
+                    cmd["status"] = "unanswered"
+                    self.bus.publish("sensor.command_unanswered", dict(cmd))
             await asyncio.sleep(1.0)
+
+    def station_command(self, sensor_id: str, *, actuator: str, state: str, duration_s: int, by: str,
+                        reason: str) -> dict[str, Any]:
+        """Switch a warning station's siren or light (MQTT, QoS 1); the station answers with an ack."""
+        spec = self.registry.get(sensor_id)
+        if spec is None:
+            raise NotFound(f"no sensor {sensor_id!r}")
+        if actuator not in (spec.properties.get("actuators") or []):
+            raise Refused(f"sensor {sensor_id!r} has no {actuator} (its actuators: "
+                          f"{', '.join(spec.properties.get('actuators') or []) or 'none'})")
+        now = self.clock.now()
+        cmd = {"id": uuid.uuid4().hex, "sensor_id": sensor_id, "actuator": actuator, "state": state,
+               "duration_s": duration_s, "by": by, "reason": reason, "sent_at": now.isoformat(), "status": "sent"}
+        if len(self.commands) >= 1000:
+            self.commands.pop(next(iter(self.commands)))
+        self.commands[cmd["id"]] = cmd
+        self._mqtt_publish(command_topic(sensor_id), {k: cmd[k] for k in ("id", "actuator", "state", "duration_s",
+                                                                          "by", "reason", "sent_at")})
+        self.bus.publish("sensor.command_sent", dict(cmd))
+        return dict(cmd)
+
+    async def _on_ack(self, sensor_id: str, data: dict[str, Any]) -> None:
+        cmd = self.commands.get(str(data.get("id")))
+        if cmd is None or cmd["sensor_id"] != sensor_id:
+            log.warning("answer from %s to an unknown command %r", sensor_id, data.get("id"))
+            self.bus.publish("sensor.command_unmatched", {"sensor_id": sensor_id, "answer": data})
+            return
+        cmd.update(status="done" if data["ok"] else "failed", answered_at=self.clock.now().isoformat(),
+                   detail=str(data.get("detail", ""))[:200])
+        self.bus.publish("sensor.command_acknowledged", dict(cmd))
 
     def _on_stored(self, readings: Sequence[Reading]) -> None:
         """After a batch is stored: latest values, live events, assessment."""

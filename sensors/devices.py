@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import time
 import zlib
@@ -36,7 +37,8 @@ import aiomqtt
 from sensors.mqtturl import MqttUrl, parse_mqtt_url
 from sensors.registry import SensorSpec
 from sensors.senml import Sample, encode
-from sensors.topics import STATUS_OFFLINE, STATUS_ONLINE, senml_topic, status_topic
+from sensors.topics import (STATUS_OFFLINE, STATUS_ONLINE, ack_topic, command_topic, parse_topic, senml_topic,
+                            status_topic)
 
 __all__ = [
     "AUTO_GATEWAY_ABOVE",
@@ -104,6 +106,8 @@ class FleetStats:
     provider_errors: int = 0  # value_at raised
     connects: int = 0
     disconnects: int = 0
+    commands: int = 0  # siren/light commands answered
+    subscribed: int = 0  # actuator connections listening for commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,23 @@ class SimulatedSensor:
 
     spec: SensorSpec
     interval_s: float
+    actuators: dict[str, str] = field(default_factory=dict, compare=False)  # siren/light → on/off
+
+    def obey(self, payload: bytes) -> dict[str, object]:
+        """Carry out a siren/light command; the answer the station sends back."""
+        try:
+            cmd = json.loads(payload)
+            if not isinstance(cmd, dict) or not isinstance(cmd.get("id"), str):
+                raise ValueError("a command is an object with an 'id'")
+        except ValueError as err:
+            return {"id": "", "ok": False, "detail": f"unreadable command: {err}"[:200]}
+        actuator, state = cmd.get("actuator"), cmd.get("state")
+        if actuator not in (self.spec.properties.get("actuators") or []):
+            return {"id": cmd["id"], "ok": False, "detail": f"this station has no {actuator!r}"}
+        if state not in ("on", "off"):
+            return {"id": cmd["id"], "ok": False, "detail": f"state must be on or off, got {state!r}"}
+        self.actuators[actuator] = state
+        return {"id": cmd["id"], "ok": True, "actuator": actuator, "state": state}
 
     def samples(self, value_at: ValueAt, at: datetime) -> list[Sample]:
         """Every record the provider gives at ``at`` (empty: no report); units from the registry."""
@@ -165,6 +186,35 @@ class DeviceFleet:
         async with asyncio.TaskGroup() as tg:
             for name, group in self.groups():
                 tg.create_task(self._run_connection(name, group), name=f"sim-{name}")
+            actuated = [d for d in self.devices if d.spec.properties.get("actuators")]
+            if actuated:
+                tg.create_task(self._run_actuators(actuated), name="sim-actuators")
+
+    async def _run_actuators(self, devices: list[SimulatedSensor]) -> None:
+        """The stations' siren/light controllers: obey commands and answer each (own connection)."""
+        by_id = {d.spec.sensor_id: d for d in devices}
+        backoff_s = 0.2
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.broker.host, self.broker.port, username=self.broker.username,
+                    password=self.broker.password, identifier=f"{self.identifier_prefix}-actuators",
+                    protocol=aiomqtt.ProtocolVersion.V311, timeout=_OP_TIMEOUT_S, keepalive=10,
+                ) as client:
+                    backoff_s = 0.2
+                    for sid in by_id:
+                        await client.subscribe(command_topic(sid), qos=1)
+                    self.stats.subscribed += 1
+                    async for message in client.messages:
+                        sid, _ = parse_topic(message.topic.value)
+                        answer = by_id[sid].obey(bytes(message.payload) if isinstance(
+                            message.payload, (bytes, bytearray)) else str(message.payload).encode())
+                        await client.publish(ack_topic(sid), json.dumps(answer), qos=1)
+                        self.stats.commands += 1
+            except aiomqtt.MqttError as err:
+                log.warning("actuator connection lost (%s); retrying in %.1f s", err, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
 
     async def _run_connection(self, name: str, group: list[SimulatedSensor]) -> None:
         gateway = self.devices_per_client > 1

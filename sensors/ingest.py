@@ -9,6 +9,7 @@ records of the same pack are rejected; readings keep the order they arrived in.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from sensors.qc import check
 from sensors.registry import Registry
 from sensors.senml import SenMLError, decode_each, split_name
 from sensors.topics import (
+    ACK_SUBSCRIPTION,
     SENML_SUBSCRIPTION,
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -67,6 +69,7 @@ class Ingestor:
         on_readings: Callable[[list[Reading]], Awaitable[None]],
         on_rejection: Callable[[Rejection], Awaitable[None]] | None = None,
         on_status: Callable[[str, str], Awaitable[None]] | None = None,
+        on_ack: Callable[[str, dict[str, object]], Awaitable[None]] | None = None,
         clock: Callable[[], datetime],
         shared_group: str | None = None,
     ) -> None:
@@ -75,6 +78,7 @@ class Ingestor:
         self._on_readings = on_readings
         self._on_rejection = on_rejection
         self._on_status = on_status
+        self._on_ack = on_ack
         self._clock = clock
         self._shared_group = shared_group
         # Last accepted (time, value) per (sensor, quantity): spots QoS 1 redeliveries.
@@ -94,7 +98,7 @@ class Ingestor:
         senml = SENML_SUBSCRIPTION
         if self._shared_group is not None:
             senml = shared_subscription(self._shared_group, SENML_SUBSCRIPTION)
-        return [senml, STATUS_SUBSCRIPTION]
+        return [senml, STATUS_SUBSCRIPTION, ACK_SUBSCRIPTION]
 
     async def run(self, client: aiomqtt.Client) -> None:
         """Subscribe (QoS 1) and handle messages until cancelled or disconnected.
@@ -143,6 +147,11 @@ class Ingestor:
         if channel == "status":
             await self._handle_status(topic, sensor_id, payload)
             return
+        if channel == "ack":
+            await self._handle_ack(topic, sensor_id, payload)
+            return
+        if channel == "command":
+            return  # our own commands to stations (not subscribed; a wildcard bridge may echo them)
 
         now = self._clock()
         try:
@@ -223,6 +232,23 @@ class Ingestor:
         if previous is None or reading.time >= previous[0]:
             self._last[key] = seen
         return False
+
+    async def _handle_ack(self, topic: str, sensor_id: str, payload: bytes) -> None:
+        """A station's answer to a command: ``{"id": ..., "ok": bool, "state": ..., "detail": ...}``."""
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("ok"), bool):
+                raise ValueError("needs an object with 'id' (text) and 'ok' (true/false)")
+        except ValueError as err:
+            await self._reject(Rejection(topic=topic, reason="bad_ack", detail=str(err)[:200], sensor_id=sensor_id))
+            return
+        if sensor_id not in self.registry:
+            await self._reject(Rejection(topic=topic, reason="unknown_sensor",
+                                         detail=f"answer from sensor {sensor_id!r}, which is not in the registry",
+                                         sensor_id=sensor_id))
+            return
+        if self._on_ack is not None:
+            await self._call("on_ack", self._on_ack, sensor_id, data)
 
     async def _handle_status(self, topic: str, sensor_id: str, payload: bytes) -> None:
         if not payload:

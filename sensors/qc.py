@@ -33,6 +33,7 @@ REASONS = (
     "malformed_json",
     "bad_senml",
     "bad_status",
+    "bad_ack",
     "sensor_mismatch",
     "unknown_sensor",
     "wrong_quantity",

@@ -20,7 +20,11 @@ from sensors.kinds import HEALTH_QUANTITIES, KINDS, Kind, Quantity
 from sensors.model import SensorError
 from sensors.topics import is_sensor_id
 
-__all__ = ["KINDS", "Kind", "Quantity", "Registry", "RegistryError", "SensorSpec"]
+__all__ = ["ACTUATORS", "KINDS", "Kind", "Quantity", "Registry", "RegistryError", "SensorSpec"]
+
+# What a field station may carry that the service can switch (a landslide warning station's
+# siren and flashing light): commands on yingji/sensors/{id}/command, answers on .../ack.
+ACTUATORS = ("siren", "light")
 
 
 class RegistryError(SensorError):
@@ -130,6 +134,10 @@ def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
     if kind.datum_required and not datum:
         raise RegistryError(f"{where}: a {kind_name} needs the vertical datum of its levels "
                             f"(datum: Wusong, Huanghai, ...): levels in different datums differ by metres")
+
+    actuators = props.get("actuators", [])
+    if not isinstance(actuators, list) or not all(a in ACTUATORS for a in actuators):
+        raise RegistryError(f"{where}: actuators must be a list of {', '.join(ACTUATORS)}, got {actuators!r}")
 
     raw_thresholds = props.get("thresholds", {})
     if raw_thresholds is None:

@@ -2,7 +2,9 @@
 
 Sensors publish SenML (RFC 8428) JSON to ``yingji/sensors/{sensor_id}/senml`` and their
 status (retained; ``offline`` is the MQTT will) to ``yingji/sensors/{sensor_id}/status``,
-both at QoS 1.
+both at QoS 1. A station with a warning siren or light takes commands on
+``yingji/sensors/{sensor_id}/command`` and answers each on ``yingji/sensors/{sensor_id}/ack``
+(QoS 1, JSON, the command's ``id`` echoed).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ __all__ = [
     "SENML_SUBSCRIPTION",
     "SENSOR_ID_RE",
     "STATUS_SUBSCRIPTION",
+    "ACK_SUBSCRIPTION",
+    "ack_topic",
+    "command_topic",
     "STATUS_OFFLINE",
     "STATUS_ONLINE",
     "TopicError",
@@ -30,7 +35,8 @@ __all__ = [
 PREFIX = "yingji/sensors"
 SENML_SUBSCRIPTION = f"{PREFIX}/+/senml"
 STATUS_SUBSCRIPTION = f"{PREFIX}/+/status"
-CHANNELS = ("senml", "status")
+ACK_SUBSCRIPTION = f"{PREFIX}/+/ack"
+CHANNELS = ("senml", "status", "command", "ack")
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 
@@ -62,6 +68,16 @@ def status_topic(sensor_id: str) -> str:
     return f"{PREFIX}/{_checked(sensor_id)}/status"
 
 
+def command_topic(sensor_id: str) -> str:
+    """Topic a station with a siren or light takes commands on."""
+    return f"{PREFIX}/{_checked(sensor_id)}/command"
+
+
+def ack_topic(sensor_id: str) -> str:
+    """Topic a station answers its commands on."""
+    return f"{PREFIX}/{_checked(sensor_id)}/ack"
+
+
 def shared_subscription(group: str, topic_filter: str = SENML_SUBSCRIPTION) -> str:
     """``$share/{group}/{filter}``: the broker splits matching messages among the group."""
     if not group or any(c in group for c in "/+#"):
@@ -77,9 +93,9 @@ def parse_topic(topic: str) -> tuple[str, str]:
     """
     parts = topic.split("/")
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != PREFIX:
-        raise TopicError(f"topic {topic!r} is not {PREFIX}/{{sensor_id}}/{{senml|status}}")
+        raise TopicError(f"topic {topic!r} is not {PREFIX}/{{sensor_id}}/{{senml|status|command|ack}}")
     sensor_id, channel = parts[2], parts[3]
     _checked(sensor_id)
     if channel not in CHANNELS:
-        raise TopicError(f"topic {topic!r}: unknown channel {channel!r} (expected senml or status)")
+        raise TopicError(f"topic {topic!r}: unknown channel {channel!r} (expected {', '.join(CHANNELS)})")
     return sensor_id, channel

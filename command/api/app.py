@@ -51,6 +51,14 @@ class MaintenanceBody(BaseModel):
     end: AwareDatetime
 
 
+class StationCommandBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    actuator: Literal["siren", "light"]
+    state: Literal["on", "off"]
+    duration_s: int = Field(600, ge=1, le=3600, description="how long the station keeps it on")
+    reason: str = Field(..., min_length=1, max_length=200)
+
+
 class EndMaintenanceBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64)
 
@@ -202,6 +210,18 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/api/sensors/{sensor_id}/maintenance", status_code=201, dependencies=[Auth])
     async def add_maintenance(sensor_id: str, body: MaintenanceBody) -> dict[str, Any]:
         return service.add_maintenance(sensor_id, start=body.start, end=body.end, reason=body.reason, by=body.by)
+
+    @app.post("/api/sensors/{sensor_id}/command", status_code=202, dependencies=[Auth])
+    async def station_command(sensor_id: str, body: StationCommandBody) -> dict[str, Any]:
+        """Switch a warning station's siren or light; its answer arrives as an event."""
+        return service.station_command(sensor_id, actuator=body.actuator, state=body.state,
+                                       duration_s=body.duration_s, by=body.by, reason=body.reason)
+
+    @app.get("/api/sensors/{sensor_id}/commands")
+    async def station_commands(sensor_id: str) -> dict[str, Any]:
+        if service.registry.get(sensor_id) is None:
+            raise HTTPException(404, f"unknown sensor {sensor_id!r}")
+        return {"commands": [c for c in service.commands.values() if c["sensor_id"] == sensor_id]}
 
     @app.delete("/api/sensors/{sensor_id}/maintenance/{window_id}", dependencies=[Auth])
     async def end_maintenance(sensor_id: str, window_id: int, body: EndMaintenanceBody) -> dict[str, Any]:

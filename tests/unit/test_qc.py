@@ -148,4 +148,5 @@ def test_shared_group_changes_only_the_senml_subscription() -> None:
     async def sink(_: object) -> None: ...
 
     ingestor = Ingestor(registry=REGISTRY, on_readings=sink, clock=lambda: NOW, shared_group="yingji")
-    assert ingestor.subscriptions == ["$share/yingji/yingji/sensors/+/senml", "yingji/sensors/+/status"]
+    assert ingestor.subscriptions == ["$share/yingji/yingji/sensors/+/senml", "yingji/sensors/+/status",
+                                     "yingji/sensors/+/ack"]

@@ -166,6 +166,9 @@ def test_every_kind_loads_and_levels_need_a_datum() -> None:
     with pytest.raises(RegistryError, match="ranges names 'level'"):
         Registry.from_geojson({"type": "FeatureCollection", "features": [
             feature("x", "weather_station", 106.6, 29.6, ranges={"level": [0, 1]})]})
+    with pytest.raises(RegistryError, match="actuators must be a list of siren, light"):
+        Registry.from_geojson({"type": "FeatureCollection", "features": [
+            feature("x", "crack_meter", 106.6, 29.6, actuators=["horn"])]})
     site = Registry.from_geojson({"type": "FeatureCollection", "features": [
         feature("x", "weather_station", 106.6, 29.6, ranges={"temp": [-10, 45]})]})
     assert (site["x"].quantity_spec("temp").valid_min, site["x"].quantity_spec("temp").valid_max) == (-10, 45)  # type: ignore[union-attr]

@@ -190,6 +190,7 @@ SLOPE_SENSORS = (  # id, kind, name, name_zh, east_m, north_m, interval_s, share
     ("rain-yufengshan-slope", "rain_gauge", "Yufengshan slope tipping-bucket rain gauge", "玉峰山边坡翻斗雨量计",
      260.0, 60.0, 300, None),
 )
+SLOPE_WARNING_STATION = "gnss-yufengshan-1"
 SLOPE_V0_MM_PER_DAY = 20.0  # the slope's constant-velocity-stage rate (Xu et al. 2009 v0), synthetic
 # a sandy clay's total porosity, 0.43 (Rawls, Brakensiek & Saxton 1982, Trans. ASAE 25), rounded down
 SOIL_SATURATION_PCT = 42.0
@@ -469,6 +470,10 @@ def _hazard_sites(z: np.ndarray, x0: float, y0: float, slope: tuple[float, float
         if kind == "rain_gauge":
             props.update(quantity="rain", unit="mm", valid_min=0.0, valid_max=60.0, cumulative=True)
         props.update(interval_s=interval, elevation_m=elev(lon, lat), slope=SLOPE_ID)
+        if sid == SLOPE_WARNING_STATION:
+            # the crown station is the slope's warning station: a siren and a flashing light
+            # the service can switch on for the village below
+            props["actuators"] = ["siren", "light"]
         if share is not None:
             props["thresholds"] = {"v0_mm_per_day": round(SLOPE_V0_MM_PER_DAY * share, 2)}
         elif kind == "soil_moisture":
