@@ -72,16 +72,25 @@ def cmd_serve(args: argparse.Namespace) -> None:
     asyncio.run(_serve(settings, district, clock=_clock(settings), announce=True))
 
 
+def _check_scenario(district: Path, name: str) -> None:
+    from sitl.scenarios.script import scenario_names  # simulation only
+
+    names = scenario_names(district / "scenario.yaml")
+    if name not in names:
+        raise SystemExit(f"no scenario {name!r} in {district / 'scenario.yaml'} (it has: {', '.join(names)})")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = Settings()
     if args.port:
         settings.port = args.port
     district = _district_dir(settings, generate=True)
+    _check_scenario(district, args.scenario)
     settings.sim_speed = args.speed
-    asyncio.run(_demo(settings, district, fleet_speedup=args.fleet_speedup))
+    asyncio.run(_demo(settings, district, fleet_speedup=args.fleet_speedup, scenario=args.scenario))
 
 
-async def _demo(settings: Settings, district: Path, *, fleet_speedup: float) -> None:
+async def _demo(settings: Settings, district: Path, *, fleet_speedup: float, scenario: str = "summer_flood") -> None:
     from sensors.mqtturl import parse_mqtt_url
     from sitl.fleet_sim import run_fleet
     from sitl.scenarios.devices import run_scenario_sensors
@@ -102,7 +111,7 @@ async def _demo(settings: Settings, district: Path, *, fleet_speedup: float) -> 
         fleet_file = settings.fleet_file or district / "fleet.yaml"
         extra = [
             run_fleet(fleet_file, speedup=fleet_speedup, images_dir=settings.data_dir / "images"),
-            run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock),
+            run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock, scenario=scenario),
         ]
         await _serve(settings, district, clock=clock, extra=extra, announce=True)
 
@@ -122,13 +131,14 @@ def cmd_sim_sensors(args: argparse.Namespace) -> None:
     if args.speed is not None:
         settings.sim_speed = args.speed
     district = args.district or _district_dir(settings, generate=True)
+    _check_scenario(district, args.scenario)
     broker = args.broker or settings.broker_url
     clock = _clock(settings)
     if isinstance(clock, ScaledClock):
         print(f"Scenario time runs {clock.speed:g}x from {clock.epoch.isoformat()}; start the service with "
               f"YINGJI_SIM_SPEED={clock.speed:g} YINGJI_SIM_EPOCH={clock.epoch.isoformat()}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_scenario_sensors(district, broker_url=broker, clock=clock))
+        asyncio.run(run_scenario_sensors(district, broker_url=broker, clock=clock, scenario=args.scenario))
 
 
 def cmd_scenario(args: argparse.Namespace) -> None:
@@ -151,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fleet-speedup", type=float, default=5.0,
                       help="simulated vehicles' speed-up (default 5)")
     demo.add_argument("--port", type=int, default=None, help="HTTP port (default YINGJI_PORT or 8000)")
+    demo.add_argument("--scenario", default="summer_flood", help="scripted scenario: summer_flood, "
+                      "rainstorm_landslide, heatwave_fire, chemical_leak (default summer_flood)")
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="run the command service (broker, vehicles and district from config)")
@@ -164,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     s_sensors.add_argument("--speed", type=float, default=None,
                            help="scenario speed-up (default YINGJI_SIM_SPEED or 1); the service must run "
                                 "with the same YINGJI_SIM_SPEED and YINGJI_SIM_EPOCH")
+    s_sensors.add_argument("--scenario", default="summer_flood", help="scripted scenario of the district's "
+                           "scenario.yaml (default summer_flood; see docs/scenarios.md)")
     s_sensors.set_defaults(func=cmd_sim_sensors)
     s_fleet = sim.add_parser("fleet", help="simulated ArduPilot-compatible vehicles from a fleet file")
     s_fleet.add_argument("--fleet", type=Path, required=True, help="fleet.yaml")

@@ -56,3 +56,9 @@ def test_the_analysis_tools_read_csv_and_write_csv_with_exit_codes(tmp_path):
         f"2024-07-{d:02d}T00:00:00+00:00,{d * 1.0}\n" for d in range(1, 11)), encoding="utf-8")
     out = run_cli("slope", "--forecast", str(slope))
     assert out.returncode == 0 and out.stdout.strip() == "not accelerating"
+
+
+def test_an_unknown_scenario_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("YINGJI_DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="no scenario 'tsunami'.*summer_flood"):
+        main(["sim", "sensors", "--scenario", "tsunami"])
