@@ -18,7 +18,7 @@ from datetime import datetime
 
 import aiomqtt
 
-from sensors.model import Reading, Rejection
+from sensors.model import Reading, Rejection, RejectionLog
 from sensors.qc import check
 from sensors.registry import Registry
 from sensors.senml import SenMLError, decode_each, split_name
@@ -38,7 +38,6 @@ __all__ = ["IngestStats", "Ingestor"]
 
 log = logging.getLogger("sensors.ingest")
 
-_MAX_LOG_KEYS = 10_000  # distinct (topic, reason) pairs remembered for log rate-limiting
 
 
 @dataclass(slots=True)
@@ -84,7 +83,7 @@ class Ingestor:
         # Last accepted (time, value) per (sensor, quantity): spots QoS 1 redeliveries.
         # Bounded by the registry: only known sensors get here.
         self._last: dict[tuple[str, str], tuple[datetime, float]] = {}
-        self._log_counts: Counter[tuple[str, str]] = Counter()
+        self._rejection_log = RejectionLog(log)
         self.subscribed = asyncio.Event()  # set once ``run`` holds its subscriptions
 
     @property
@@ -284,15 +283,7 @@ class Ingestor:
 
     async def _reject(self, rejection: Rejection) -> None:
         self.stats.rejected[rejection.reason] += 1
-        key = (rejection.topic, rejection.reason)
-        if len(self._log_counts) >= _MAX_LOG_KEYS and key not in self._log_counts:
-            self._log_counts.clear()
-        self._log_counts[key] += 1
-        n = self._log_counts[key]
-        # Rate-limit identical lines: the first three, then every 100th.
-        if n <= 3 or n % 100 == 0:
-            repeat = f" (seen {n} times)" if n > 3 else ""
-            log.warning("rejected %s: %s: %s%s", rejection.topic, rejection.reason, rejection.detail, repeat)
+        self._rejection_log.note(rejection)
         if self._on_rejection is not None:
             await self._call("on_rejection", self._on_rejection, rejection)
 

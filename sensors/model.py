@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,3 +55,27 @@ class Rejection:
     reason: str  # short code: malformed_json, bad_senml, unknown_sensor, wrong_unit, non_finite, future_time, ...
     detail: str
     sensor_id: str | None = None
+
+
+class RejectionLog:
+    """Logs rejections rate-limited per (topic, reason): the first three, then every 100th.
+
+    A device that sends the same bad payload every second must not flood the log, and the
+    first lines must still say exactly what is wrong. Bounded: at most ``max_keys`` pairs are
+    remembered (then the counts start over).
+    """
+
+    def __init__(self, logger: logging.Logger, *, max_keys: int = 10_000) -> None:
+        self._log = logger
+        self._max_keys = max_keys
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def note(self, rejection: Rejection) -> None:
+        key = (rejection.topic, rejection.reason)
+        if len(self._counts) >= self._max_keys and key not in self._counts:
+            self._counts.clear()
+        self._counts[key] += 1
+        n = self._counts[key]
+        if n <= 3 or n % 100 == 0:
+            repeat = f" (seen {n} times)" if n > 3 else ""
+            self._log.warning("rejected %s: %s: %s%s", rejection.topic, rejection.reason, rejection.detail, repeat)

@@ -40,7 +40,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from sensors.model import Reading, Rejection
+from sensors.model import Reading, Rejection, RejectionLog
 from sensors.sl651 import (
     ETX,
     Element,
@@ -76,7 +76,6 @@ GATEWAY_REASONS = ("garbage", "downlink_frame", "wrong_center")
 # A station online sends a keep-alive every 1..255 s (§6.6.4.2); five minutes of silence is
 # more than any legal keep-alive interval, so the connection is dead or the station left.
 DEFAULT_IDLE_TIMEOUT_S = 300.0
-_MAX_LOG_KEYS = 10_000  # distinct (topic, reason) pairs remembered for log rate-limiting
 _CLOSE_TIMEOUT_S = 2.0
 
 
@@ -155,7 +154,7 @@ class Sl651Gateway:
         self._remembered: OrderedDict[tuple[str, int, int, tuple[StationReport, ...]], None] = OrderedDict()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._log_counts: Counter[tuple[str, str]] = Counter()
+        self._rejection_log = RejectionLog(log)
         self.serving = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -338,15 +337,7 @@ class Sl651Gateway:
 
     async def _reject(self, rejection: Rejection) -> None:
         self.stats.rejected[rejection.reason] += 1
-        key = (rejection.topic, rejection.reason)
-        if len(self._log_counts) >= _MAX_LOG_KEYS and key not in self._log_counts:
-            self._log_counts.clear()
-        self._log_counts[key] += 1
-        n = self._log_counts[key]
-        # Rate-limit identical lines: the first three, then every 100th.
-        if n <= 3 or n % 100 == 0:
-            repeat = f" (seen {n} times)" if n > 3 else ""
-            log.warning("rejected %s: %s: %s%s", rejection.topic, rejection.reason, rejection.detail, repeat)
+        self._rejection_log.note(rejection)
         if self._on_rejection is not None:
             await self._call("on_rejection", self._on_rejection, rejection)
 
