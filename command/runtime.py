@@ -50,6 +50,7 @@ from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
 from .linkage.playbook import tasks_for
+from .floodmap import FloodMapper
 from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
 from .hazards import HazardWatch
 from .official import CapError, parse_cap
@@ -79,6 +80,7 @@ EVIDENCE_KEEP = 20
 JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0,
                  "fire": 1_000.0}
 PLUME_EVERY = timedelta(minutes=5)
+EXTENT_EVERY = timedelta(minutes=10)  # a flood extent is redrawn this often, or when the level moves 0.1 m
 COMMAND_ACK = timedelta(seconds=30)  # a station answers a siren/light command within this (service time)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
@@ -140,7 +142,10 @@ class Service:
             facilities=chemical.Facilities(tuple(f.id for f in others), np.array([f.lon for f in others]),
                                            np.array([f.lat for f in others])) if others else None)
         self._plume_at: dict[str, datetime] = {}
+        self.floodmap = FloodMapper(self.district)
+        self._extent_at: dict[str, tuple[datetime, float]] = {}  # gauge → (time, level) of its last extent
         self.commands: dict[str, dict[str, Any]] = {}  # station commands by id (newest 1000)
+        self._next_resolve: datetime | None = None
         gauges = self.registry.of_kind("rain_gauge")
         self.risk_model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
                                                  cell_m=settings.risk_cell_m,
@@ -354,11 +359,38 @@ class Service:
         while True:
             now = self.clock.now()
             self._health_events(self.sensing.tick(now))
+            if self._next_resolve is None or now >= self._next_resolve:
+                self.resolve_ended(now)
+                self._next_resolve = now + timedelta(minutes=1)
             for cmd in self.commands.values():
                 if cmd["status"] == "sent" and now - datetime.fromisoformat(cmd["sent_at"]) > COMMAND_ACK:
                     cmd["status"] = "unanswered"
                     self.bus.publish("sensor.command_unanswered", dict(cmd))
             await asyncio.sleep(1.0)
+
+    def resolve_ended(self, now: datetime) -> list[int]:
+        """Close open incidents whose every sensor has been quiet for ``resolve_after_h``.
+
+        Only incidents nobody has acted on yet: a dispatched one waits for its flight and the
+        dispatcher. A fire has no "no fire" reading, so it stays open until a person closes it.
+        """
+        after = timedelta(hours=self.settings.resolve_after_h)
+        closed = []
+        for incident_id in sorted(set(self._open.values())):
+            row = self.store.incident(incident_id)
+            quiet = row.detail.get("quiet_since")
+            if row.status != Status.OPEN or quiet is None or now - datetime.fromisoformat(quiet) < after:
+                continue
+            detail = {**row.detail, "closed_reason": "hazard ended", "closed_reason_zh": "险情解除",
+                      "closed_at": now.isoformat()}
+            row = self.store.update_incident(row.id, status=transition(row.status, Status.CLOSED),
+                                             updated_at=now, detail=detail)
+            for key in [k for k, v in self._open.items() if v == row.id]:
+                del self._open[key]
+            closed.append(row.id)
+            log.info("incident %d resolved: every sensor quiet since %s", row.id, quiet)
+            self.bus.publish("incident.resolved", self.incident_view(row))
+        return closed
 
     def station_command(self, sensor_id: str, *, actuator: str, state: str, duration_s: int, by: str,
                         reason: str) -> dict[str, Any]:
@@ -573,6 +605,20 @@ class Service:
                             "received_at": row.received_at.isoformat()})
         return out
 
+    def flood_geojson(self) -> dict[str, Any]:
+        """The latest flood extent of every open flood incident's gauges."""
+        features = []
+        for incident_id in sorted({v for (k, _), v in self._open.items() if k == "flood"}):
+            row = self.store.incident(incident_id)
+            for key, m in (row.detail.get("members") or {}).items():
+                extent = (m.get("model") or {}).get("extent")
+                if extent and "geometry" in extent:
+                    props = {k: v for k, v in extent.items() if k != "geometry"}
+                    features.append({"type": "Feature", "geometry": extent["geometry"],
+                                     "properties": {**props, "incident_id": row.id, "sensor_id": key,
+                                                    "level": Level(row.level).colour}})
+        return {"type": "FeatureCollection", "features": features}
+
     def risk_geojson(self) -> dict[str, Any]:
         state = self.risk_state
         features = [h.to_feature() for h in state.hotspots] if state is not None else []
@@ -617,6 +663,17 @@ class Service:
         assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
         if assessment is None:
             return
+        if assessment.kind == "flood" and assessment.level > Level.NONE:
+            last = self._extent_at.get(spec.sensor_id)
+            if last is None or reading.time - last[0] >= EXTENT_EVERY or abs(reading.value - last[1]) >= 0.1:
+                extent = self.floodmap.extent(spec, reading.value)
+                self._extent_at[spec.sensor_id] = (reading.time, reading.value)
+                assessment = replace(assessment, extra={**(assessment.extra or {}), "extent": extent})
+                if "error" not in extent:
+                    assessment = replace(assessment, reason=assessment.reason + (
+                        f"; flooded area up to {extent['area_km2']:.1f} km² at this level "
+                        f"({extent['land_area_km2']:.1f} km² of land, {extent['people']} people in places inside)"),
+                        reason_zh=assessment.reason_zh + f"；此水位淹没范围至多 {extent['area_km2']:.1f} 平方公里")
         if assessment.kind == "chemical_leak" and assessment.level > Level.NONE:
             last = self._plume_at.get(spec.sensor_id)
             open_id = self._open.get(("chemical_leak", spec.sensor_id))
@@ -671,6 +728,10 @@ class Service:
         detail["members"] = members
         detail["evidence"] = (detail.get("evidence", []) + [evidence])[-EVIDENCE_KEEP:]
         wanted = aggregate_level(_members(members))
+        if wanted == Level.NONE:  # every sensor back below its thresholds: the hazard may be ending
+            detail.setdefault("quiet_since", now.isoformat())
+        else:
+            detail.pop("quiet_since", None)
         pending = detail.get("lower_pending_since")
         level, pending = hysteresis(Level(row.level), wanted, pending_since_s=pending, now_s=now.timestamp())
         detail["lower_pending_since"] = pending

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     risk_min_hotspot_ha: float = Field(25.0, ge=0, description="Smallest risk hotspot reported (hectares)")
     risk_period_s: float = Field(30.0, gt=0, description="Recompute the risk map at most this often (service "
                                  "time) while rain changes")
+    resolve_after_h: float = Field(2.0, gt=0, description="An open incident whose sensors have all been below "
+                                   "their thresholds this long is closed as 'hazard ended'")
     stale_factor: float = Field(3.0, gt=1, description="A sensor is stale after this many reporting intervals of silence")
 
     def resolved_database_url(self) -> str:

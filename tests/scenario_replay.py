@@ -39,6 +39,7 @@ class Replay:
     # (scenario hour, incident id, kind, sensor, that sensor's own level) at each change
     members: list[tuple[float, int, str, str, str]] = field(default_factory=list)
     health: list[tuple[float, str, str]] = field(default_factory=list)  # (hour, sensor, change)
+    resolved: list[tuple[float, int, str]] = field(default_factory=list)  # (hour, incident id, kind)
 
     def hour(self, t: datetime) -> float:
         return (t - self.start).total_seconds() / 3600.0
@@ -123,6 +124,8 @@ def _steps(replay: Replay, service: Service, script: Scenario, specs: list, unit
                 service.ingest_http(readings)
         for tr in service.sensing.tick(t):  # the service checks staleness every second
             replay.health.append((replay.hour(t), tr.sensor_id, tr.change))
+        for incident_id in service.resolve_ended(t) if t >= next_periodic else ():
+            replay.resolved.append((replay.hour(t), incident_id, service.store.incident(incident_id).kind))
         if t >= next_periodic:
             if service.risk_model is not None and service._risk_dirty:  # noqa: SLF001 — as its background task does
                 service._risk_dirty = False  # noqa: SLF001

@@ -166,6 +166,11 @@ def create_app(service: Service) -> FastAPI:
     async def latest_forecast() -> dict[str, Any]:
         return {"forecast": service.rain_forecast.to_wire() if service.rain_forecast else None}
 
+    @app.get("/api/flood")
+    async def flood() -> dict[str, Any]:
+        """Flood extents (GeoJSON) of the open flood incidents: an upper bound per gauge reach."""
+        return service.flood_geojson()
+
     @app.get("/api/risk")
     async def risk() -> dict[str, Any]:
         """Risk hotspots (GeoJSON) with their level, people, facilities and why."""

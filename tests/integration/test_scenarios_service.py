@@ -91,6 +91,11 @@ def test_scenario_opens_exactly_its_incidents(name: str, district: Path, tmp_pat
     replay = scenario_replay.run(district, name, tmp_path)
     assert replay.timeline, "the scenario opened nothing"
     check(replay)
+    if name == "chemical_leak":
+        # isolated at hour 5: once every detector has been quiet for two hours, the incident closes
+        assert [(kind, 7.0 <= hour <= 8.0) for hour, _, kind in replay.resolved] == [("chemical_leak", True)]
+    if name == "summer_flood":
+        assert replay.resolved == []  # the rivers are still high at the end
 
 
 def test_heatwave_fire_ratings_and_fire(district: Path, tmp_path: Path) -> None:

@@ -58,6 +58,10 @@ async def test_an_sl651_station_opens_a_flood_incident(mosquitto, yubei_folder: 
         health = service.sensing.sensor_state("cuntan-level", service.clock.now())["health"]
         assert health["supply_v"] == pytest.approx(12.4)
         assert service.sl651.stats.confirmations == 2
+        # the flood incident carries the extent at the gauge's reach
+        (extent,) = service.flood_geojson()["features"]
+        assert extent["properties"]["sensor_id"] == "cuntan-level" and extent["properties"]["area_km2"] > 0
+        assert extent["geometry"]["type"] == "MultiPolygon" and "flooded area up to" in view["reason"]
     finally:
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=STOP_DEADLINE_S)

@@ -49,9 +49,10 @@ START = datetime(2025, 8, 1, 16, 0, tzinfo=UTC)  # local midnight (UTC+8) of 2 A
 NAMES = ("summer_flood", "rainstorm_landslide", "heatwave_fire", "chemical_leak")
 ORIGINAL_SENSORS = ("cuntan-level", "yulin-level", "rain-lianglu", "rain-xiantao", "rain-wangjia", "rain-gulu",
                     "rain-cizhu", "rain-muer", "rain-longxing", "rain-tongjing", "rain-luoqi")
-# sha256 of the original eleven sensor features (canonical JSON) as generated before the
-# hazard sensors were added: they must not change.
-ORIGINAL_SENSORS_SHA256 = "9a0bfb16f254578c61d1e4cdff64e2f0dbfc3ba1d0c7e3665a3a380d6b1f0b9f"
+# sha256 of the original eleven sensor features (canonical JSON): the hazard sensors were added
+# without changing them; since then only the gauges' terrain_offset_m (their datum against the
+# terrain's, for flood extents) was added. They must not change by accident.
+ORIGINAL_SENSORS_SHA256 = "4a0eca3290550a8c51eadd8baf87bf76393a18b175fb71ee906d50f830380e86"
 COLOUR = {"blue": Level.BLUE, "yellow": Level.YELLOW, "orange": Level.ORANGE, "red": Level.RED}
 OFFSETS = (0.0, 0.41, 0.97)  # where in its interval a device's first report falls
 

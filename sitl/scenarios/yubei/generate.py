@@ -54,7 +54,12 @@ YANGTZE = ((106.575, 29.585), (106.590, 29.605), (106.600, 29.620), (106.650, 29
            (106.700, 29.640), (106.750, 29.650), (106.800, 29.668), (106.850, 29.690),
            (106.890, 29.708), (106.930, 29.728), (106.970, 29.750))
 YANGTZE_HALF_WIDTH_M = 350.0
-YANGTZE_SURFACE_M = 172.0  # low-water surface near Cuntan, Wusong datum (synthetic)
+# Low-water surface near Cuntan (synthetic). The synthetic terrain is drawn in the gauges' own
+# numbers (the Cuntan gauge's Wusong levels and the Yulin gauge's Huanghai levels both read
+# directly against it), so each gauge's terrain_offset_m is 0; a real district states the
+# offset between a gauge's datum and its DEM's (Wusong and Huanghai 1985 differ by a metre or
+# two along the upper Yangtze, by a figure that differs from station to station).
+YANGTZE_SURFACE_M = 172.0
 YULIN = ((106.920, 30.110), (106.880, 30.050), (106.840, 29.990), (106.817, 29.940),
          (106.810, 29.880), (106.820, 29.820), (106.835, 29.760), (106.850, 29.720),
          (106.862, 29.6954))  # ends on the Yangtze centre line
@@ -629,13 +634,13 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         _feature(_point(106.600, 29.620), {
             "id": "cuntan-level", "kind": "river_level", "name": "Cuntan (Yangtze) level",
             "name_zh": "寸滩水位站（长江）", "quantity": "level", "unit": "m", "valid_min": 150.0,
-            "valid_max": 200.0, "interval_s": 300, "datum": "Wusong", "river": "yangtze",
+            "valid_max": 200.0, "interval_s": 300, "datum": "Wusong", "river": "yangtze", "terrain_offset_m": 0.0,
             "thresholds": {"warning_m": 180.5, "guaranteed_m": 183.5, "historical_max_m": 191.62}}),
         _feature(_point(yulin_gauge.x, yulin_gauge.y), {
             "id": "yulin-level", "kind": "river_level", "name": "Yulin River level at Longxing (synthetic)",
             "name_zh": "御临河龙兴水位站（合成）", "quantity": "level", "unit": "m",
             "valid_min": round(yulin_base - 15.0, 1), "valid_max": round(yulin_base + 25.0, 1), "interval_s": 300,
-            "datum": "Huanghai", "river": "yulin",
+            "datum": "Huanghai", "river": "yulin", "terrain_offset_m": 0.0,
             "thresholds": {"warning_m": round(yulin_base + 4.0, 1), "guaranteed_m": round(yulin_base + 6.5, 1),
                            "historical_max_m": round(yulin_base + 10.2, 1)}}),
     ]
