@@ -8,6 +8,8 @@ Cancelling ``run`` shuts all of it down.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import json
 import logging
 import math
@@ -551,7 +553,11 @@ class Service:
             spec = self.registry.get(sid)
             if spec is None or not window:
                 continue
-            acc = {d: sum(v for t, v in window if now - timedelta(hours=d) < t <= now) for d in SLOPE_WINDOWS_H}
+            points = sorted(window)
+            times = [t for t, _ in points]
+            prefix = [0.0, *itertools.accumulate(v for _, v in points)]
+            upto = prefix[bisect.bisect_right(times, now)]
+            acc = {d: upto - prefix[bisect.bisect_right(times, now - timedelta(hours=d))] for d in SLOPE_WINDOWS_H}
             gauges.append((spec.lon, spec.lat, acc))
         for slope in self.slopes:
             observed = observed_at(gauges, slope.lon, slope.lat)

@@ -70,11 +70,12 @@ def _pack(sensor_id: str, records: dict[str, float], units: dict[str, str], t: d
 
 
 def run(district: Path, name: str, data_dir: Path, *, hours: float | None = None, step_s: float = 60.0,
-        periodic_s: float = 900.0, min_interval_s: float = 0.0) -> Replay:
+        periodic_s: float = 900.0, min_interval_s: float = 0.0, keep_kinds: tuple[str, ...] = ()) -> Replay:
     """Replay scenario ``name`` of ``district`` for ``hours`` (default: its duration).
 
     ``min_interval_s`` slows sensors that report more often (a long scenario's background
     gas detectors), to keep a week of scenario quick; the scripts' values are unchanged.
+    Sensors of ``keep_kinds`` keep their own interval (those whose timing the scenario tests).
     """
     script = Scenario.from_yaml(district / "scenario.yaml", name)
     registry = Registry.from_geojson(district / "sensors.geojson")
@@ -88,7 +89,12 @@ def run(district: Path, name: str, data_dir: Path, *, hours: float | None = None
     specs = [s for s in registry.values() if script.reports(s)]
     units = {s.sensor_id: {q: s.quantity_spec(q).unit for q in s.quantities} for s in specs}  # type: ignore[union-attr]
     due = {s.sensor_id: start for s in specs}
-    intervals = {s.sensor_id: max(s.interval_s, min_interval_s) for s in specs}
+    # a sensor whose going quiet the scenario tests keeps its own interval too
+    watched = {sid for h in script.expect.health for sid in h.sensors}
+    intervals = {s.sensor_id: s.interval_s if s.kind in keep_kinds or s.sensor_id in watched
+                 else max(s.interval_s, min_interval_s) for s in specs}
+    for sid, interval in intervals.items():  # a slowed sensor is not stale for reporting as slowed
+        service.sensing.health[sid].interval_s = interval
     end = start + timedelta(hours=hours if hours is not None else (script.duration_h or 12.0))
     seen: dict[Any, Any] = {}
     events = service.bus.subscribe(maxsize=100_000, kinds=frozenset(
@@ -106,7 +112,7 @@ def _steps(replay: Replay, service: Service, script: Scenario, specs: list, unit
            intervals: dict, start: datetime, end: datetime, step_s: float, periodic_s: float, seen: dict, events: Any,
            loop: asyncio.AbstractEventLoop) -> None:
     clock = service.clock
-    next_periodic = start
+    next_periodic = next_risk = start
     t = start
     while t <= end:
         clock._now = t  # noqa: SLF001 — the replay owns this clock
@@ -122,14 +128,18 @@ def _steps(replay: Replay, service: Service, script: Scenario, specs: list, unit
             readings, _ = loop.run_until_complete(service.ingestor.check_pack(json.dumps(pack).encode()))
             if readings:
                 service.ingest_http(readings)
-        for tr in service.sensing.tick(t):  # the service checks staleness every second
+        transitions = service.sensing.tick(t)  # the service checks staleness every second
+        service._health_events(transitions)  # noqa: SLF001 — as its background task does
+        for tr in transitions:
             replay.health.append((replay.hour(t), tr.sensor_id, tr.change))
         for incident_id in service.resolve_ended(t) if t >= next_periodic else ():
             replay.resolved.append((replay.hour(t), incident_id, service.store.incident(incident_id).kind))
         if t >= next_periodic:
-            if service.risk_model is not None and service._risk_dirty:  # noqa: SLF001 — as its background task does
+            if service._risk_dirty:  # noqa: SLF001 — as its background task does
                 service._risk_dirty = False  # noqa: SLF001
-                service.recompute_risk()
+                if service.risk_model is not None and t >= next_risk:  # the map is not under test here: hourly
+                    service.recompute_risk()
+                    next_risk = t + timedelta(hours=1)
                 service.stage_slopes()
             next_periodic = t + timedelta(seconds=periodic_s)
         changed = set()

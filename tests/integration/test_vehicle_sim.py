@@ -384,6 +384,12 @@ async def test_fence_upload_reads_back(sim_vehicle, gcs):
     assert v.param("FENCE_TOTAL") == 6 and v.param("FENCE_ENABLE") == 0
 
 
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    dy = (lat1 - lat2) * 111_195.0
+    dx = (lon1 - lon2) * 111_195.0 * math.cos(math.radians(lat1))
+    return math.hypot(dx, dy)
+
+
 async def test_copter_full_flight_auto_rtl_lands_and_disarms(sim_vehicle, gcs):
     v = await ready_copter(sim_vehicle, gcs)
     _, result = await gcs.upload(flight_plan())
@@ -401,7 +407,9 @@ async def test_copter_full_flight_auto_rtl_lands_and_disarms(sim_vehicle, gcs):
         if msg.get_type() == "MISSION_ITEM_REACHED":
             reached.append(msg.seq)
             if msg.seq == 2:
-                assert v.lat == pytest.approx(wp_lat, abs=1e-6) and v.lon == pytest.approx(wp_lon, abs=1e-6)
+                # reached means inside the waypoint's acceptance radius (2 m here): by the time the
+                # message is read the copter, holding there, may sit a little off the point
+                assert distance_m(v.lat, v.lon, wp_lat, wp_lon) <= 2.0
         elif msg.get_type() == "EXTENDED_SYS_STATE":
             landed_states.add(msg.landed_state)
         elif reached and not msg.base_mode & mav.MAV_MODE_FLAG_SAFETY_ARMED:
