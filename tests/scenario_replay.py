@@ -70,12 +70,15 @@ def _pack(sensor_id: str, records: dict[str, float], units: dict[str, str], t: d
 
 
 def run(district: Path, name: str, data_dir: Path, *, hours: float | None = None, step_s: float = 60.0,
-        periodic_s: float = 900.0, min_interval_s: float = 0.0, keep_kinds: tuple[str, ...] = ()) -> Replay:
+        periodic_s: float = 900.0, min_interval_s: float = 0.0, keep_kinds: tuple[str, ...] = (),
+        only_until: tuple[float, tuple[str, ...]] | None = None) -> Replay:
     """Replay scenario ``name`` of ``district`` for ``hours`` (default: its duration).
 
     ``min_interval_s`` slows sensors that report more often (a long scenario's background
     gas detectors), to keep a week of scenario quick; the scripts' values are unchanged.
     Sensors of ``keep_kinds`` keep their own interval (those whose timing the scenario tests).
+    ``only_until=(hour, kinds)``: before that scenario hour only sensors of those kinds report
+    (a week of fire weather before a fire needs the weather stations only).
     """
     script = Scenario.from_yaml(district / "scenario.yaml", name)
     registry = Registry.from_geojson(district / "sensors.geojson")
@@ -101,8 +104,9 @@ def run(district: Path, name: str, data_dir: Path, *, hours: float | None = None
         {"incident.opened", "incident.updated", "incident.verified"}))
     loop = asyncio.new_event_loop()
     try:
+        quiet_until = (start + timedelta(hours=only_until[0]), only_until[1]) if only_until else None
         _steps(replay, service, script, specs, units, due, intervals, start, end, step_s, periodic_s, seen, events,
-               loop)
+               loop, quiet_until)
     finally:
         loop.close()
     return replay
@@ -110,7 +114,7 @@ def run(district: Path, name: str, data_dir: Path, *, hours: float | None = None
 
 def _steps(replay: Replay, service: Service, script: Scenario, specs: list, units: dict, due: dict,
            intervals: dict, start: datetime, end: datetime, step_s: float, periodic_s: float, seen: dict, events: Any,
-           loop: asyncio.AbstractEventLoop) -> None:
+           loop: asyncio.AbstractEventLoop, quiet_until: tuple[datetime, tuple[str, ...]] | None) -> None:
     clock = service.clock
     next_periodic = next_risk = start
     t = start
@@ -119,6 +123,9 @@ def _steps(replay: Replay, service: Service, script: Scenario, specs: list, unit
         pack: list[dict[str, Any]] = []
         for spec in specs:
             if due[spec.sensor_id] > t:
+                continue
+            if quiet_until is not None and t < quiet_until[0] and spec.kind not in quiet_until[1]:
+                due[spec.sensor_id] = quiet_until[0]
                 continue
             due[spec.sensor_id] = t + timedelta(seconds=intervals[spec.sensor_id])
             records = script.records_at(spec, t, start=start)

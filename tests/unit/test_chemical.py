@@ -398,7 +398,7 @@ def test_footprint_edges_are_where_the_threshold_is() -> None:
     t_mg = ppm_to_mg_m3(300.0, m)
     at_end = gaussian_plume_mg_m3(500.0, 3.0, est.downwind_length_m, 0.0, stability="D")
     assert float(at_end) == pytest.approx(t_mg, rel=1e-6)
-    x = np.linspace(1.0, est.downwind_length_m, 20_001)[:, None]
+    x = np.linspace(1.0, est.downwind_length_m, 2_001)[:, None]  # the width peaks smoothly: 2,001 stations find it
     y = np.linspace(0.0, est.max_width_m, 2_001)[None, :]
     c = gaussian_plume_mg_m3(500.0, 3.0, x, y, stability="D")
     brute_width = 2.0 * np.max(np.where(c >= t_mg, y, 0.0))
