@@ -189,7 +189,7 @@ class Service:
              for v in self.district.fleet],
             link_lost_s=settings.link_lost_s,
             on_event=self._on_vehicle_event,
-            terrain=self.district.terrain.elevation_at,  # answers ArduPilot's TERRAIN_REQUESTs offline
+            terrain=self.district.terrain.elevation_along,  # answers ArduPilot's TERRAIN_REQUESTs offline (vectorised)
         )
         # control leases in the database: every replica sees who controls a vehicle
         leases = SqlLeases(self.store)

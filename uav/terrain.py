@@ -141,6 +141,7 @@ class TerrainServer:
 
     def __init__(self, elevation_at: Elevation) -> None:
         self.elevation_at = elevation_at
+        self._vectorised: bool | None = None  # does elevation_at take arrays? (found on first use)
         self.counters = {"requests": 0, "bits_sent": 0, "bits_unknown": 0, "bad_requests": 0}
         self._cache: OrderedDict[tuple[int, int, int, int], tuple[int, ...] | None] = OrderedDict()
 
@@ -150,13 +151,10 @@ class TerrainServer:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
+        points = bit_points(lat_e7, lon_e7, spacing_m, bit)
+        values = self._heights(points)
         heights: list[int] = []
-        for lat, lon in bit_points(lat_e7, lon_e7, spacing_m, bit):
-            try:
-                h = float(self.elevation_at(lon, lat))
-            except Exception:  # an elevation source failing must not stop the link
-                log.exception("terrain: elevation_at(%.7f, %.7f) failed", lon, lat)
-                h = math.nan
+        for h in values:
             if not math.isfinite(h):
                 heights = []
                 break
@@ -166,6 +164,31 @@ class TerrainServer:
         if len(self._cache) > _CACHE_BITS:
             self._cache.popitem(last=False)
         return out
+
+    def _heights(self, points: list[tuple[float, float]]) -> list[float]:
+        """Ground at the 16 points: one call with arrays when the source takes them (a grid's
+        vectorised lookup, ~15x cheaper than 16 calls), else point by point."""
+        if self._vectorised is not False:
+            try:
+                lats = np.fromiter((p[0] for p in points), float, len(points))
+                lons = np.fromiter((p[1] for p in points), float, len(points))
+                out = np.asarray(self.elevation_at(lons, lats), dtype=float)  # type: ignore[arg-type]
+                if out.shape == (len(points),):
+                    self._vectorised = True
+                    return out.tolist()
+            except Exception:
+                if self._vectorised:  # it took arrays before: a real failure
+                    log.exception("terrain: elevation lookup of a sub-grid failed")
+                    return [math.nan] * len(points)
+            self._vectorised = False
+        heights = []
+        for lat, lon in points:
+            try:
+                heights.append(float(self.elevation_at(lon, lat)))
+            except Exception:  # an elevation source failing must not stop the link
+                log.exception("terrain: elevation_at(%.7f, %.7f) failed", lon, lat)
+                heights.append(math.nan)
+        return heights
 
     def answer(self, lat_e7: int, lon_e7: int, spacing_m: int,
                mask: int) -> list[tuple[int, tuple[int, ...]]]:

@@ -169,3 +169,24 @@ def test_terrain_found_beside_the_fleet_file(tmp_path):
     assert find_terrain(tmp_path / "fleet.yaml") == tmp_path / "terrain.asc"
     with pytest.raises(SimConfigError):
         find_terrain(tmp_path / "fleet.yaml", tmp_path / "nowhere")
+
+
+def test_a_vectorised_elevation_source_gives_the_same_sub_grids_in_one_call() -> None:
+    import numpy as np
+
+    from uav.terrain import TerrainServer
+
+    calls = {"n": 0}
+
+    def plane(lon, lat):  # takes scalars or arrays, like a grid's bilinear lookup
+        calls["n"] += 1
+        return 200.0 + 1000.0 * (np.asarray(lon) - 106.0) + 500.0 * (np.asarray(lat) - 29.0)
+
+    def scalar_only(lon: float, lat: float) -> float:
+        return float(200.0 + 1000.0 * (lon - 106.0) + 500.0 * (lat - 29.0))
+
+    fast, slow = TerrainServer(plane), TerrainServer(scalar_only)
+    for bit in (0, 17, 55):
+        assert fast.sub_grid(297_000_000, 1_067_000_000, 100, bit) == slow.sub_grid(297_000_000, 1_067_000_000,
+                                                                                      100, bit)
+    assert calls["n"] == 3 and fast._vectorised is True and slow._vectorised is False
