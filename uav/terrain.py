@@ -165,6 +165,21 @@ class TerrainServer:
             self._cache.popitem(last=False)
         return out
 
+    def _prefetch(self, lat_e7: int, lon_e7: int, spacing_m: int, bits: list[int]) -> None:
+        """Fill the cache for a request's uncached bits with one lookup (a block is up to 896 points)."""
+        missing = [b for b in bits if (lat_e7, lon_e7, spacing_m, b) not in self._cache]
+        if len(missing) < 2 or self._vectorised is False:
+            return
+        points = [p for b in missing for p in bit_points(lat_e7, lon_e7, spacing_m, b)]
+        values = self._heights(points)
+        for k, b in enumerate(missing):
+            chunk = values[16 * k:16 * (k + 1)]
+            self._cache[(lat_e7, lon_e7, spacing_m, b)] = (
+                tuple(min(_INT16_MAX, max(_INT16_MIN, round(h))) for h in chunk)
+                if all(math.isfinite(h) for h in chunk) else None)
+        while len(self._cache) > _CACHE_BITS:
+            self._cache.popitem(last=False)
+
     def _heights(self, points: list[tuple[float, float]]) -> list[float]:
         """Ground at the 16 points: one call with arrays when the source takes them (a grid's
         vectorised lookup, ~15x cheaper than 16 calls), else point by point."""
@@ -201,9 +216,9 @@ class TerrainServer:
         if not (-90e7 <= lat_e7 <= 90e7 and -180e7 <= lon_e7 <= 180e7):
             raise ValueError(f"block corner ({lat_e7}, {lon_e7}) degE7 is not on the globe")
         out: list[tuple[int, tuple[int, ...]]] = []
-        for bit in range(GRID_BITS):
-            if not mask & (1 << bit):
-                continue
+        wanted = [bit for bit in range(GRID_BITS) if mask & (1 << bit)]
+        self._prefetch(lat_e7, lon_e7, spacing_m, wanted)
+        for bit in wanted:
             data = self.sub_grid(lat_e7, lon_e7, spacing_m, bit)
             if data is None:
                 self.counters["bits_unknown"] += 1
