@@ -29,6 +29,7 @@ from uav.errors import VehicleUnavailable
 from uav.link import MavLink, open_link, parse_url
 from uav.signing import parse_key
 from uav.telemetry import Telemetry, summary, to_dict
+from uav.terrain import TerrainServer
 from uav.vehicle import Vehicle
 
 __all__ = ["Fleet", "FleetEntry", "EventCallback"]
@@ -111,6 +112,8 @@ class Fleet(FleetControlMixin):
         self.telemetry_period_s = telemetry_period_s
         self.source_system = source_system
         self.terrain = terrain  # (lon, lat) -> ground m AMSL: answers terrain requests
+        # one server (one cache) for the fleet: vehicles at one base ask for the same blocks
+        self.terrain_server = TerrainServer(terrain) if terrain is not None else None
         self.event_errors = 0
         self._on_event = on_event
         self._tracked = {e.name: _Tracked(e) for e in entries}
@@ -177,7 +180,7 @@ class Fleet(FleetControlMixin):
                     entry = tracked.entry
                     vehicle = Vehicle(self._links[entry.url], entry.system_id, name=entry.name,
                                       vehicle_type=entry.type, link_lost_s=self.link_lost_s,
-                                      terrain=self.terrain)
+                                      terrain=self.terrain_server)
                     tracked.vehicle = vehicle
                     tg.create_task(vehicle.run(), name=f"vehicle {entry.name}")
                     tg.create_task(self._watch(tracked), name=f"watch {entry.name}")

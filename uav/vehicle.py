@@ -86,7 +86,7 @@ class Vehicle(CommandsMixin):
                  command_timeout_s: float = 1.5, command_attempts: int = 3,
                  link_lost_s: float = 5.0,
                  streams_hz: Mapping[str, float] = DEFAULT_STREAMS_HZ,
-                 terrain: Callable[[float, float], float] | None = None) -> None:
+                 terrain: Callable[[float, float], float] | terrain_server.TerrainServer | None = None) -> None:
         if not 1 <= system_id <= 255:
             raise ValueError(f"MAVLink system id must be 1..255, got {system_id}")
         self.link = link
@@ -116,7 +116,9 @@ class Vehicle(CommandsMixin):
         self._reboot_sent_s = 0.0  # monotonic time of an accepted reboot (0: none pending)
         # Ground elevation (lon, lat) -> m AMSL: with it, the vehicle's TERRAIN_REQUESTs are
         # answered (uav.terrain), as a ground station does for ArduPilot terrain following.
-        self.terrain = terrain_server.TerrainServer(terrain) if terrain is not None else None
+        # A TerrainServer may be shared by a fleet (one cache for vehicles at the same base).
+        self.terrain = (terrain if isinstance(terrain, terrain_server.TerrainServer)
+                        else terrain_server.TerrainServer(terrain) if terrain is not None else None)
 
     # ---- telemetry -----------------------------------------------------------------------
 

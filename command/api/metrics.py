@@ -43,6 +43,14 @@ def render_metrics(service: Service) -> str:
             lines.append(f'yingji_sl651_rejected_total{{reason="{_esc(reason)}"}} {n}')
         lines += ["# HELP yingji_sl651_connections SL 651 station connections open.",
                   "# TYPE yingji_sl651_connections gauge", f"yingji_sl651_connections {g.open_connections}"]
+    terrain = service.fleet.terrain_server
+    if terrain is not None:
+        lines += ["# HELP yingji_terrain_requests_total Vehicles' TERRAIN_REQUESTs answered from the district terrain.",
+                  "# TYPE yingji_terrain_requests_total counter",
+                  f"yingji_terrain_requests_total {terrain.counters['requests']}",
+                  "# HELP yingji_terrain_bits_sent_total TERRAIN_DATA sub-grids sent.",
+                  "# TYPE yingji_terrain_bits_sent_total counter",
+                  f"yingji_terrain_bits_sent_total {terrain.counters['bits_sent']}"]
     lines += ["# HELP yingji_risk_compute_ms Duration of the last full risk-map recompute.",
               "# TYPE yingji_risk_compute_ms gauge", f"yingji_risk_compute_ms {service.metrics.risk_compute_ms:.1f}"]
     lines += ["# HELP yingji_readings_duplicate_total Readings already stored (same sensor, quantity, time).",

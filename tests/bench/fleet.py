@@ -58,7 +58,8 @@ __all__ = ["main", "run"]
 
 DEFAULT_SIZES = (50, 100, 200)
 WINDOW_S = 15.0  # measurement window per fleet size
-WARMUP_S = 4.0  # after every vehicle is connected: stream requests answered, rates steady
+WARMUP_S = 4.0
+TERRAIN_DEADLINE_S = 120.0  # the fleet's terrain databases load within this (else measured anyway)  # after every vehicle is connected: stream requests answered, rates steady
 CONNECT_DEADLINE_S = 20.0
 PROBED = 20  # vehicles whose GLOBAL_POSITION_INT latency is sampled (spread over the fleet)
 SIM_TICK_S = 0.05  # as sitl.fleet_sim.build_vehicles
@@ -448,6 +449,23 @@ async def measure_service(n: int, window_s: float, tmp: Path, broker: Any, src: 
             sim = _spawn(work / "sim.log", "_sim", ",".join(map(str, ports)))
             await _line(sim, "sim started", 20.0)
             await _poll(all_connected, f"{n} vehicles connected", CONNECT_DEADLINE_S, service, sim)
+            # Each copter first loads its terrain database from the service (TERRAIN_REQUEST →
+            # TERRAIN_DATA, as ArduPilot does): a burst, measured apart from steady tracking.
+            loaded0 = time.monotonic()
+
+            async def terrain_counters() -> tuple[int, int]:
+                text = (await http.get("/metrics")).text
+                values = {line.split()[0]: int(float(line.split()[1])) for line in text.splitlines()
+                          if line.startswith("yingji_terrain_")}
+                return values.get("yingji_terrain_requests_total", 0), values.get("yingji_terrain_bits_sent_total", 0)
+
+            last, still_since = await terrain_counters(), time.monotonic()
+            while time.monotonic() - loaded0 < TERRAIN_DEADLINE_S and time.monotonic() - still_since < 3.0:
+                await asyncio.sleep(0.5)
+                now_counts = await terrain_counters()
+                if now_counts[0] != last[0]:
+                    last, still_since = now_counts, time.monotonic()
+            terrain_load_s = still_since - loaded0
             await asyncio.sleep(WARMUP_S)
             pids = {"service": service.pid, "sim": sim.pid, "mosquitto": broker.pid}
             cpu0 = {k: cpu_s(pid) for k, pid in pids.items()}
@@ -465,7 +483,8 @@ async def measure_service(n: int, window_s: float, tmp: Path, broker: Any, src: 
             _stop(sim)
         _stop(service)
     return {"n": n, "cpu": {k: 100 * (cpu1[k] - cpu0[k]) / wall for k in pids},
-            "connected": sum(v["link"] == "connected" for v in views)}
+            "connected": sum(v["link"] == "connected" for v in views),
+            "terrain": {"load_s": terrain_load_s, "requests": last[0], "bits": last[1]}}
 
 
 async def run_service(sizes: tuple[int, ...], window_s: float, tmp: Path) -> None:
@@ -474,7 +493,8 @@ async def run_service(sizes: tuple[int, ...], window_s: float, tmp: Path) -> Non
     from tests.fixtures_mqtt import start_mosquitto, stop_process
 
     print(f"service: the same simulator child → python -m command.cli serve (synthetic Yubei, fleet.yaml of "
-          f"N copters, private Mosquitto), {window_s:g} s window after {WARMUP_S:g} s warm-up", flush=True)
+          f"N copters, private Mosquitto), {window_s:g} s window {WARMUP_S:g} s after the copters' terrain "
+          f"databases have loaded", flush=True)
     src = generate(tmp / "yubei")
     proc, broker = start_mosquitto(tmp)
     try:
@@ -484,6 +504,9 @@ async def run_service(sizes: tuple[int, ...], window_s: float, tmp: Path) -> Non
             print(f"  N={n:>3}: service CPU {cpu['service']:5.1f} %, sim CPU {cpu['sim']:5.1f} %, "
                   f"mosquitto CPU {cpu['mosquitto']:4.1f} %; {r['connected']} of {n} connected at the end",
                   flush=True)
+            t = r["terrain"]
+            print(f"         before the window: terrain databases loaded in {t['load_s']:.1f} s "
+                  f"({t['requests']:,} TERRAIN_REQUESTs, {t['bits']:,} sub-grids sent)", flush=True)
     finally:
         stop_process(proc)
 
