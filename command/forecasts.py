@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .dispatch.geometry import ground_distance_m
 from .risk import landslide
 from .risk.rules import Assessment, Level
 
@@ -181,7 +182,7 @@ def observed_at(stations: Sequence[tuple[float, float, Mapping[float, float]]], 
     out: dict[float, float] = {}
     weights: list[tuple[float, Mapping[float, float]]] = []
     for s_lon, s_lat, acc in stations:
-        d = _distance_m(lon, lat, s_lon, s_lat)
+        d = ground_distance_m((lon, lat), (s_lon, s_lat))
         if d <= max_radius_m:
             weights.append((1.0 / max(d, 50.0) ** 2, acc))
     if not weights:
@@ -191,9 +192,3 @@ def observed_at(stations: Sequence[tuple[float, float, Mapping[float, float]]], 
         pairs = [(wt, acc[w]) for wt, acc in weights if w in acc]
         out[w] = sum(wt * v for wt, v in pairs) / sum(wt for wt, _ in pairs)
     return out
-
-
-def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))

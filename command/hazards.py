@@ -35,6 +35,7 @@ from shapely.geometry import mapping
 from sensors.model import Reading
 from sensors.registry import SensorSpec
 
+from .dispatch.geometry import ground_distance_m
 from .risk import chemical, fire
 from .risk.rules import Assessment, Level
 
@@ -162,7 +163,7 @@ class HazardWatch:
     def _nearest_station(self, lon: float, lat: float) -> _Station | None:
         best: tuple[float, _Station] | None = None
         for st in self._stations.values():
-            d = _distance_m(lon, lat, st.spec.lon, st.spec.lat)
+            d = ground_distance_m((lon, lat), (st.spec.lon, st.spec.lat))
             if best is None or d < best[0]:
                 best = (d, st)
         return best[1] if best else None
@@ -301,7 +302,7 @@ class HazardWatch:
     def _release_rate(key: str, ppm: float, spec: SensorSpec, source: tuple[float, float], speed: float,
                       from_deg: float, stability: str) -> tuple[float, str]:
         """The release that puts ``ppm`` at the detector (Gaussian plume, linear in the rate)."""
-        if _distance_m(source[0], source[1], spec.lon, spec.lat) < 20.0:
+        if ground_distance_m((source[0], source[1]), (spec.lon, spec.lat)) < 20.0:
             return DEFAULT_RELEASE_G_PER_S, "default (detector at the source)"
         unit = chemical.ground_concentration_mg_m3_at(
             spec.lon, spec.lat, key=key, source_lon=source[0], source_lat=source[1], emission_g_per_s=1.0,
@@ -311,9 +312,3 @@ class HazardWatch:
             return DEFAULT_RELEASE_G_PER_S, "default (detector not downwind of the source)"
         mg_m3 = chemical.ppm_to_mg_m3(ppm, chemical.substance(key).molar_mass_g_per_mol)
         return float(mg_m3) / c_unit, "back-calculated from the detector"
-
-
-def _distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))

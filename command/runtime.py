@@ -44,7 +44,7 @@ from uav.telemetry import Telemetry
 from .clock import Clock, SystemClock
 from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
 from .dispatch.envelope import mission_fence
-from .dispatch.geometry import path_length_m
+from .dispatch.geometry import ground_distance_m, path_length_m
 from .dispatch.errors import PlanRefused
 from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
@@ -61,7 +61,7 @@ from .risk.assess import ASSESSED, assess
 from .risk.hotspots import HotspotParams
 from .risk.riskmap import RiskModel, RiskState
 from .risk.riskmap import compute as risk_compute
-from .sensing import MaintenanceWindow, Sensing
+from .sensing import MaintenanceWindow, Sensing, reading_wire
 from .risk.rules import Assessment, Level
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
@@ -129,11 +129,6 @@ class Service:
         self.report_stats = ReporterStats()
         self.departments = {d.id: d for d in self.district.departments}
         self.vehicle_specs = {v.name: v for v in self.district.fleet}
-        self.sensor_status: dict[str, str] = {}
-        self.latest: dict[str, dict[str, Any]] = {
-            r.sensor_id: _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
-            for r in self.store.latest_readings().values()
-        }
         towns = [f for f in self.district.facilities if f.kind == "town" and f.population]
         others = [f for f in self.district.facilities if f.kind in ("school", "hospital", "nursing_home")]
         self.hazards = HazardWatch(
@@ -159,8 +154,8 @@ class Service:
         self.rain_forecast: RainForecast | None = None
         self.slopes = [f for f in self.district.facilities if f.kind == "landslide_slope"]
         self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
-        self.sensing.seed(Reading(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
-                          for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25)))
+        self.sensing.seed((_reading(r) for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25))),
+                          newest=(_reading(r) for r in self.store.latest_readings().values()))
         self.sensing.load_maintenance(_window(w) for w in self.store.maintenance(after=self.clock.now()))
         self._rain: dict[str, deque[tuple[datetime, float]]] = {}
         self._rain_newest: dict[str, datetime] = {}  # newest reading time per gauge
@@ -427,20 +422,13 @@ class Service:
     def _on_stored(self, readings: Sequence[Reading]) -> None:
         """After a batch is stored: latest values, live events, assessment."""
         for r in readings:
-            wire = _reading_wire(r.sensor_id, r.quantity, r.value, r.unit, r.time, r.flag)
-            if r.qc:
-                wire["qc"] = [{"check": n.check, "flag": n.flag, "detail": n.detail} for n in r.qc]
-                for n in r.qc:
-                    key = (n.flag, n.check)
-                    self.metrics.flagged[key] = self.metrics.flagged.get(key, 0) + 1
-            self.bus.publish("sensor.reading", wire)
+            for n in r.qc:
+                key = (n.flag, n.check)
+                self.metrics.flagged[key] = self.metrics.flagged.get(key, 0) + 1
+            self.bus.publish("sensor.reading", reading_wire(r))
             spec = self.registry.get(r.sensor_id)
             if spec is None:
                 continue
-            if r.quantity == spec.quantity:
-                prev = self.latest.get(r.sensor_id)
-                if prev is None or prev["time"] <= wire["time"]:
-                    self.latest[r.sensor_id] = wire
             if r.flag == "bad":
                 continue  # an impossible value never feeds a hazard model
             for a in self.hazards.observe(spec, r):  # fire weather, detections
@@ -457,8 +445,7 @@ class Service:
         })
 
     async def _on_status(self, sensor_id: str, status: str) -> None:
-        if self.sensor_status.get(sensor_id) != status:
-            self.sensor_status[sensor_id] = status
+        if self.sensing.health[sensor_id].status != status:
             self.bus.publish("sensor.status", {"sensor_id": sensor_id, "status": status})
         self._health_events(self.sensing.status(sensor_id, status))
 
@@ -715,8 +702,7 @@ class Service:
             open_id = self._join_candidate(a.kind, spec, tuple(position) if position else None)
         row = self.store.incident(open_id) if open_id is not None else None
         now = self.clock.now()
-        evidence = _reading_wire(reading.sensor_id, reading.quantity, reading.value, reading.unit,
-                                 reading.time, reading.flag)
+        evidence = reading_wire(reading)
         member = {"level": a.level.colour, "flag": reading.flag, "kind": spec.kind, "value": a.value,
                   "time": reading.time.isoformat(), "sensor_id": spec.sensor_id, "quantity": reading.quantity}
         if a.extra:
@@ -831,7 +817,7 @@ class Service:
             if kind == "fire":
                 row = self.store.incident(incident_id)
                 points.append((row.lon, row.lat))
-            d = min(_ground_distance_m(here, p) for p in points)
+            d = min(ground_distance_m(here, p) for p in points)
             if d <= radius_m and (best is None or d < best[0]):
                 best = (d, incident_id)
         return best[1] if best else None
@@ -1015,7 +1001,7 @@ class Service:
                         self.store.update_flight(flight_id, takeoff_at=self.clock.now())
                 if airborne and t.armed and math.isfinite(t.lat_deg) and math.isfinite(t.lon_deg):
                     if last is not None:
-                        flown_m += _ground_distance_m(last, (t.lon_deg, t.lat_deg))
+                        flown_m += ground_distance_m(last, (t.lon_deg, t.lat_deg))
                     last = (t.lon_deg, t.lat_deg)
                 if airborne and t.vehicle_type != "boat" and math.isfinite(t.alt_amsl_m):
                     agl = t.alt_amsl_m - self.district.terrain.elevation_at(t.lon_deg, t.lat_deg)
@@ -1318,8 +1304,9 @@ class Service:
                 "properties": {
                     "id": spec.sensor_id, "kind": spec.kind, "name": spec.name, "name_zh": spec.name_zh,
                     "quantity": spec.quantity, "unit": spec.unit, "datum": spec.datum,
-                    "status": self.sensor_status.get(spec.sensor_id, "unknown"),
-                    "latest": self.latest.get(spec.sensor_id), "thresholds": dict(spec.thresholds),
+                    "status": self.sensing.health[spec.sensor_id].status or "unknown",
+                    "latest": _wire_or_none(self.sensing.newest(spec.sensor_id, spec.quantity)),
+                    "thresholds": dict(spec.thresholds),
                     **self.sensing.sensor_state(spec.sensor_id, self.clock.now()),
                 },
             })
@@ -1348,10 +1335,12 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-def _reading_wire(sensor_id: str, quantity: str, value: float, unit: str, time: datetime,
-                  flag: str) -> dict[str, Any]:
-    return {"sensor_id": sensor_id, "quantity": quantity, "value": value, "unit": unit,
-            "time": time.isoformat(), "flag": flag}
+def _reading(row: Any) -> Reading:
+    return Reading(row.sensor_id, row.quantity, row.value, row.unit, row.time, row.flag)
+
+
+def _wire_or_none(r: Reading | None) -> dict[str, Any] | None:
+    return reading_wire(r) if r is not None else None
 
 
 def _titles(a: Assessment, spec: SensorSpec) -> tuple[str, str]:
@@ -1377,14 +1366,7 @@ def _plan_wire(plan: MissionPlan) -> dict[str, Any]:
     }
 
 
-def _ground_distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Distance between two nearby lon/lat points (equirectangular; metres-scale steps)."""
-    dy = (b[1] - a[1]) * 111_320.0
-    dx = (b[0] - a[0]) * 111_320.0 * math.cos(math.radians((a[1] + b[1]) / 2))
-    return math.hypot(dx, dy)
-
-
 def _near_home(t: Telemetry, radius_m: float = 15.0) -> bool:
     if not all(math.isfinite(x) for x in (t.home_lat_deg, t.home_lon_deg, t.lat_deg, t.lon_deg)):
         return False
-    return _ground_distance_m((t.home_lon_deg, t.home_lat_deg), (t.lon_deg, t.lat_deg)) <= radius_m
+    return ground_distance_m((t.home_lon_deg, t.home_lat_deg), (t.lon_deg, t.lat_deg)) <= radius_m

@@ -18,7 +18,7 @@ from sensors.model import QcNote, Reading, worst_flag
 from sensors.quality import QualityControl
 from sensors.registry import Registry
 
-__all__ = ["MaintenanceWindow", "Sensing"]
+__all__ = ["MaintenanceWindow", "Sensing", "reading_wire"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +46,16 @@ class Sensing:
         self.qc = QualityControl(registry.values())
         self.health = HealthTracker(registry.values(), stale_factor=stale_factor, started=started)
         self._maintenance: dict[str, list[MaintenanceWindow]] = {}
-        # newest value per (sensor, quantity), as the API shows it
-        self.latest: dict[tuple[str, str], Reading] = {}
+        # newest reading of each record, by sensor then quantity (what the API shows)
+        self.latest: dict[str, dict[str, Reading]] = {}
 
     # -- readings -------------------------------------------------------------------------
-    def seed(self, readings: Iterable[Reading]) -> None:
-        """Stored readings at start-up: the QC history and the latest values."""
+    def seed(self, readings: Iterable[Reading], *, newest: Iterable[Reading] = ()) -> None:
+        """Stored readings at start-up: the QC history and the latest values (``newest``: each
+        sensor's newest reading, however old, so a long-silent sensor still shows its last value)."""
         readings = list(readings)
         self.qc.seed(readings)
-        for r in readings:
+        for r in (*newest, *readings):
             self._keep_latest(r)
 
     def review(self, readings: Sequence[Reading], *, received: datetime) -> tuple[list[Reading], list[Transition]]:
@@ -99,10 +100,13 @@ class Sensing:
         return Reading(r.sensor_id, "rain", increment, "mm", r.time, r.flag, notes if r.flag == "good" else r.qc)
 
     def _keep_latest(self, r: Reading) -> None:
-        key = (r.sensor_id, r.quantity)
-        prev = self.latest.get(key)
+        records = self.latest.setdefault(r.sensor_id, {})
+        prev = records.get(r.quantity)
         if prev is None or prev.time <= r.time:
-            self.latest[key] = r
+            records[r.quantity] = r
+
+    def newest(self, sensor_id: str, quantity: str) -> Reading | None:
+        return self.latest.get(sensor_id, {}).get(quantity)
 
     def tick(self, now: datetime) -> list[Transition]:
         return self.health.tick(now)
@@ -130,19 +134,26 @@ class Sensing:
         return None
 
     # -- views ----------------------------------------------------------------------------
+    def state(self, sensor_id: str, now: datetime) -> str:
+        """maintenance, offline, stale, ok or unknown."""
+        return "maintenance" if self.in_maintenance(sensor_id, now) else self.health[sensor_id].state
+
     def sensor_state(self, sensor_id: str, now: datetime) -> dict[str, Any]:
         """Health, maintenance and the newest value of every record of one sensor."""
         h = self.health[sensor_id]
         window = self.in_maintenance(sensor_id, now)
-        values = {q: _reading_wire(r) for (sid, q), r in self.latest.items() if sid == sensor_id}
-        state = "maintenance" if window else h.state
+        values = {q: reading_wire(r) for q, r in self.latest.get(sensor_id, {}).items()}
+        state = self.state(sensor_id, now)
         return {"health": {**h.to_wire(), "state": state}, "maintenance": window.to_wire() if window else None,
                 "values": values,
                 # A stale sensor's expected readings are missing data (not zero, not good).
                 "flag": "missing" if h.stale else None}
 
 
-def _reading_wire(r: Reading) -> dict[str, Any]:
-    return {"sensor_id": r.sensor_id, "quantity": r.quantity, "value": r.value, "unit": r.unit,
-            "time": r.time.isoformat(), "flag": r.flag,
-            "qc": [{"check": n.check, "flag": n.flag, "detail": n.detail} for n in r.qc]}
+def reading_wire(r: Reading) -> dict[str, Any]:
+    """A reading as the API, the WebSocket and the event log show it."""
+    wire: dict[str, Any] = {"sensor_id": r.sensor_id, "quantity": r.quantity, "value": r.value, "unit": r.unit,
+                            "time": r.time.isoformat(), "flag": r.flag}
+    if r.qc:
+        wire["qc"] = [{"check": n.check, "flag": n.flag, "detail": n.detail} for n in r.qc]
+    return wire

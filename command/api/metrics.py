@@ -28,8 +28,8 @@ def render_metrics(service: Service) -> str:
               "# TYPE yingji_readings_flagged_total counter"]
     for (flag, check), n in sorted(service.metrics.flagged.items()):
         lines.append(f'yingji_readings_flagged_total{{flag="{_esc(flag)}",check="{_esc(check)}"}} {n}')
-    states = Counter(service.sensing.sensor_state(sid, service.clock.now())["health"]["state"]
-                     for sid in service.registry)
+    now = service.clock.now()
+    states = Counter(service.sensing.state(sid, now) for sid in service.registry)
     lines += ["# HELP yingji_sensors Registered sensors by health state.", "# TYPE yingji_sensors gauge"]
     for state in ("ok", "stale", "offline", "maintenance", "unknown"):
         lines.append(f'yingji_sensors{{state="{state}"}} {states.get(state, 0)}')

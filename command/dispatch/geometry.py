@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -65,3 +67,11 @@ def densify(path_lonlat: Sequence[tuple[float, float]], step_m: float, *,
     _, inv = utm_transformers(epsg)
     lon, lat = inv.transform(np.concatenate(xs), np.concatenate(ys))
     return np.asarray(lon), np.asarray(lat), np.concatenate(along), np.concatenate(seg)
+
+
+def ground_distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance (haversine, mean Earth radius) between two lon/lat points, metres."""
+    p1, p2 = math.radians(a[1]), math.radians(b[1])
+    h = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b[0] - a[0]) / 2) ** 2)
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))

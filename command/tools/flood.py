@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from command.tools import finite, number_option
 from command.risk.flood import (
     DEFAULT_HORIZON_H,
     DEFAULT_WINDOW_H,
@@ -51,28 +52,9 @@ Exit status: 0 on success; 2 on bad options or bad rows (one line per problem on
 """
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+_number = number_option()
+_non_negative = number_option(lo=0.0)
+_positive = number_option(positive=True)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:  # noqa: ANN001  (argparse's private sub-parsers type)
@@ -195,13 +177,9 @@ def run(args: argparse.Namespace) -> int:
             errors.append(f"{where}: {level_col}: missing value")
         else:
             try:
-                h = float(h_text)
-            except ValueError:
-                errors.append(f"{where}: {level_col}: not a number: {h_text!r}")
-            else:
-                if not math.isfinite(h):
-                    errors.append(f"{where}: {level_col}: not a finite number: {h_text!r}")
-                    h = None
+                h = finite(h_text)
+            except ValueError as err:
+                errors.append(f"{where}: {level_col}: {err}")
         if t is not None:
             if prev is not None and t <= prev:
                 errors.append(f"{where}: {time_col}: {t_text} is not after the previous row's time "

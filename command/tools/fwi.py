@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from command.risk.fire import NoonWeather, fwi_series
+from command.tools import finite, number_option
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "add_parser", "run"]
 
@@ -54,34 +55,19 @@ Example: yingji fwi --lat 29.7 station.csv > station_fwi.csv
 """
 
 
-def _number(lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-        if lo is not None and v < lo or hi is not None and v > hi:
-            bounds = f"{lo:g}..{hi:g}" if hi is not None else f">= {lo:g}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
-        return v
-    return parse
-
-
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Register the ``fwi`` sub-command on an argparse sub-parsers object; set_defaults(func=run)."""
     p = sub.add_parser(
         "fwi", help="forest fire weather index (Canadian FWI System) from daily noon weather (CSV)",
         description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lat", type=_number(-90, 90), required=True, metavar="DEG",
+    p.add_argument("--lat", type=number_option(lo=-90, hi=90), required=True, metavar="DEG",
                    help="latitude of the station, decimal degrees north (south negative); "
                         "selects the day-length factors")
-    p.add_argument("--ffmc0", type=_number(0, 101), default=85.0, metavar="X",
+    p.add_argument("--ffmc0", type=number_option(lo=0, hi=101), default=85.0, metavar="X",
                    help="FFMC of the day before the first row (default 85, the standard start-up)")
-    p.add_argument("--dmc0", type=_number(0), default=6.0, metavar="X",
+    p.add_argument("--dmc0", type=number_option(lo=0), default=6.0, metavar="X",
                    help="DMC of the day before the first row (default 6)")
-    p.add_argument("--dc0", type=_number(0), default=15.0, metavar="X",
+    p.add_argument("--dc0", type=number_option(lo=0), default=15.0, metavar="X",
                    help="DC of the day before the first row (default 15)")
     p.add_argument("input", help="input CSV file, or - for standard input")
     p.set_defaults(func=run)
@@ -93,16 +79,12 @@ class _Rejected(Exception):
 
 
 def _cell_number(text: str) -> float:
-    s = text.strip()
-    if not s:
+    if not text.strip():
         raise _Rejected("missing value")
     try:
-        v = float(s)
-    except ValueError:
-        raise _Rejected(f"not a number: {s!r}") from None
-    if not math.isfinite(v):
-        raise _Rejected(f"not a finite number: {s!r}")
-    return v
+        return finite(text)
+    except ValueError as err:
+        raise _Rejected(str(err)) from None
 
 
 def _whole(text: str, lo: int, hi: int, what: str) -> int:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from command.tools import finite, number_option
 from command.risk.landslide import (
     FailureForecast,
     LandslideError,
@@ -68,14 +68,7 @@ stdout and exit status 2. The levels are the system's assessment, not an officia
 """
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+_positive_float = number_option(positive=True)
 
 
 def _positive_int(text: str) -> int:
@@ -125,14 +118,7 @@ def _parse_time(text: str) -> datetime:
     return t
 
 
-def _parse_mm(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"not a finite number: {text!r}")
-    return value
+_parse_mm = finite
 
 
 def run(args: argparse.Namespace) -> int:

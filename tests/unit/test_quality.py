@@ -144,7 +144,7 @@ def test_sensing_derives_interval_rain_from_a_bucket_counter() -> None:
     assert [(o.quantity, o.value) for o in out] == [("rain_total", 102.5), ("rain", 2.5)]
     out, _ = sensing.review([r("tb", "rain_total", 0.5, T0 + 10 * MIN)], received=T0)
     assert out[1].value == 0.5 and "counter reset" in out[1].qc[0].detail
-    assert sensing.latest[("tb", "rain")].value == 0.5
+    assert sensing.newest("tb", "rain").value == 0.5
 
 
 def test_maintenance_windows_cover_half_open_intervals() -> None:
