@@ -154,14 +154,14 @@ class Service:
         self.rain_forecast: RainForecast | None = None
         self.slopes = [f for f in self.district.facilities if f.kind == "landslide_slope"]
         self.sensing = Sensing(self.registry, stale_factor=settings.stale_factor, started=self.clock.now())
-        self.sensing.seed((_reading(r) for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25))),
-                          newest=(_reading(r) for r in self.store.latest_readings().values()))
+        recent = [_reading(r) for r in self.store.recent_readings(since=self.clock.now() - timedelta(hours=25))]
+        self.sensing.seed(recent, newest=(_reading(r) for r in self.store.latest_readings().values()))
         self.sensing.load_maintenance(_window(w) for w in self.store.maintenance(after=self.clock.now()))
         self._rain: dict[str, deque[tuple[datetime, float]]] = {}
         self._rain_newest: dict[str, datetime] = {}  # newest reading time per gauge
         self._rain_wet: dict[str, datetime] = {}  # newest time with rain > 0 per gauge
         self._series: dict[tuple[str, str], dict[datetime, float]] = {}  # model inputs, see SERIES_SPAN
-        self._load_rain_history()
+        self._load_rain_history(recent)
         self.assignments: dict[str, int] = {
             d.vehicle: d.incident_id for d in self.store.dispatches().values()
             if d.vehicle and d.state in DISPATCH_ACTIVE
@@ -310,11 +310,16 @@ class Service:
         self._tg.create_task(guarded(), name=name)
 
     # -- sensing --------------------------------------------------------------------------
-    def _load_rain_history(self) -> None:
+    def _load_rain_history(self, recent: Sequence[Reading]) -> None:
+        """Each gauge's interval rain of the last RAIN_WINDOW (the same start-up read as QC's)."""
         since = self.clock.now() - RAIN_WINDOW
+        by_gauge: dict[str, list[Reading]] = {}
+        for r in recent:
+            if r.quantity == "rain" and r.flag != "bad" and r.time > since:
+                by_gauge.setdefault(r.sensor_id, []).append(r)
         for spec in self.registry.values():
             if spec.kind == "rain_gauge":
-                rows = self.store.readings(spec.sensor_id, since=since)
+                rows = by_gauge.get(spec.sensor_id, [])
                 self._rain[spec.sensor_id] = deque((r.time, r.value) for r in rows)
                 if rows:
                     self._rain_newest[spec.sensor_id] = max(r.time for r in rows)
