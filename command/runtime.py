@@ -27,6 +27,7 @@ import aiomqtt
 import numpy as np
 from shapely.geometry import Point
 
+from sensors.aio import raise_if_cancelling
 from sensors.ingest import Ingestor
 from sensors.model import Reading, Rejection
 from sensors.mqtturl import parse_mqtt_url
@@ -280,7 +281,7 @@ class Service:
             await client.publish(topic, payload, qos=1, retain=retain)
             self._unsent = None  # kept until the broker took it: the next session sends it first
             self.metrics.mqtt_published += 1
-            _raise_if_cancelling()
+            raise_if_cancelling()
 
     def _mqtt_publish(self, topic: str, data: dict[str, Any], *, retain: bool = False) -> None:
         if self._outbox.full():
@@ -1325,19 +1326,6 @@ def _members(raw: dict[str, Any]) -> dict[str, Member]:
 
 def _window(row: Any) -> MaintenanceWindow:
     return MaintenanceWindow(row.id, row.sensor_id, row.start, row.end, row.reason, row.created_by)
-
-
-def _raise_if_cancelling() -> None:
-    """Re-raise a cancellation that a library swallowed.
-
-    Python 3.11's ``asyncio.wait_for`` (which aiomqtt awaits publishes with) returns
-    normally when its future completes in the same step as the cancellation, losing the
-    CancelledError; a loop around it would then never stop. Only for a task that owns no
-    TaskGroup: in 3.11 a TaskGroup whose child failed can leave its parent's count up.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _reading(row: Any) -> Reading:

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import aiomqtt
 
+from sensors.aio import raise_if_cancelling
 from sensors.mqtturl import MqttUrl, parse_mqtt_url
 from sensors.registry import SensorSpec
 from sensors.senml import Sample, encode
@@ -204,6 +205,7 @@ class DeviceFleet:
                     backoff_s = 0.2
                     for sid in by_id:
                         await client.subscribe(command_topic(sid), qos=1)
+                        raise_if_cancelling()
                     self.stats.subscribed += 1
                     async for message in client.messages:
                         sid, _ = parse_topic(message.topic.value)
@@ -289,11 +291,7 @@ class DeviceFleet:
                 payload = encode(device.spec.sensor_id, samples)
                 await client.publish(senml_topic(device.spec.sensor_id), payload, qos=1)
                 self.stats.published += 1
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # Python 3.11's wait_for (inside aiomqtt's publish) can swallow a
-                    # cancellation that lands as the publish completes
-                    raise asyncio.CancelledError
+                raise_if_cancelling()
             # Reschedule only after a successful publish: after a reconnect it is retried.
             heapq.heapreplace(queue, (due + timedelta(seconds=device.interval_s), k))
 

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import aiomqtt
 
+from sensors.aio import raise_if_cancelling
 from sensors.model import Reading, Rejection, RejectionLog
 from sensors.qc import check
 from sensors.registry import Registry
@@ -106,11 +107,7 @@ class Ingestor:
         """
         for topic_filter in self.subscriptions:
             await client.subscribe(topic_filter, qos=1)
-            # Python 3.11's asyncio.wait_for (which aiomqtt awaits the SUBACK with) can swallow a
-            # cancellation that lands as the SUBACK arrives; the loop below would then wait forever.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+            raise_if_cancelling()  # else the loop below could wait forever after a stop
         log.info("subscribed to %s", ", ".join(self.subscriptions))
         self.subscribed.set()
         try:
