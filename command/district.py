@@ -295,6 +295,11 @@ class _RoadProps(_Named):
     class_: Literal["expressway", "arterial"] = Field(alias="class")
 
 
+class _LandcoverProps(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(pattern=r"^[a-z_]+$")  # forest, farmland, urban, ...; the risk map reads forest
+
+
 class _FacilityProps(_Named):
     id: str = Field(min_length=1)
     kind: str = Field(pattern=r"^[a-z_]+$")
@@ -321,6 +326,7 @@ class District:
     airspace: tuple[Zone, ...]
     rivers: tuple[River, ...]
     water: Polygon | MultiPolygon  # union of the water areas
+    forest: Polygon | MultiPolygon  # union of the forest areas of landcover.geojson (empty without it)
     roads: tuple[Road, ...]
     facilities: tuple[Facility, ...]
     terrain: Terrain
@@ -392,6 +398,17 @@ class District:
             facilities.append(Facility(p.id, p.kind, p.name, p.name_zh, geom.x, geom.y, p.population))
         _unique_ids(f, [x.id for x in facilities])
 
+        f = root / "landcover.geojson"  # optional: land cover areas (kind forest, ...)
+        forests = []
+        if f.is_file():
+            layers["landcover"] = _geojson(f)
+            for i, (geom, props) in enumerate(_features(f, layers["landcover"], ("Polygon", "MultiPolygon"))):
+                p = _model(f, _LandcoverProps, props, f"feature {i}")
+                if p.kind == "forest":
+                    forests.append(geom)
+        forest = shapely.union_all(forests) if forests else MultiPolygon()
+        shapely.prepare(forest)
+
         terrain = Terrain.load(root / "terrain.asc", utm_epsg=meta.utm_epsg)
         tw, ts, te, tn = terrain.bounds
         w, s, e, n = meta.bbox
@@ -411,7 +428,7 @@ class District:
             path=root, name=meta.name, name_zh=meta.name_zh, synthetic=meta.synthetic, notice=meta.notice,
             bbox=meta.bbox, center=meta.center, timezone=meta.timezone, utm_epsg=meta.utm_epsg,
             boundary=boundary, airspace=tuple(zones), rivers=tuple(rivers), water=water,
-            roads=tuple(roads), facilities=tuple(facilities), terrain=terrain, fleet=tuple(vehicles),
+            forest=forest, roads=tuple(roads), facilities=tuple(facilities), terrain=terrain, fleet=tuple(vehicles),
             departments=tuple(DepartmentSpec(d.id, d.name, d.name_zh) for d in depts.departments),
             playbook=MappingProxyType({k: tuple(MappingProxyType(t.model_dump()) for t in ts_)
                                        for k, ts_ in depts.playbook.items()}),

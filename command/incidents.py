@@ -5,6 +5,7 @@ Pure decision logic over plain data; the runtime applies the decisions to the st
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -125,3 +126,28 @@ def verification(members: dict[str, Member], *, k: int = CONFIRM_K) -> tuple[str
                               f"before it is treated as real")
     return "unverified", (f"seen by {len(agreeing)} sensor{'s' if len(agreeing) != 1 else ''} only; "
                           f"{k} independent sensors, a drone or a crew must confirm it")
+
+
+def link_groups(keys: Sequence[str], linked: Callable[[str, str], bool]) -> list[list[str]]:
+    """The groups of ``keys`` that ``linked`` joins, directly or through others (single linkage).
+
+    Each group keeps the keys' order, and the groups come in the order of their first key.
+    An incident whose sensors fall into two groups covers two phenomena (split it); two
+    incidents whose sensors link are one (merge them).
+    """
+    parent = list(range(len(keys)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            if root(i) != root(j) and linked(keys[i], keys[j]):
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    groups: dict[int, list[str]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(root(i), []).append(key)
+    return list(groups.values())

@@ -51,15 +51,27 @@ from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
 from .events import EventBus
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
-from .incidents import Member, OpenIncident, Status, aggregate_level, decide, hysteresis, transition, verification
+from .incidents import (
+    Member,
+    OpenIncident,
+    Status,
+    aggregate_level,
+    decide,
+    hysteresis,
+    link_groups,
+    transition,
+    verification,
+)
 from .linkage.playbook import tasks_for
 from .floodmap import FloodMapper
+from .hazardmap import HazardMap
 from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
-from .hazards import HazardWatch
+from .hazards import LOCAL, HazardWatch
 from .official import CapError, parse_cap
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
 from .risk.hotspots import HotspotParams
+from .risk.layers import STATIC_LAYERS, FireStation
 from .risk.riskmap import RiskModel, RiskState
 from .risk.riskmap import compute as risk_compute
 from .sensing import MaintenanceWindow, Sensing, reading_wire
@@ -83,6 +95,12 @@ EVIDENCE_KEEP = 20
 JOIN_RADIUS_M = {"rainstorm": 10_000.0, "flood": 30_000.0, "landslide": 1_000.0, "chemical_leak": 2_000.0,
                  "fire": 1_000.0}
 PLUME_EVERY = timedelta(minutes=5)
+# Incidents regrouped by geometry (split and merged): those placed by their sensors. A fire is
+# placed where its detections cross, not where its detectors stand.
+REGROUP_KINDS = frozenset({"rainstorm", "flood", "landslide", "chemical_leak"})
+SPLIT_NAMES = {"rainstorm": ("Rainstorm", "暴雨"), "flood": ("River level", "水位"),
+               "landslide": ("Slope movement", "边坡变形"), "chemical_leak": ("Gas leak", "气体泄漏")}
+HAZARD_LAYER_KINDS = frozenset({"flood", "landslide", "fire", "chemical_leak"})  # incidents the risk map draws
 EXTENT_EVERY = timedelta(minutes=10)  # a flood extent is redrawn this often, or when the level moves 0.1 m
 COMMAND_ACK = timedelta(seconds=30)  # a station answers a siren/light command within this (service time)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
@@ -145,10 +163,20 @@ class Service:
         self.commands: dict[str, dict[str, Any]] = {}  # station commands by id (newest 1000)
         self._next_resolve: datetime | None = None
         gauges = self.registry.of_kind("rain_gauge")
-        self.risk_model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
-                                                 cell_m=settings.risk_cell_m,
-                                                 hotspots=HotspotParams(min_area_m2=settings.risk_min_hotspot_ha * 1e4)
-                                                 ) if gauges else None
+        self.risk_model: RiskModel | None = None
+        self.hazard_map: HazardMap | None = None
+        if gauges:
+            model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
+                                           cell_m=settings.risk_cell_m,
+                                           hotspots=HotspotParams(min_area_m2=settings.risk_min_hotspot_ha * 1e4))
+            # every hazard layer of the map: rain and rain-triggered landslides (follow the gauges),
+            # and the layers the open incidents and the fire weather draw (rebuilt when they change)
+            self.hazard_map = HazardMap(self.district, self.registry, model.grid)
+            rain = self.hazard_map.rain_layers()
+            self.risk_model = replace(model, hazard_from_rain=rain, rain_layers=rain.names, static_hazards={
+                name: np.zeros(model.grid.shape, dtype=np.float32) for name in STATIC_LAYERS})
+        self._layers_dirty = True
+        self._fire_signature: tuple[tuple[str, int], ...] = ()
         self.risk_state: RiskState | None = None
         self.risk_computed_at: datetime | None = None
         self._risk_dirty = True
@@ -390,6 +418,7 @@ class Service:
                                              updated_at=now, detail=detail)
             for key in [k for k, v in self._open.items() if v == row.id]:
                 del self._open[key]
+            self._layers_dirty = self._layers_dirty or row.kind in HAZARD_LAYER_KINDS
             closed.append(row.id)
             log.info("incident %d resolved: every sensor quiet since %s", row.id, quiet)
             self.bus.publish("incident.resolved", self.incident_view(row))
@@ -487,7 +516,7 @@ class Service:
         self._risk_dirty = False
         self.recompute_risk()  # the map without rain (exposure only) at once
         while True:
-            if not self._risk_dirty:
+            if not (self._risk_dirty or self._layers_dirty or self._fire_stations_changed()):
                 await asyncio.sleep(0.5)
                 continue
             self._risk_dirty = False
@@ -499,9 +528,33 @@ class Service:
     def clock_speed(self) -> float:
         return getattr(self.clock, "speed", 1.0)
 
+    def _fire_stations(self) -> list[FireStation]:
+        """Each weather station's forest-fire danger of its newest day (if that day is today or yesterday)."""
+        today = self.clock.now().astimezone(LOCAL).date()
+        out = []
+        for day in self.hazards.fire_days():
+            spec = self.registry.get(day.station_id)
+            if spec is not None and (today - day.day).days <= 1:
+                out.append(FireStation(day.station_id, spec.lon, spec.lat, int(day.danger)))
+        return out
+
+    def _fire_stations_changed(self) -> bool:
+        return tuple(sorted((s.station_id, s.danger) for s in self._fire_stations())) != self._fire_signature
+
+    def refresh_hazard_layers(self) -> None:
+        """Rebuild the incident and fire-weather layers of the risk model from the open incidents."""
+        assert self.risk_model is not None and self.hazard_map is not None
+        self._layers_dirty = False
+        ids = sorted({i for (kind, _), i in self._open.items() if kind in HAZARD_LAYER_KINDS})
+        layers = self.hazard_map.build([self.store.incident(i) for i in ids], self._fire_stations())
+        self.risk_model = self.risk_model.with_static(layers.layers, layers.sensors)
+        self._fire_signature = layers.fire_signature
+
     def recompute_risk(self) -> None:
-        """Full recompute from each gauge's 3-hour rain (ids of hotspots carried over)."""
+        """Full recompute from each gauge's 3-hour rain and the hazard layers (ids of hotspots carried over)."""
         assert self.risk_model is not None
+        if self._layers_dirty or self._fire_stations_changed():
+            self.refresh_hazard_layers()
         now = self.clock.now()
         values = {}
         for sid in self.risk_model.station_ids:
@@ -626,6 +679,9 @@ class Service:
                 "computed_at": self.risk_computed_at.isoformat() if self.risk_computed_at else None,
                 "cell_m": grid.cell_m if grid is not None else None,
                 "cells": grid.nrows * grid.ncols if grid is not None else 0,
+                "layers": {name: {"cells": int(np.count_nonzero(a > 0)), "max": round(float(np.nanmax(a)), 3)
+                                  if np.isfinite(a).any() else None}
+                           for name, a in state.risk.hazards.items()} if state is not None else {},
                 "note": "System risk assessment (hazard × exposure × vulnerability, INFORM form), not an official warning."}
 
     def _in_maintenance(self, spec: SensorSpec, reading: Reading) -> bool:
@@ -659,7 +715,10 @@ class Service:
             history = sorted(window)
         elif reading.quantity in SERIES_SPAN:
             history = self._series_window(spec.sensor_id, reading)
-        assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m)
+        routing = spec.properties.get("routing") if reading.quantity == "level" else None
+        upstream = self._upstream_window(routing["upstream"], reading) if routing else None
+        assessment = assess(spec, reading, history=history, approach_m=self.settings.river_approach_m,
+                            upstream_history=upstream)
         if assessment is None:
             return
         if assessment.kind == "flood" and assessment.level > Level.NONE:
@@ -681,6 +740,15 @@ class Service:
                 assessment = self.hazards.with_plume(spec, reading, assessment)
                 self._plume_at[spec.sensor_id] = reading.time
         self._apply_assessment(spec, reading, assessment)
+
+    def _upstream_window(self, sensor_id: str, reading: Reading) -> list[tuple[datetime, float]]:
+        """An upstream gauge's usable levels over the level span up to ``reading`` (Muskingum routing input).
+
+        From the store, not the gauge's own series cache: it holds every replica's readings
+        and those of a gauge this process has not heard from yet (the cache is left alone).
+        """
+        rows = self.store.readings(sensor_id, quantity="level", since=reading.time - SERIES_SPAN["level"], limit=5000)
+        return [(r.time, r.value) for r in rows if r.flag != "bad" and r.time <= reading.time]
 
     def _series_window(self, sensor_id: str, reading: Reading) -> list[tuple[datetime, float]]:
         """The record's usable (not bad) values over its model's span, kept per sensor."""
@@ -706,6 +774,8 @@ class Service:
                 return  # the common case: nothing to open, nothing to follow
             position = (a.extra or {}).get("position")
             open_id = self._join_candidate(a.kind, spec, tuple(position) if position else None)
+        if a.kind in HAZARD_LAYER_KINDS:
+            self._layers_dirty = True  # the map draws these incidents' areas
         row = self.store.incident(open_id) if open_id is not None else None
         now = self.clock.now()
         evidence = reading_wire(reading)
@@ -741,6 +811,7 @@ class Service:
             row = self.store.update_incident(row.id, detail=detail)
             if joined or changed_verification:
                 self.bus.publish("incident.updated", self.incident_view(row))
+            self._regroup(row)
             return
         if a.level == level:  # the reading that sets the level also names it
             title, title_zh = _titles(a, spec)
@@ -750,6 +821,7 @@ class Service:
         row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
+        self._regroup(row)
 
     def _open_incident(self, spec: SensorSpec, a: Assessment, member_key: str, member: dict[str, Any],
                        evidence: dict[str, Any], now: datetime) -> None:
@@ -773,6 +845,147 @@ class Service:
         log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
         self.bus.publish("incident.opened", self.incident_view(row))
         self._link_departments(row, spec)
+
+    # -- one incident per phenomenon, by geometry -------------------------------------------
+    def _place(self, sensor_id: str) -> tuple[float, float] | None:
+        spec = self.registry.get(sensor_id)
+        if spec is not None:
+            return (spec.lon, spec.lat)
+        slope = next((f for f in self.slopes if f.id == sensor_id), None)
+        return (slope.lon, slope.lat) if slope is not None else None
+
+    def _linked(self, kind: str, a: str, b: str) -> bool:
+        """Two sensors see one phenomenon of ``kind``: within its join radius (a flood: on one river)."""
+        if a == b:
+            return True
+        pa, pb = self._place(a), self._place(b)
+        if pa is None or pb is None:
+            return False
+        if kind == "flood":
+            ra = (self.registry.get(a).properties if self.registry.get(a) else {}).get("river")
+            rb = (self.registry.get(b).properties if self.registry.get(b) else {}).get("river")
+            if ra is None or ra != rb:
+                return False
+        return ground_distance_m(pa, pb) <= JOIN_RADIUS_M[kind]
+
+    def _regroup(self, row: IncidentRow) -> None:
+        """Split an incident whose active sensors no longer link into one area; merge open incidents
+        of its kind that its active sensors now link to (the older one stays)."""
+        if row.kind not in REGROUP_KINDS or row.status == Status.CLOSED:
+            return
+        members = row.detail.get("members") or {}
+        active = [k for k, m in members.items() if m.get("level", "none") != "none"]
+        sid = {k: members[k].get("sensor_id", k) for k in members}
+        groups = link_groups(active, lambda x, y: self._linked(row.kind, sid[x], sid[y]))
+        if len(groups) > 1:
+            rank = {k: Level[members[k]["level"].upper()] for k in active}
+            stay = max(groups, key=lambda g: (max(rank[k] for k in g), row.sensor_id in {sid[k] for k in g}))
+            for g in groups:
+                if g is not stay:
+                    self._split_off(row, g)
+            row = self.store.incident(row.id)
+            members = row.detail.get("members") or {}
+            active = [k for k, m in members.items() if m.get("level", "none") != "none"]
+        others = sorted({i for (kind, _), i in self._open.items() if kind == row.kind and i != row.id})
+        for other_id in others:
+            other = self.store.incident(other_id)
+            theirs = [(k, m.get("sensor_id", k)) for k, m in (other.detail.get("members") or {}).items()
+                      if m.get("level", "none") != "none"]
+            if not any(self._linked(row.kind, sid[k], s) for k in active for _, s in theirs):
+                continue
+            keep, gone = (row, other) if row.id < other.id else (other, row)
+            if gone.status != Status.OPEN:  # a dispatched incident is not closed under its flight
+                keep, gone = gone, keep
+            if gone.status != Status.OPEN:
+                continue  # both dispatched: they stay apart until a dispatcher closes one
+            self._merge(keep, gone)
+            if gone.id == row.id:
+                return
+            row = self.store.incident(row.id)
+
+    def _split_off(self, row: IncidentRow, keys: list[str]) -> None:
+        """Move a group of an incident's sensors into a new incident of their own."""
+        now = self.clock.now()
+        detail = dict(row.detail)
+        members = dict(detail.get("members") or {})
+        moved = {k: members.pop(k) for k in keys}
+        sensors = sorted({m.get("sensor_id", k) for k, m in moved.items()})
+        level = aggregate_level(_members(moved))
+        top = max(moved.values(), key=lambda m: Level[m["level"].upper()])
+        spec = self.registry.get(top.get("sensor_id", "")) or self.registry.get(sensors[0])
+        place = self._place(top.get("sensor_id", sensors[0])) or (row.lon, row.lat)
+        km = JOIN_RADIUS_M[row.kind] / 1000.0
+        why = (f"Split from incident #{row.id}: {', '.join(sensors)} no longer link to its other sensors "
+               f"(more than {km:g} km apart, none active between)")
+        why_zh = f"由事件 #{row.id} 拆分：{', '.join(sensors)} 与其余传感器相距超过 {km:g} 公里"
+        name, name_zh = (spec.name, spec.name_zh) if spec is not None else (sensors[0], sensors[0])
+        kind_en, kind_zh = SPLIT_NAMES.get(row.kind, (row.kind, row.kind))
+        new_detail: dict[str, Any] = {
+            "title": f"{kind_en} at {name}: {level.colour} level", "title_zh": f"{name_zh}{kind_zh}{level.colour_zh}等级",
+            "reason": why, "reason_zh": why_zh, "split_from": row.id, "split_reason": why, "split_reason_zh": why_zh,
+            "members": moved,
+            "levels": [{"level": level.colour, "time": now.isoformat(), "value": top.get("value"),
+                        "sensor_id": top.get("sensor_id"), "split_from": row.id}],
+            "evidence": [e for e in detail.get("evidence", []) if e.get("sensor_id") in sensors],
+        }
+        self._verify(new_detail, moved, now)
+        on_water = row.kind == "flood" or self.district.on_water(*place)
+        new = self.store.insert_incident(kind=row.kind, sensor_id=top.get("sensor_id"), level=int(level),
+                                         status=Status.OPEN, lon=place[0], lat=place[1], on_water=on_water,
+                                         opened_at=now, updated_at=now, detail=new_detail)
+        for s in sensors:
+            self._open[(row.kind, s)] = new.id
+        # what stays: its own sensors' level at once (the higher part left with the split)
+        detail["members"] = members
+        detail["split"] = detail.get("split", []) + [{"into": new.id, "sensors": sensors, "time": now.isoformat()}]
+        remaining = aggregate_level(_members(members))
+        updates: dict[str, Any] = {}
+        if remaining != Level(row.level) and remaining > Level.NONE:
+            detail["levels"] = detail.get("levels", []) + [
+                {"level": remaining.colour, "time": now.isoformat(), "split_into": new.id}]
+            detail["lower_pending_since"] = None
+            updates["level"] = int(remaining)
+        self._verify(detail, members, now)
+        row = self.store.update_incident(row.id, detail=detail, updated_at=now, **updates)
+        self.metrics.incidents_opened += 1
+        self._layers_dirty = self._layers_dirty or row.kind in HAZARD_LAYER_KINDS
+        log.info("incident %d split: %s → new incident %d", row.id, ", ".join(sensors), new.id)
+        self.bus.publish("incident.updated", self.incident_view(row))
+        self.bus.publish("incident.opened", self.incident_view(new))
+        if spec is not None:
+            self._link_departments(new, spec)
+
+    def _merge(self, keep: IncidentRow, gone: IncidentRow) -> None:
+        """Fold incident ``gone`` into ``keep`` (one phenomenon) and close ``gone`` as merged."""
+        now = self.clock.now()
+        detail = dict(keep.detail)
+        members = dict(detail.get("members") or {})
+        for k, m in (gone.detail.get("members") or {}).items():
+            if k not in members or m.get("time", "") > members[k].get("time", ""):
+                members[k] = m
+        detail["members"] = members
+        detail["evidence"] = sorted(detail.get("evidence", []) + gone.detail.get("evidence", []),
+                                    key=lambda e: e.get("time", ""))[-EVIDENCE_KEEP:]
+        detail["merged"] = detail.get("merged", []) + [{"from": gone.id, "time": now.isoformat()}]
+        theirs = gone.detail.get("verification") or {}
+        if theirs.get("state") == "confirmed" and (detail.get("verification") or {}).get("state") != "confirmed":
+            detail["verification"] = {**theirs, "reason": f"{theirs.get('reason', 'confirmed')} (incident #{gone.id})"}
+        self._verify(detail, members, now)
+        level = max(Level(keep.level), Level(gone.level))
+        if level != Level(keep.level):
+            detail["levels"] = detail.get("levels", []) + [
+                {"level": level.colour, "time": now.isoformat(), "merged_from": gone.id}]
+        keep = self.store.update_incident(keep.id, level=int(level), detail=detail, updated_at=now)
+        for key in [k for k, v in self._open.items() if v == gone.id]:
+            self._open[key] = keep.id
+        closed = {**gone.detail, "closed_reason": f"merged into incident #{keep.id}",
+                  "closed_reason_zh": f"并入事件 #{keep.id}", "closed_at": now.isoformat(), "merged_into": keep.id}
+        gone = self.store.update_incident(gone.id, status=transition(gone.status, Status.CLOSED), updated_at=now,
+                                          detail=closed)
+        self._layers_dirty = self._layers_dirty or keep.kind in HAZARD_LAYER_KINDS
+        log.info("incident %d merged into %d", gone.id, keep.id)
+        self.bus.publish("incident.updated", self.incident_view(keep))
+        self.bus.publish("incident.resolved", self.incident_view(gone))
 
     def _verify(self, detail: dict[str, Any], members: dict[str, Any], now: datetime,
                 model: dict[str, Any] | None = None) -> bool:

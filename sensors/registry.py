@@ -20,11 +20,22 @@ from sensors.kinds import HEALTH_QUANTITIES, KINDS, Kind, Quantity
 from sensors.model import SensorError
 from sensors.topics import is_sensor_id
 
-__all__ = ["ACTUATORS", "KINDS", "Kind", "Quantity", "Registry", "RegistryError", "SensorSpec"]
+__all__ = ["ACTUATORS", "KINDS", "ROUTING_DT_H", "Kind", "Quantity", "Registry", "RegistryError", "SensorSpec"]
 
 # What a field station may carry that the service can switch (a landslide warning station's
 # siren and flashing light): commands on yingji/sensors/{id}/command, answers on .../ack.
 ACTUATORS = ("siren", "light")
+
+
+# Muskingum routing from an upstream gauge (``routing`` on a river gauge; used by
+# command.risk.assess). The step Δt must keep the Muskingum coefficients non-negative,
+# 2KX ≤ Δt ≤ 2K(1−X) (Chow, Maidment & Mays 1988, Applied Hydrology, §8.4): the check of
+# command.risk.flood.muskingum_coefficients, made here too so that a bad reach fails at start-up.
+# Default step: a quarter hour (three 5-minute gauge reports, fine enough for hours-to-level),
+# lengthened to 2KX on a reach whose K and X need a longer one.
+ROUTING_DT_H = 0.25
+_ROUTING_KEYS = frozenset({"upstream", "k_h", "x", "dt_h", "rating", "upstream_rating", "lateral_m3s", "horizon_h"})
+_RATING_KEYS = ("a", "h0_m", "b")  # Q = a·(h − h0)^b (command.risk.flood.RatingCurve)
 
 
 class RegistryError(SensorError):
@@ -151,6 +162,11 @@ def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
             f"(known: {', '.join(sorted(kind.threshold_keys))})"
         )
     thresholds = {key: _number(raw_thresholds, key, f"{where} thresholds") for key in sorted(raw_thresholds)}
+    properties = dict(props)
+    if props.get("routing") is not None:
+        if kind_name != "river_level":
+            raise RegistryError(f"{where}: routing is for river gauges (river_level), not a {kind_name}")
+        properties["routing"] = _routing(props["routing"], f"{where} routing")
 
     return SensorSpec(
         sensor_id=sensor_id,
@@ -166,9 +182,93 @@ def _spec_from_feature(index: int, feature: Any) -> SensorSpec:
         interval_s=interval_s,
         datum=datum,
         thresholds=MappingProxyType(thresholds),
-        properties=MappingProxyType(dict(props)),
+        properties=MappingProxyType(properties),
         quantities=MappingProxyType(quantities),
     )
+
+
+def _rating(raw: Any, where: str) -> dict[str, float]:
+    """A stage–discharge rating ``{a, h0_m, b}``: a > 0, b > 0, h0_m finite."""
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be an object {{a, h0_m, b}} (Q = a·(h − h0_m)^b), got {raw!r}")
+    out = {key: _number(raw, key, where) for key in _RATING_KEYS}
+    for key in ("a", "b"):
+        if out[key] <= 0:
+            raise RegistryError(f"{where}: {key} must be positive, got {out[key]:g}")
+    return out
+
+
+def _routing(raw: Any, where: str) -> dict[str, Any]:
+    """A river gauge's ``routing`` checked, with its step ``dt_h`` filled in (see ROUTING_DT_H).
+
+    The upstream id is checked against the whole registry in ``Registry.from_geojson``.
+    """
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be an object, got {raw!r}")
+    unknown = sorted(set(raw) - _ROUTING_KEYS)
+    if unknown:
+        raise RegistryError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_ROUTING_KEYS))})")
+    upstream = _text(raw, "upstream", where)
+    if not is_sensor_id(upstream):
+        raise RegistryError(f"{where}: upstream {upstream!r} is not a sensor id")
+    k_h, x = _number(raw, "k_h", where), _number(raw, "x", where)
+    if k_h <= 0:
+        raise RegistryError(f"{where}: k_h (Muskingum K, the reach's travel time) must be positive hours, got {k_h:g}")
+    if not 0.0 <= x <= 0.5:
+        raise RegistryError(f"{where}: x (Muskingum X) must lie in [0, 0.5], got {x:g}")
+    lo, hi = 2.0 * k_h * x, 2.0 * k_h * (1.0 - x)
+    dt_h = _number(raw, "dt_h", where, default=max(ROUTING_DT_H, lo))
+    if dt_h <= 0:
+        raise RegistryError(f"{where}: dt_h must be positive hours, got {dt_h:g}")
+    tol = 1e-9 * max(1.0, hi)
+    if not lo - tol <= dt_h <= hi + tol:
+        raise RegistryError(f"{where}: step dt_h = {dt_h:g} h is outside 2KX = {lo:g} h ≤ Δt ≤ 2K(1−X) = {hi:g} h "
+                            f"(K = {k_h:g} h, X = {x:g}): the routed flow would dip below zero or oscillate; "
+                            f"choose dt_h in that range, or split the reach")
+    out: dict[str, Any] = {"upstream": upstream, "k_h": k_h, "x": x, "dt_h": dt_h}
+    for key in ("rating", "upstream_rating"):
+        if raw.get(key) is None:
+            raise RegistryError(f"{where}: {key} is missing (the {'downstream' if key == 'rating' else 'upstream'} "
+                                f"gauge's stage–discharge rating {{a, h0_m, b}})")
+        out[key] = _rating(raw[key], f"{where} {key}")
+    out["lateral_m3s"] = _number(raw, "lateral_m3s", where, default=0.0)
+    if out["lateral_m3s"] < 0:
+        raise RegistryError(f"{where}: lateral_m3s must not be negative, got {out['lateral_m3s']:g}")
+    if raw.get("horizon_h") is not None:
+        out["horizon_h"] = _number(raw, "horizon_h", where)
+        if out["horizon_h"] <= 0:
+            raise RegistryError(f"{where}: horizon_h must be positive hours, got {out['horizon_h']:g}")
+    return out
+
+
+def _check_routing(specs: Iterable[SensorSpec], index: Mapping[str, int]) -> None:
+    """Every routed gauge's upstream is a registered river gauge, and no chain of reaches loops."""
+    by_id = {s.sensor_id: s for s in specs}
+
+    def upstream_of(spec: SensorSpec) -> str | None:
+        routing = spec.properties.get("routing")
+        return routing["upstream"] if routing else None
+
+    def where(spec: SensorSpec) -> str:
+        return f"sensor feature {index[spec.sensor_id]} (id {spec.sensor_id!r}) routing"
+
+    routed = [s for s in by_id.values() if upstream_of(s) is not None]
+    for spec in routed:
+        up = upstream_of(spec)
+        other = by_id.get(up) if up is not None else None
+        if other is None:
+            raise RegistryError(f"{where(spec)}: upstream {up!r} is not a registered sensor")
+        if other.kind != "river_level":
+            raise RegistryError(f"{where(spec)}: upstream {up!r} is a {other.kind}, not a river_level gauge")
+    for spec in routed:
+        up = upstream_of(spec)
+        chain = [spec.sensor_id]
+        while up is not None and up not in chain:
+            chain.append(up)
+            up = upstream_of(by_id[up])
+        if up is not None:
+            raise RegistryError(f"{where(spec)}: the reaches loop ({' → '.join([*chain, up])}): "
+                                f"a gauge cannot be upstream of itself")
 
 
 def _site_quantities(kind: Kind, props: Mapping[str, Any], where: str) -> dict[str, Quantity]:
@@ -245,6 +345,10 @@ class Registry(Mapping[str, SensorSpec]):
                 )
             seen[spec.sensor_id] = index
             specs.append(spec)
+        try:
+            _check_routing(specs, seen)
+        except RegistryError as err:
+            raise RegistryError(f"{origin}: {err}") from None
         return cls(specs)
 
     def __getitem__(self, sensor_id: str) -> SensorSpec:

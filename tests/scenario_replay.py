@@ -40,6 +40,8 @@ class Replay:
     members: list[tuple[float, int, str, str, str]] = field(default_factory=list)
     health: list[tuple[float, str, str]] = field(default_factory=list)  # (hour, sensor, change)
     resolved: list[tuple[float, int, str]] = field(default_factory=list)  # (hour, incident id, kind)
+    # (scenario hour, hotspot id, level colour, {driving hazard layer: its sensors}) at each map recompute
+    hotspots: list[tuple[float, str, str, dict[str, tuple[str, ...]]]] = field(default_factory=list)
 
     def hour(self, t: datetime) -> float:
         return (t - self.start).total_seconds() / 3600.0
@@ -142,12 +144,19 @@ def _steps(replay: Replay, service: Service, script: Scenario, specs: list, unit
         for incident_id in service.resolve_ended(t) if t >= next_periodic else ():
             replay.resolved.append((replay.hour(t), incident_id, service.store.incident(incident_id).kind))
         if t >= next_periodic:
-            if service._risk_dirty:  # noqa: SLF001 — as its background task does
-                service._risk_dirty = False  # noqa: SLF001
-                if service.risk_model is not None and t >= next_risk:  # the map is not under test here: hourly
+            layers = service._layers_dirty or service._fire_stations_changed()  # noqa: SLF001
+            if service._risk_dirty or layers:  # noqa: SLF001 — as its background task does
+                rain = service._risk_dirty  # noqa: SLF001
+                if service.risk_model is not None and t >= next_risk:  # the map, hourly (it is costly)
+                    service._risk_dirty = False  # noqa: SLF001
                     service.recompute_risk()
                     next_risk = t + timedelta(hours=1)
-                service.stage_slopes()
+                    for h in service.risk_state.hotspots if service.risk_state is not None else ():
+                        drivers = {c.layer for c in h.why.hazards if c.share >= 0.05}
+                        replay.hotspots.append((replay.hour(t), h.id, h.level.colour,
+                                                {layer: tuple(h.sensors.get(layer, ())) for layer in drivers}))
+                if rain:
+                    service.stage_slopes()
             next_periodic = t + timedelta(seconds=periodic_s)
         changed = set()
         while not events.queue.empty():

@@ -11,15 +11,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sensors.model import Reading
 from sensors.registry import SensorSpec
 
 from . import chemical, landslide
-from .flood import RiverThresholds, forecast_by_trend
+from .flood import DEFAULT_HORIZON_H, FloodError, RatingCurve, RiverThresholds, forecast_by_trend, route_to_downstream
 from .rules import Assessment, Level, RainThresholds, assess_rainstorm, assess_river_level, rain_accumulations
 
-__all__ = ["ASSESSED", "assess"]
+__all__ = ["ASSESSED", "ROUTED_STALE_H", "add_routed_forecast", "assess"]
 
 # The record of each kind that a hazard model reads (the others are shown, and used as context).
 ASSESSED: Mapping[str, frozenset[str]] = {
@@ -39,13 +40,21 @@ LANDSLIDE_MIN_INCIDENT = Level.YELLOW
 _SLOPE_MIN_POINTS = 6
 
 
+# A routed forecast needs an upstream record reaching up to the reading: a gauge silent for
+# longer than this (a dozen 5-minute reports) no longer tells what is coming (a project choice).
+ROUTED_STALE_H = 1.0
+_PEAK_TOLERANCE_M = 0.01
+
+
 def assess(spec: SensorSpec, reading: Reading, *, history: Sequence[tuple[datetime, float]] = (),
-           approach_m: float = 1.0) -> Assessment | None:
+           approach_m: float = 1.0, upstream_history: Sequence[tuple[datetime, float]] | None = None
+           ) -> Assessment | None:
     """Assess one accepted reading; ``history`` is the sensor's (time, value) series of that record.
 
     Rain accumulations are taken at the newest reading's time, so a late reading
     recomputes the windows it falls in. A gauge's ``approach_m`` threshold overrides the
-    service default.
+    service default. A river gauge with ``routing`` also gets the level routed from its
+    upstream gauge when ``upstream_history`` (that gauge's levels) is given.
     """
     th = spec.thresholds
     if spec.kind in ("river_level", "reservoir_level") and reading.quantity == "level":
@@ -53,7 +62,10 @@ def assess(spec: SensorSpec, reading: Reading, *, history: Sequence[tuple[dateti
             spec.sensor_id, reading.value, warning_m=th["warning_m"], guaranteed_m=th["guaranteed_m"],
             historical_max_m=th["historical_max_m"], approach_m=th.get("approach_m", approach_m),
             datum=spec.datum)
-        return _with_trend(a, spec, reading, history, approach_m)
+        a = _with_trend(a, spec, reading, history, approach_m)
+        if upstream_history is not None and spec.properties.get("routing"):
+            a = add_routed_forecast(a, spec, reading, upstream_history, approach_m=approach_m)
+        return a
     if spec.kind == "rain_gauge" and reading.quantity == "rain":
         window = list(history) or [(reading.time, reading.value)]
         times = [t for t, _ in window]
@@ -84,15 +96,19 @@ def assess_gas_reading(spec: SensorSpec, reading: Reading) -> Assessment:
                       threshold=g.threshold, note=g.note, note_zh=g.note_zh, extra=extra)
 
 
+def _river_thresholds(spec: SensorSpec, approach_m: float) -> RiverThresholds:
+    th = spec.thresholds
+    return RiverThresholds(warning_m=th["warning_m"], guaranteed_m=th["guaranteed_m"],
+                           historical_max_m=th["historical_max_m"], approach_m=th.get("approach_m", approach_m))
+
+
 def _with_trend(a: Assessment, spec: SensorSpec, reading: Reading, history: Sequence[tuple[datetime, float]],
                 approach_m: float) -> Assessment:
     """Add the rate of rise and the hours to the next thresholds (trend extrapolation)."""
     series = sorted(({t: v for t, v in history if t <= reading.time} | {reading.time: reading.value}).items())
     if len(series) < 2:
         return a
-    th = spec.thresholds
-    thresholds = RiverThresholds(warning_m=th["warning_m"], guaranteed_m=th["guaranteed_m"],
-                                 historical_max_m=th["historical_max_m"], approach_m=th.get("approach_m", approach_m))
+    thresholds = _river_thresholds(spec, approach_m)
     f = forecast_by_trend([t for t, _ in series], [v for _, v in series], thresholds)
     if math.isnan(f.rise_m_per_h):
         return a
@@ -111,6 +127,85 @@ def _with_trend(a: Assessment, spec: SensorSpec, reading: Reading, history: Sequ
             reason_zh += f"，按此速率约 {hours:.1f} 小时达{name_zh}"
             break
     return replace(a, reason=reason, reason_zh=reason_zh, extra=extra)
+
+
+def add_routed_forecast(a: Assessment, spec: SensorSpec, reading: Reading,
+                        upstream: Sequence[tuple[datetime, float]], *, approach_m: float = 1.0) -> Assessment:
+    """Add the level routed from the upstream gauge (Muskingum) to a downstream gauge's assessment.
+
+    ``upstream`` is the upstream gauge's (time, level) record; readings after ``reading`` are
+    left out, so the forecast is the one that could be made at the reading's time. A forecast
+    informs, it never raises the level: ``extra["routed"]`` (peak, hours to each threshold from
+    the reading's time, K and X) and a clause of the reason. When none can be made (too short or
+    stale an upstream record, bad parameters) the rest stays as it was and
+    ``extra["routed_error"]`` says why.
+    """
+    routing = spec.properties.get("routing")
+    if not routing:
+        return a
+    try:
+        routed, peak_time = _routed(spec, reading, routing, upstream, approach_m)
+    except FloodError as err:
+        return replace(a, extra={**(a.extra or {}), "routed_error": str(err)})
+    reason = (f"{a.reason}; routed from {routed['upstream']} (Muskingum K={routed['k_h']:g} h, X={routed['x']:g}): "
+              f"peak {routed['peak_level_m']:.1f} m at {peak_time:%H:%M} UTC")
+    reason_zh = (f"{a.reason_zh}；由上游{routed['upstream']}演算（马斯京根法 K={routed['k_h']:g} 小时，"
+                 f"X={routed['x']:g}）：{peak_time:%H:%M}（UTC）达峰 {routed['peak_level_m']:.1f} 米")
+    for name, name_zh in (("warning", "警戒水位"), ("guaranteed", "保证水位"), ("historical_max", "历史最高水位")):
+        hours = routed[f"hours_to_{name}"]
+        if hours is not None:
+            reason += f", {name.replace('_', ' ')} level in ~{hours:.1f} h"
+            reason_zh += f"，约 {hours:.1f} 小时达{name_zh}"
+            break
+    return replace(a, reason=reason, reason_zh=reason_zh, extra={**(a.extra or {}), "routed": routed})
+
+
+def _routed(spec: SensorSpec, reading: Reading, routing: Mapping[str, Any],
+            upstream: Sequence[tuple[datetime, float]], approach_m: float) -> tuple[dict[str, Any], datetime]:
+    """The routed forecast as ``extra["routed"]``, and its peak time; FloodError says why there is none."""
+    try:
+        up = str(routing["upstream"])
+        k_h, x, dt_h = float(routing["k_h"]), float(routing["x"]), float(routing["dt_h"])
+        up_rating = RatingCurve.from_mapping(routing["upstream_rating"])
+        down_rating = RatingCurve.from_mapping(routing["rating"])
+    except KeyError as err:
+        raise FloodError(f"routing lacks {err.args[0]}") from None
+    except (TypeError, ValueError) as err:
+        if isinstance(err, FloodError):
+            raise
+        raise FloodError(f"routing parameters must be numbers: {err}") from None
+    series = sorted({t: v for t, v in upstream if t <= reading.time and math.isfinite(v)}.items())
+    if len(series) < 2:
+        raise FloodError(f"too little upstream record: {len(series)} level(s) from {up} up to this reading")
+    span_h = (series[-1][0] - series[0][0]).total_seconds() / 3600.0
+    # The reach starts in steady state at the first upstream reading; over a record shorter
+    # than the travel time K that assumed start-up, not the observed wave, sets the forecast.
+    if span_h < k_h:
+        raise FloodError(f"too little upstream record: {up}'s levels span {span_h:.1f} h, less than "
+                         f"K = {k_h:g} h (the reach's travel time)")
+    lag_h = (reading.time - series[-1][0]).total_seconds() / 3600.0
+    if lag_h > ROUTED_STALE_H:
+        raise FloodError(f"{up}'s newest level is {lag_h:.1f} h older than this reading: no current forecast")
+    f = route_to_downstream(
+        [t for t, _ in series], [v for _, v in series], upstream_rating=up_rating, downstream_rating=down_rating,
+        thresholds=_river_thresholds(spec, approach_m), k_h=k_h, x=x, dt_h=dt_h,
+        horizon_h=float(routing.get("horizon_h") or DEFAULT_HORIZON_H),
+        lateral_m3s=float(routing.get("lateral_m3s") or 0.0))
+
+    def from_reading(hours: float | None) -> float | None:
+        # the forecast counts from the newest upstream reading, at most ROUTED_STALE_H before this one
+        return None if hours is None else _r(max(hours - lag_h, 0.0))
+
+    # Upstream held at its last level, a rising reach approaches its peak slowly: the peak's time
+    # is when the routed level first comes within a centimetre (a gauge's resolution) of it.
+    ahead = [(t, h) for t, h in zip(f.times, f.downstream_level_m, strict=True) if t >= f.now]
+    peak_time = next((t for t, h in ahead if h >= f.peak_level_m - _PEAK_TOLERANCE_M), f.peak_time)
+    return {"upstream": up, "peak_level_m": round(f.peak_level_m, 2), "peak_time": peak_time.isoformat(),
+            "hours_to_warning": from_reading(f.hours_to_warning),
+            "hours_to_guaranteed": from_reading(f.hours_to_guaranteed),
+            "hours_to_historical_max": from_reading(f.hours_to_historical_max),
+            "k_h": k_h, "x": x, "dt_h": dt_h, "level_now_m": round(f.level_now_m, 2),
+            "upstream_time": f.now.isoformat()}, peak_time
 
 
 def assess_slope(spec: SensorSpec, history: Sequence[tuple[datetime, float]]) -> Assessment:

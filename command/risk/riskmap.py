@@ -18,7 +18,7 @@ a full ``compute``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,8 @@ class RiskModel:
     hazard_from_rain: RainHazard = rainstorm_hazard
     rain_layers: tuple[str, ...] = (RAIN_LAYER,)  # the layers hazard_from_rain returns (their sensors: the gauges)
     static_hazards: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
+    # the sensors behind each static layer (a flood extent's gauges, a plume's detectors)
+    layer_sensors: Mapping[str, tuple[SensorRef, ...]] = field(default_factory=lambda: MappingProxyType({}))
     inside: np.ndarray | None = None
     idw: IdwParams = IdwParams()
     score: ScoreParams = ScoreParams()
@@ -116,6 +118,22 @@ class RiskModel:
         return cls(grid, exposure, ids, lonlat, np.column_stack([x, y]).reshape(-1, 2), vulnerability,
                    lack_of_coping, **kw)
 
+    def with_static(self, layers: Mapping[str, np.ndarray],
+                    sensors: Mapping[str, Sequence[SensorRef]] | None = None) -> RiskModel:
+        """The model with these static layers (and their sensors) replaced; the others kept.
+
+        A new model has a new ``base``: compute it with ``compute`` (a static layer is not
+        cell-local to one reading, so there is no incremental path for it).
+        """
+        unknown = set(layers) - set(self.static_hazards)
+        if unknown:
+            raise ScoreError(f"static layer(s) {sorted(unknown)} are not in the model ({sorted(self.static_hazards)})")
+        static = {**self.static_hazards, **{n: _ro(np.array(a, dtype=LAYER_DTYPE)) for n, a in layers.items()}}
+        refs = dict(self.layer_sensors)
+        for n, rs in (sensors or {}).items():
+            refs[n] = tuple(rs)
+        return replace(self, static_hazards=MappingProxyType(static), layer_sensors=MappingProxyType(refs))
+
     def index_of(self, station_id: str) -> int:
         try:
             return self.station_ids.index(station_id)
@@ -131,11 +149,12 @@ class RiskModel:
                             params=self.score, inside=self.inside)
 
     def sensors(self, values: np.ndarray) -> Mapping[str, tuple[SensorRef, ...]]:
-        """The gauges with a value, behind every rain-driven layer, reaching as far as the IDW radius."""
+        """The gauges with a value, behind every rain-driven layer, reaching as far as the IDW radius; and
+        the sensors of the static layers."""
         refs = tuple(SensorRef(sid, float(lon), float(lat), self.idw.max_radius_m)
                      for sid, (lon, lat), v in zip(self.station_ids, self.station_lonlat, values, strict=True)
                      if np.isfinite(v))
-        return {layer: refs for layer in self.rain_layers}
+        return {**self.layer_sensors, **{layer: refs for layer in self.rain_layers}}
 
 
 @dataclass(frozen=True, eq=False)

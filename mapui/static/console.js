@@ -206,6 +206,7 @@ function summarise(kind, data) {
       return `${d.topic ?? ""}: ${d.reason ?? ""}${d.detail ? ` (${d.detail})` : ""}`;
     case "incident.opened":
     case "incident.updated":
+    case "incident.resolved":
       return `#${d.id} ${t(`level.${d.level}`)} ${pick(d, "title")} · ${t(`incidentStatus.${d.status}`)}`
         + (d.dispatch ? ` · ${d.dispatch.vehicle} ${t(`dispatchState.${d.dispatch.state}`)}` : "");
     case "dispatch.approved":
@@ -402,6 +403,7 @@ function handleMessage(raw) {
     }
     case "incident.opened":
     case "incident.updated":
+    case "incident.resolved":
       upsertIncident(d);
       break;
     case "vehicle.telemetry":

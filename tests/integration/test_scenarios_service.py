@@ -93,12 +93,26 @@ PACE = {"summer_flood": (300.0, ("river_level", "rain_gauge")),
         "rainstorm_landslide": (300.0, ("rain_gauge", "gnss_displacement", "crack_meter"))}
 
 
+# The hazard layer each scenario must put on the risk map, as a driver of a hotspot (where
+# people are), with the sensor that made it among the hotspot's sensors.
+ON_MAP = {"summer_flood": ("flood", "yulin-level"), "chemical_leak": ("chemical", "gas-luoqi-chem-"),
+          "rainstorm_landslide": ("landslide_rain", "rain-yufengshan-slope")}
+
+
+def check_map(replay: Replay, layer: str, sensor: str) -> None:
+    drivers = [(hour, hid, level, sensors) for hour, hid, level, drv in replay.hotspots
+               for name, sensors in drv.items() if name == layer]
+    assert drivers, f"no hotspot driven by {layer}; hotspots: {sorted({h[1] for h in replay.hotspots})}"
+    assert any(s.startswith(sensor) for *_, sensors in drivers for s in sensors), drivers
+
+
 @pytest.mark.parametrize("name", ["summer_flood", "chemical_leak", "rainstorm_landslide"])
 def test_scenario_opens_exactly_its_incidents(name: str, district: Path, tmp_path: Path) -> None:
     slow, keep = PACE[name]
     replay = scenario_replay.run(district, name, tmp_path, min_interval_s=slow, keep_kinds=keep)
     assert replay.timeline, "the scenario opened nothing"
     check(replay)
+    check_map(replay, *ON_MAP[name])
     if name == "chemical_leak":
         # isolated at hour 5: once every detector has been quiet for two hours, the incident closes
         assert [(kind, 7.0 <= hour <= 8.0) for hour, _, kind in replay.resolved] == [("chemical_leak", True)]
@@ -121,3 +135,6 @@ def test_heatwave_fire_ratings_and_fire(district: Path, tmp_path: Path) -> None:
         day = days.get(first_day + timedelta(days=r.day))
         assert day is not None, f"no fire weather for day {r.day}"
         assert day.danger.label.replace(" ", "_") == r.rating.replace(" ", "_"), (r.day, day.danger.label, r.rating)
+    # the map: the fire weather over the ridge forest, then the fire itself with its detectors
+    check_map(replay, "fire", "wx-tongluo-ridge")
+    check_map(replay, "fire", "flame-tongluo-1")

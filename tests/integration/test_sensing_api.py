@@ -71,6 +71,9 @@ def test_http_ingest_verification_and_maintenance(live_system: LiveService) -> N
         spot = live.wait_until(hotspot, "a risk hotspot from the storm")["properties"]
         assert spot["level"] in ("orange", "red") and spot["population_persons"] > 0
         assert spot["hazards"][0]["layer"] == "rain_3h" and "rain_3h" in spot["why"]
+        layers = live.get("/api/risk")["layers"]
+        assert set(layers) == {"rain_3h", "landslide_rain", "landslide_slope", "flood", "fire", "chemical"}
+        assert layers["rain_3h"]["cells"] > 0 and layers["chemical"] == {"cells": 0, "max": 0.0}
         why = live.get(f"/api/incidents/{first['id']}")["hotspots"]  # the incident's "why" includes the map
         assert spot["id"] in [h["id"] for h in why]
 

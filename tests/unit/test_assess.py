@@ -1,12 +1,15 @@
-"""Which model assesses which sensor: flood trend, slope movement, gas alarms."""
+"""Which model assesses which sensor: flood trend and routing, slope movement, gas alarms."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 
 import pytest
 
 from command.risk.assess import ASSESSED, assess
+from command.risk.flood import RatingCurve, RiverThresholds, route_to_downstream
 from command.risk.rules import Level
 from sensors.model import Reading
 from sensors.registry import Registry
@@ -84,3 +87,98 @@ def test_gas_readings_against_the_substance_and_site_levels(gas: str, ppm: float
 def test_context_records_are_not_assessed() -> None:
     assert assess(REG["gnss"], Reading("gnss", "up", 3.0, "mm", T0)) is None
     assert "battery" not in ASSESSED["river_level"]
+
+
+# --- a downstream gauge's forecast routed from its upstream gauge (Muskingum) -------------------
+
+ROUTING = {"upstream": "upper", "k_h": 2.0, "x": 0.1,  # 2KX = 0.4 h: the step defaults to 0.4 h
+           "rating": {"a": 20.0, "h0_m": 180.5, "b": 1.6}, "upstream_rating": {"a": 25.0, "h0_m": 188.8, "b": 1.5},
+           "lateral_m3s": 5.0}
+ROUTED = Registry.from_geojson({"type": "FeatureCollection", "features": [
+    feature("upper", "river_level", valid_min=175, valid_max=215, datum="Huanghai",
+            thresholds={"warning_m": 197.0, "guaranteed_m": 199.0, "historical_max_m": 202.0}),
+    feature("lower", "river_level", valid_min=167, valid_max=207, datum="Huanghai", routing=ROUTING,
+            thresholds={"warning_m": 186.2, "guaranteed_m": 188.7, "historical_max_m": 192.4}),
+]})
+
+
+def smoothstep_wave(start_h: float, end_h: float, *, hours: float, base_m: float, rise_m: float
+                    ) -> list[tuple[datetime, float]]:
+    """Levels every 5 minutes for ``hours``: a smoothstep rise of ``rise_m`` between start_h and end_h."""
+    out = []
+    for k in range(int(hours * 12) + 1):
+        h = k / 12
+        x = min(max((h - start_h) / (end_h - start_h), 0.0), 1.0)
+        out.append((T0 + timedelta(hours=h), round(base_m + rise_m * x * x * (3 - 2 * x), 3)))
+    return out
+
+
+def test_a_routed_gauge_forecasts_the_upstream_wave_without_raising_its_level() -> None:
+    upper = smoothstep_wave(1.0, 6.0, hours=5.0, base_m=190.0, rise_m=5.2)  # the wave still rising upstream
+    lower = smoothstep_wave(3.0, 8.0, hours=5.0, base_m=182.2, rise_m=5.2)
+    now, value = lower[-1]
+    reading = Reading("lower", "level", value, "m", now)
+    spec = ROUTED["lower"]
+    assert spec.properties["routing"]["dt_h"] == pytest.approx(0.4)  # the registry filled in the step
+    plain = assess(spec, reading, history=lower)
+    a = assess(spec, reading, history=lower, upstream_history=upper)
+    assert plain is not None and a is not None
+
+    th = spec.thresholds
+    expected = route_to_downstream(
+        [t for t, _ in upper], [v for _, v in upper], upstream_rating=RatingCurve(25.0, 188.8, 1.5),
+        downstream_rating=RatingCurve(20.0, 180.5, 1.6), k_h=2.0, x=0.1, dt_h=0.4, lateral_m3s=5.0,
+        thresholds=RiverThresholds(th["warning_m"], th["guaranteed_m"], th["historical_max_m"]))
+    assert expected.hours_to_warning is not None  # the wave on its way reaches the warning level
+    assert a.extra is not None and plain.extra is not None
+    routed = a.extra["routed"]
+    assert routed["upstream"] == "upper" and (routed["k_h"], routed["x"]) == (2.0, 0.1)
+    assert routed["hours_to_warning"] == pytest.approx(expected.hours_to_warning, abs=0.005)
+    assert routed["hours_to_guaranteed"] == (None if expected.hours_to_guaranteed is None
+                                             else pytest.approx(expected.hours_to_guaranteed, abs=0.005))
+    assert routed["peak_level_m"] == pytest.approx(expected.peak_level_m, abs=0.005)
+    assert now < datetime.fromisoformat(routed["peak_time"]) <= expected.peak_time
+
+    # a forecast informs: the level is the reading's own, the trend is untouched
+    assert a.level == plain.level == Level.NONE  # 184.0 m: below the blue band (185.2 m)
+    assert {k: v for k, v in a.extra.items() if k != "routed"} == plain.extra
+    assert a.reason.startswith(plain.reason) and a.reason_zh.startswith(plain.reason_zh)
+    assert "routed from upper (Muskingum K=2 h, X=0.1): peak " in a.reason
+    assert f"warning level in ~{expected.hours_to_warning:.1f} h" in a.reason.split("routed from")[1]
+    assert "马斯京根" in a.reason_zh and "警戒水位" in a.reason_zh.split("马斯京根")[1]
+
+    # upstream readings after this one are not known at its time: they change nothing
+    later = smoothstep_wave(1.0, 6.0, hours=7.0, base_m=190.0, rise_m=5.2)
+    again = assess(spec, reading, history=lower, upstream_history=later)
+    assert again is not None and again.extra is not None and again.extra["routed"] == routed
+
+
+def test_a_gauge_above_warning_counts_to_the_next_threshold() -> None:
+    upper = smoothstep_wave(0.0, 3.0, hours=6.0, base_m=192.0, rise_m=4.0)
+    lower = [(T0 + timedelta(hours=6) - timedelta(minutes=5 * k), 187.0) for k in (1, 0)]
+    a = assess(ROUTED["lower"], Reading("lower", "level", 187.0, "m", lower[-1][0]), history=lower,
+               upstream_history=upper)
+    assert a is not None and a.level == Level.YELLOW  # above warning: the reading's level, not the forecast's
+    assert a.extra is not None and a.extra["routed"]["hours_to_warning"] is None
+
+
+@pytest.mark.parametrize(("upper", "routing", "words"), [
+    (smoothstep_wave(1.0, 6.0, hours=5.0, base_m=190.0, rise_m=5.2)[-12:], None,
+     "levels span 0.9 h, less than K = 2 h"),
+    (smoothstep_wave(1.0, 6.0, hours=5.0, base_m=190.0, rise_m=5.2)[-1:], None, "too little upstream record: 1"),
+    (smoothstep_wave(1.0, 6.0, hours=3.5, base_m=190.0, rise_m=5.2), None, "1.5 h older than this reading"),
+    (smoothstep_wave(1.0, 6.0, hours=5.0, base_m=190.0, rise_m=5.2), {**ROUTING, "dt_h": 0.1}, "outside 2KX"),
+])
+def test_no_routed_forecast_leaves_the_trend_and_says_why(upper: list[tuple[datetime, float]],
+                                                          routing: dict[str, object] | None, words: str) -> None:
+    spec = ROUTED["lower"]
+    if routing is not None:  # a spec built by hand, past the registry's checks
+        spec = replace(spec, properties=MappingProxyType({**spec.properties, "routing": routing}))
+    lower = smoothstep_wave(3.0, 8.0, hours=5.0, base_m=182.2, rise_m=5.2)
+    reading = Reading("lower", "level", lower[-1][1], "m", lower[-1][0])
+    plain = assess(spec, reading, history=lower)
+    a = assess(spec, reading, history=lower, upstream_history=upper)
+    assert a is not None and plain is not None and a.extra is not None and plain.extra is not None
+    assert words in a.extra["routed_error"]
+    assert "routed" not in a.extra and (a.level, a.reason) == (plain.level, plain.reason)
+    assert {k: v for k, v in a.extra.items() if k != "routed_error"} == plain.extra

@@ -152,3 +152,70 @@ def test_bad_files(tmp_path: Path) -> None:
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(RegistryError, match=r"broken\.geojson: not JSON"):
         Registry.from_geojson(broken)
+
+
+# --- routing: a river gauge's forecast from an upstream gauge (Muskingum) --------------------------
+
+def routed(sensor_id: str = "RL-002", **routing: Any) -> dict[str, Any]:
+    base = {"upstream": "RL-001", "k_h": 2.5, "x": 0.2, "rating": {"a": 20.9, "h0_m": 180.7, "b": 1.6},
+            "upstream_rating": {"a": 26.6, "h0_m": 188.8, "b": 1.5}}
+    for key, value in routing.items():
+        if value is KeyError:
+            del base[key]
+        else:
+            base[key] = value
+    return river(sensor_id, routing=base)
+
+
+def test_routing_is_checked_and_its_step_filled_in() -> None:
+    registry = Registry.from_geojson(collection(river(), routed(), routed("RL-003", upstream="RL-002", x=0.05, dt_h=0.5,
+                                                                          lateral_m3s=5, horizon_h=24)))
+    first = registry["RL-002"].properties["routing"]
+    assert first["dt_h"] == pytest.approx(1.0)  # 2KX = 1 h: a quarter hour would be unstable
+    assert (first["upstream"], first["lateral_m3s"], "horizon_h" in first) == ("RL-001", 0.0, False)
+    assert first["rating"] == {"a": 20.9, "h0_m": 180.7, "b": 1.6}
+    second = registry["RL-003"].properties["routing"]
+    assert (second["dt_h"], second["lateral_m3s"], second["horizon_h"]) == (0.5, 5.0, 24.0)
+    short = Registry.from_geojson(collection(river(), routed(k_h=1.0, x=0.1)))  # 2KX = 0.2 h
+    assert short["RL-002"].properties["routing"]["dt_h"] == 0.25
+    assert "routing" not in registry["RL-001"].properties
+
+
+@pytest.mark.parametrize(
+    ("features", "words"),
+    [
+        ((river(), routed(upstream="RL-404")), "upstream 'RL-404' is not a registered sensor"),
+        ((gauge("RG-001"), routed(upstream="RG-001")), "upstream 'RG-001' is a rain_gauge, not a river_level"),
+        ((river(), routed(upstream="RL-002")), "the reaches loop (RL-002 → RL-002)"),
+        ((routed("RL-001", upstream="RL-002"), routed("RL-002", upstream="RL-001")),
+         "the reaches loop (RL-001 → RL-002 → RL-001)"),
+        ((river(), routed(upstream="RL 001")), "upstream 'RL 001' is not a sensor id"),
+        ((river(), routed(upstream=KeyError)), "'upstream' is missing"),
+        ((river(), routed(k_h=0)), "k_h (Muskingum K, the reach's travel time) must be positive"),
+        ((river(), routed(k_h="long")), "'k_h' must be a finite number"),
+        ((river(), routed(x=0.6)), "x (Muskingum X) must lie in [0, 0.5]"),
+        ((river(), routed(x=KeyError)), "'x' is missing"),
+        ((river(), routed(dt_h=0.25)), "dt_h = 0.25 h is outside 2KX = 1 h ≤ Δt ≤ 2K(1−X) = 4 h"),
+        ((river(), routed(dt_h=6.0)), "dt_h = 6 h is outside"),
+        ((river(), routed(dt_h=0)), "dt_h must be positive"),
+        ((river(), routed(rating=KeyError)), "rating is missing (the downstream gauge's"),
+        ((river(), routed(upstream_rating=KeyError)), "upstream_rating is missing (the upstream gauge's"),
+        ((river(), routed(rating={"a": 20.9, "b": 1.6})), "rating: property 'h0_m' is missing"),
+        ((river(), routed(upstream_rating={"a": -1.0, "h0_m": 188.8, "b": 1.5})),
+         "upstream_rating: a must be positive"),
+        ((river(), routed(rating={"a": 20.9, "h0_m": 180.7, "b": 0})), "rating: b must be positive"),
+        ((river(), routed(rating=[20.9, 180.7, 1.6])), "rating must be an object {a, h0_m, b}"),
+        ((river(), routed(lateral_m3s=-5.0)), "lateral_m3s must not be negative"),
+        ((river(), routed(horizon_h=0)), "horizon_h must be positive"),
+        ((river(), routed(k=2.5)), "unknown key(s) k"),
+        ((river(), river("RL-002", routing="RL-001")), "routing must be an object"),
+        ((river(), gauge(routing={"upstream": "RL-001"})),
+         "routing is for river gauges (river_level), not a rain_gauge"),
+    ],
+)
+def test_bad_routing_names_the_gauge(features: tuple[dict[str, Any], ...], words: str) -> None:
+    with pytest.raises(RegistryError) as info:
+        Registry.from_geojson(collection(*features))
+    message = str(info.value)
+    assert words in message
+    assert "sensor feature 1" in message or "sensor feature 0" in message

@@ -15,7 +15,8 @@ from sitl.scenarios.flood import FloodScript
 from sitl.scenarios.yubei import NOTICE, generate
 
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
-         "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml")
+         "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml",
+         "landcover.geojson")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_marked_synthetic(district: District, folder: Path) -> None:
 
 
 def test_loads_every_layer(district: District) -> None:
-    assert set(district.layers) == {"boundary", "rivers", "roads", "facilities", "airspace"}
+    assert set(district.layers) == {"boundary", "rivers", "roads", "facilities", "airspace", "landcover"}
+    assert not district.forest.is_empty and district.forest.within(district.boundary.buffer(1e-6))
     assert {r.id for r in district.rivers} == {"yangtze", "yulin"}
     assert len(district.roads) >= 5
     assert {d.id for d in district.departments} == {

@@ -51,8 +51,9 @@ ORIGINAL_SENSORS = ("cuntan-level", "yulin-level", "rain-lianglu", "rain-xiantao
                     "rain-cizhu", "rain-muer", "rain-longxing", "rain-tongjing", "rain-luoqi")
 # sha256 of the original eleven sensor features (canonical JSON): the hazard sensors were added
 # without changing them; since then only the gauges' terrain_offset_m (their datum against the
-# terrain's, for flood extents) was added. They must not change by accident.
-ORIGINAL_SENSORS_SHA256 = "4a0eca3290550a8c51eadd8baf87bf76393a18b175fb71ee906d50f830380e86"
+# terrain's, for flood extents) and the Longxing gauge's routing (Muskingum, from the upper Yulin
+# gauge appended after them) were added. They must not change by accident.
+ORIGINAL_SENSORS_SHA256 = "c05f4b07a4fd2717c05f31b53d3cc2080fede43a4fc5961df190b2ff8926a45b"
 COLOUR = {"blue": Level.BLUE, "yellow": Level.YELLOW, "orange": Level.ORANGE, "red": Level.RED}
 OFFSETS = (0.0, 0.41, 0.97)  # where in its interval a device's first report falls
 

@@ -65,6 +65,16 @@ YULIN = ((106.920, 30.110), (106.880, 30.050), (106.840, 29.990), (106.817, 29.9
          (106.862, 29.6954))  # ends on the Yangtze centre line
 YULIN_HALF_WIDTH_M = 60.0
 YULIN_SOURCE_M, YULIN_MOUTH_M = 202.0, 176.0
+# A second Yulin gauge below Tongjing, halfway down the river line (14.8 km above the Longxing
+# gauge at 0.80): the Longxing gauge's forecast routes its levels down the reach (Muskingum,
+# command.risk.flood). K ≈ the reach's length over the flood wave's celerity (14.8 km at about
+# 1.6 m/s ≈ 2.5 h); X = 0.2, the usual value for natural streams (Chow, Maidment & Mays 1988,
+# Applied Hydrology, §8.4: 0 to 0.3, about 0.2 on average). Synthetic ratings Q = a·(h − h0)^b:
+# zero flow 1.5 m (Longxing) and 1.2 m (upper) below low water, b near the 5/3 of a wide channel
+# under Manning's equation, 35 m³/s at low water upstream and 5 m³/s from the side streams between.
+YULIN_UPPER_AT = 0.50
+YULIN_REACH_K_H, YULIN_REACH_X, YULIN_LATERAL_M3S = 2.5, 0.2, 5.0
+YULIN_RATINGS = {"rating": (1.5, 1.6, 40.0), "upstream_rating": (1.2, 1.5, 35.0)}  # depth m, b, Q m³/s at low water
 
 # Ridge axes (lon, lat) south to north, crest mean and amplitude (m AMSL).
 RIDGES = (
@@ -72,6 +82,9 @@ RIDGES = (
     ("mingyue", "Mingyue Shan", "明月山", ((106.86, 29.60), (107.00, 30.12)), 820.0, 70.0, 1.7),
 )
 RIDGE_SIGMA_M = 1300.0
+# The ridges are forested (forest parks on Tongluo Shan and Mingyue Shan, YUBEI.md); the
+# synthetic forest is each ridge's crest band, the axis buffered by 2 sigmas of its profile.
+FOREST_HALF_WIDTH_M = 2.0 * RIDGE_SIGMA_M
 
 BOUNDARY_WEST_NORTH = ((106.945, 29.745), (106.950, 29.800), (106.945, 29.880), (106.950, 29.960),
                        (106.935, 30.040), (106.900, 30.085), (106.840, 30.095), (106.760, 30.090),
@@ -521,7 +534,25 @@ def _hazard_sites(z: np.ndarray, x0: float, y0: float, slope: tuple[float, float
     return facilities, sensors, sites
 
 
-def _scenario(seed: int, yulin_gauge_base_m: float) -> dict[str, Any]:
+def _yulin_routing(yulin_base_m: float, upper_base_m: float) -> dict[str, Any]:
+    """The Longxing gauge's ``routing``: the reach from the upper gauge and the two ratings."""
+    out: dict[str, Any] = {"upstream": "yulin-upper-level", "k_h": YULIN_REACH_K_H, "x": YULIN_REACH_X}
+    for key, base_m in (("rating", yulin_base_m), ("upstream_rating", upper_base_m)):
+        depth_m, b, low_m3s = YULIN_RATINGS[key]
+        out[key] = {"a": round(low_m3s / depth_m ** b, 2), "h0_m": round(base_m - depth_m, 2), "b": b}
+    out["lateral_m3s"] = YULIN_LATERAL_M3S
+    return out
+
+
+def _upper_level_for(routing: dict[str, Any], yulin_m: float) -> float:
+    """The upper gauge's steady level whose flow, with the side streams, holds Longxing at ``yulin_m``."""
+    down, up = routing["rating"], routing["upstream_rating"]
+    q_m3s = down["a"] * (yulin_m - down["h0_m"]) ** down["b"] - routing["lateral_m3s"]
+    return round(up["h0_m"] + (q_m3s / up["a"]) ** (1.0 / up["b"]), 1)
+
+
+def _scenario(seed: int, yulin_gauge_base_m: float, upper_base_m: float, routing: dict[str, Any]) -> dict[str, Any]:
+    yulin_peak_m = round(yulin_gauge_base_m + 5.2, 1)
     return {
         "name": "Yangtze flood with a rainstorm band (synthetic)",
         "name_zh": "长江洪水叠加暴雨带（合成情景）",
@@ -532,8 +563,11 @@ def _scenario(seed: int, yulin_gauge_base_m: float) -> dict[str, Any]:
         "levels": {
             "cuntan-level": {"baseline_m": 176.0, "peak_m": 184.2, "rise_start_h": 1.0, "rise_end_h": 9.0,
                              "noise_m": 0.02},
-            "yulin-level": {"baseline_m": yulin_gauge_base_m, "peak_m": round(yulin_gauge_base_m + 5.2, 1),
+            "yulin-level": {"baseline_m": yulin_gauge_base_m, "peak_m": yulin_peak_m,
                             "rise_start_h": 3.0, "rise_end_h": 8.0, "noise_m": 0.02},
+            # the same wave 2.5 h earlier upstream (about K), peaking at the flow of Longxing's peak
+            "yulin-upper-level": {"baseline_m": upper_base_m, "peak_m": _upper_level_for(routing, yulin_peak_m),
+                                  "rise_start_h": 0.5, "rise_end_h": 5.0, "noise_m": 0.02},
         },
         # Rain: each storm gives each listed gauge total_mm between start_h and end_h
         # (rate shaped like a half sine); zero outside storms. Amount per report interval.
@@ -626,10 +660,17 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         z, x0, y0, slope, _axis_point(tongluo_axis, 29.900))
     facilities += hazard_facilities
     _write_geojson(out / "facilities.geojson", facilities)
+    _write_geojson(out / "landcover.geojson", [
+        _feature(_round(_to_lonlat(_to_utm(LineString(axis)).buffer(FOREST_HALF_WIDTH_M)).intersection(boundary)),
+                 {"id": f"forest-{rid}", "kind": "forest", "name": f"{name} forest", "name_zh": f"{name_zh}林区"})
+        for rid, name, name_zh, axis, *_ in RIDGES])
 
     # Sensors: Cuntan gauge (thresholds published, Wusong datum); a synthetic Yulin gauge.
     yulin_gauge = _to_lonlat(yl.interpolate(0.80, normalized=True))
     yulin_base = round(YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * 0.80 + 1.0, 1)
+    upper_gauge = _to_lonlat(yl.interpolate(YULIN_UPPER_AT, normalized=True))
+    upper_base = round(YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * YULIN_UPPER_AT + 1.0, 1)
+    routing = _yulin_routing(yulin_base, upper_base)
     sensors = [
         _feature(_point(106.600, 29.620), {
             "id": "cuntan-level", "kind": "river_level", "name": "Cuntan (Yangtze) level",
@@ -642,7 +683,7 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
             "valid_min": round(yulin_base - 15.0, 1), "valid_max": round(yulin_base + 25.0, 1), "interval_s": 300,
             "datum": "Huanghai", "river": "yulin", "terrain_offset_m": 0.0,
             "thresholds": {"warning_m": round(yulin_base + 4.0, 1), "guaranteed_m": round(yulin_base + 6.5, 1),
-                           "historical_max_m": round(yulin_base + 10.2, 1)}}),
+                           "historical_max_m": round(yulin_base + 10.2, 1)}, "routing": routing}),
     ]
     for gid, name, name_zh, lon, lat in RAIN_GAUGES:
         sensors.append(_feature(_point(lon, lat), {
@@ -650,6 +691,15 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
             # 0-60 mm in 5 min: above any recorded 5-minute rainfall in China.
             "valid_min": 0.0, "valid_max": 60.0, "interval_s": 300, "thresholds": {}}))
     sensors += hazard_sensors
+    # Appended, so the first sensors keep their order. The valley is deeper below Tongjing: its
+    # flood levels stand above the scripted wave, which opens incidents at Longxing only.
+    sensors.append(_feature(_point(upper_gauge.x, upper_gauge.y), {
+        "id": "yulin-upper-level", "kind": "river_level", "name": "Yulin River level below Tongjing (synthetic)",
+        "name_zh": "御临河统景下游水位站（合成）", "quantity": "level", "unit": "m",
+        "valid_min": round(upper_base - 15.0, 1), "valid_max": round(upper_base + 25.0, 1), "interval_s": 300,
+        "datum": "Huanghai", "river": "yulin", "terrain_offset_m": 0.0,
+        "thresholds": {"warning_m": round(upper_base + 7.0, 1), "guaranteed_m": round(upper_base + 9.0, 1),
+                       "historical_max_m": round(upper_base + 12.0, 1)}}))
     _write_geojson(out / "sensors.geojson", sensors)
 
     vehicles = []
@@ -694,6 +744,6 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         },
     })
 
-    _write_yaml(out / "scenario.yaml", scenario_file(_scenario(seed, yulin_base), sensors, sites),
+    _write_yaml(out / "scenario.yaml", scenario_file(_scenario(seed, yulin_base, upper_base, routing), sensors, sites),
                 header=f"# {NOTICE}\n# Named scenarios (docs/scenarios.md); times are hours after each start.\n")
     return out

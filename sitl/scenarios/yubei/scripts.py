@@ -93,9 +93,9 @@ class Sites:
 
 
 def _flat_levels(summer: Mapping[str, Any], cuntan_m: float) -> dict[str, Any]:
-    yulin = summer["levels"]["yulin-level"]["baseline_m"]
-    return {"cuntan-level": {"baseline_m": cuntan_m, "noise_m": 0.02},
-            "yulin-level": {"baseline_m": yulin, "noise_m": 0.02}}
+    out = {sid: {"baseline_m": level["baseline_m"], "noise_m": 0.02} for sid, level in summer["levels"].items()}
+    out["cuntan-level"] = {"baseline_m": cuntan_m, "noise_m": 0.02}
+    return out
 
 
 def _slope(sites: Sites, *, accel_start_h: float | None = None, failure_h: float | None = None) -> dict[str, Any]:
