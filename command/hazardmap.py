@@ -19,7 +19,7 @@ Input rows are plain (kind, level, lon, lat, detail) records; this module reads 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,9 +30,10 @@ from sensors.registry import Registry
 
 from .district import District
 from .risk.grid import Grid
-from .risk.hotspots import SensorRef
+from .risk.hotspots import HotspotParams, SensorRef
 from .risk.layers import (
     CHEMICAL,
+    STATIC_LAYERS,
     FIRE,
     FLOOD,
     HOT_ZONE_HAZARD,
@@ -50,8 +51,10 @@ from .risk.layers import (
     slope_deg,
     susceptibility,
 )
+from .risk.riskmap import RiskModel
+from .risk.score import LAYER_DTYPE
 
-__all__ = ["HazardMap", "IncidentLike", "SLOPE_RADIUS_M"]
+__all__ = ["HazardMap", "IncidentLike", "SLOPE_RADIUS_M", "district_risk_model"]
 
 # A monitored slope's hazard area when the district does not state its size: a few hundred
 # metres is the scale of the slopes such stations watch (project choice).
@@ -182,3 +185,18 @@ class HazardMap:
         xs, ys = np.asarray(ring.exterior.coords).T
         lons, lats = self.grid.to_lonlat(xs, ys)
         return Polygon(np.column_stack([lons, lats]))
+
+
+def district_risk_model(district: District, registry: Registry, *, cell_m: float,
+                        hotspots: HotspotParams = HotspotParams(), **kw: Any) -> tuple[RiskModel, HazardMap] | None:
+    """The district's risk model with every hazard layer (the static ones at 0 until ``HazardMap.build``),
+    and its hazard map; None without rain gauges (the rain field is the map's base)."""
+    gauges = registry.of_kind("rain_gauge")
+    if not gauges:
+        return None
+    model = RiskModel.for_district(district, [(g.sensor_id, g.lon, g.lat) for g in gauges], cell_m=cell_m,
+                                   hotspots=hotspots, **kw)
+    hazard_map = HazardMap(district, registry, model.grid)
+    rain = hazard_map.rain_layers()
+    static = {name: np.zeros(model.grid.shape, dtype=LAYER_DTYPE) for name in STATIC_LAYERS}
+    return replace(model, hazard_from_rain=rain, rain_layers=rain.names, static_hazards=static), hazard_map

@@ -64,14 +64,14 @@ from .incidents import (
 )
 from .linkage.playbook import tasks_for
 from .floodmap import FloodMapper
-from .hazardmap import HazardMap
+from .hazardmap import HazardMap, district_risk_model
 from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
 from .hazards import LOCAL, HazardWatch
 from .official import CapError, parse_cap
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
 from .risk.hotspots import HotspotParams
-from .risk.layers import STATIC_LAYERS, FireStation
+from .risk.layers import FireStation
 from .risk.riskmap import RiskModel, RiskState
 from .risk.riskmap import compute as risk_compute
 from .sensing import MaintenanceWindow, Sensing, reading_wire
@@ -162,19 +162,12 @@ class Service:
         self._extent_at: dict[str, tuple[datetime, float]] = {}  # gauge → (time, level) of its last extent
         self.commands: dict[str, dict[str, Any]] = {}  # station commands by id (newest 1000)
         self._next_resolve: datetime | None = None
-        gauges = self.registry.of_kind("rain_gauge")
-        self.risk_model: RiskModel | None = None
-        self.hazard_map: HazardMap | None = None
-        if gauges:
-            model = RiskModel.for_district(self.district, [(g.sensor_id, g.lon, g.lat) for g in gauges],
-                                           cell_m=settings.risk_cell_m,
-                                           hotspots=HotspotParams(min_area_m2=settings.risk_min_hotspot_ha * 1e4))
-            # every hazard layer of the map: rain and rain-triggered landslides (follow the gauges),
-            # and the layers the open incidents and the fire weather draw (rebuilt when they change)
-            self.hazard_map = HazardMap(self.district, self.registry, model.grid)
-            rain = self.hazard_map.rain_layers()
-            self.risk_model = replace(model, hazard_from_rain=rain, rain_layers=rain.names, static_hazards={
-                name: np.zeros(model.grid.shape, dtype=np.float32) for name in STATIC_LAYERS})
+        # every hazard layer of the map: rain and rain-triggered landslides (follow the gauges),
+        # and the layers the open incidents and the fire weather draw (rebuilt when they change)
+        built = district_risk_model(self.district, self.registry, cell_m=settings.risk_cell_m,
+                                    hotspots=HotspotParams(min_area_m2=settings.risk_min_hotspot_ha * 1e4))
+        self.risk_model: RiskModel | None = built[0] if built else None
+        self.hazard_map: HazardMap | None = built[1] if built else None
         self._layers_dirty = True
         self._fire_signature: tuple[tuple[str, int], ...] = ()
         self.risk_state: RiskState | None = None

@@ -8,10 +8,11 @@ lack of coping from the distance to fire stations; the inside-the-boundary mask;
 resampled to the grid and its slope; the static part of the score (exposure union and
 V^⅓·L^⅓).
 
-Full recompute, timed: IDW of the nine rain gauges' 3-hour totals (the scenario's first
-storm band) onto every cell (k 8, power 2, 15 km), two rain-driven hazard layers (``rain_3h``,
-rain over the red rainstorm threshold; and ``landslide_standin``, the same ratio times a
-slope factor — a stand-in to have a second cell-local layer, not a landslide model), the
+Full recompute, timed: IDW of the rain gauges' 3-hour totals (the scenario's first storm
+band) onto every cell (k 8, power 2, 15 km), the rain-driven hazard layers (``rain_3h`` and
+``landslide_rain``, rain over the Caine threshold times slope susceptibility), the static
+layers as the service has them (``command.hazardmap``: fire weather at danger 4 from every
+weather station over the forest, a flood extent at the Cuntan gauge, no other incident), the
 score and levels, hotspot labelling, and every hotspot record (outline, why, people,
 facilities, sensors) from scratch, with no previous hotspots to reuse.
 
@@ -29,6 +30,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,17 +41,28 @@ from command.district import District
 from command.risk.grid import Window
 from command.risk.hotspots import find_hotspots
 from command.risk.interpolate import IdwParams, idw_grid
-from command.risk.riskmap import RAIN_LAYER, RiskModel, RiskState, compute, rainstorm_hazard, update_reading
+from command.floodmap import FloodMapper
+from command.hazardmap import district_risk_model
+from command.risk.layers import FireStation
+from command.risk.riskmap import RiskModel, RiskState, compute, update_reading
+from sensors.registry import Registry
 
 __all__ = ["main", "run"]
 
-STANDIN = "landslide_standin"
-SLOPE_FLAT_DEG, SLOPE_STEEP_DEG = 10.0, 35.0  # stand-in slope factor: 0 below, 1 above (not a published model)
 UPDATE_MM = 25.0
 # 3-hour totals of the Longxing–Luoqi rainstorm band, the first storm of the synthetic Yubei
 # flood scenario (scenario.yaml); a gauge not listed reads 0 mm.
 STORM_3H_MM = {"rain-longxing": 72.0, "rain-luoqi": 58.0, "rain-muer": 44.0, "rain-tongjing": 31.0,
                "rain-wangjia": 12.0, "rain-lianglu": 9.0, "rain-gulu": 8.0, "rain-xiantao": 6.0, "rain-cizhu": 5.0}
+
+
+@dataclass
+class Incident:
+    kind: str
+    level: int
+    lon: float
+    lat: float
+    detail: dict[str, Any]
 
 
 def _ms(seconds: float) -> str:
@@ -83,25 +96,22 @@ def run(cell_m: float = 30.0, repeats: int = 5) -> None:
     with tempfile.TemporaryDirectory(prefix="yingji-bench-risk-") as tmp:
         district, t_load = _timed(lambda: District.load(generate(Path(tmp))))
         stations = _gauges(district)
+        registry = Registry.from_geojson(district.sensors_path)
     ids = {sid for sid, _, _ in stations}
     totals = {sid: STORM_3H_MM.get(sid, 0.0) for sid in ids}
     idw = IdwParams()
 
     def build() -> RiskModel:
-        plain = RiskModel.for_district(district, stations, cell_m=cell_m, idw=idw)
-        z = plain.grid.resample(district.terrain)
-        gy, gx = np.gradient(z, plain.grid.cell_m)
-        slope_deg = np.degrees(np.arctan(np.hypot(gx, gy)))
-        factor = np.clip((slope_deg - SLOPE_FLAT_DEG) / (SLOPE_STEEP_DEG - SLOPE_FLAT_DEG), 0.0, 1.0)
-        factor = np.nan_to_num(factor).astype(np.float32)
-
-        def hazards(rain_mm: np.ndarray, window: Window) -> dict[str, np.ndarray]:
-            ratio = rainstorm_hazard(rain_mm, window)[RAIN_LAYER]
-            return {RAIN_LAYER: ratio, STANDIN: ratio * factor[window]}
-
-        return RiskModel(plain.grid, plain.exposure, plain.station_ids, plain.station_lonlat, plain.station_xy,
-                         plain.vulnerability, plain.lack_of_coping, hazard_from_rain=hazards,
-                         rain_layers=(RAIN_LAYER, STANDIN), inside=plain.inside, idw=idw)
+        built = district_risk_model(district, registry, cell_m=cell_m, idw=idw)
+        assert built is not None
+        model, hazard_map = built
+        cuntan = registry.get("cuntan-level")
+        extent = FloodMapper(district).extent(cuntan, cuntan.thresholds["guaranteed_m"] + 1.0)
+        flood = Incident("flood", 3, cuntan.lon, cuntan.lat, {"members": {"cuntan-level": {
+            "sensor_id": "cuntan-level", "model": {"extent": extent}}}})
+        fire = [FireStation(s.sensor_id, s.lon, s.lat, 4) for s in registry.of_kind("weather_station")]
+        layers = hazard_map.build([flood], fire)
+        return model.with_static(layers.layers, layers.sensors)
 
     model, t_model = _timed(build)
     _, t_base = _timed(lambda: model.base)
@@ -119,7 +129,8 @@ def run(cell_m: float = 30.0, repeats: int = 5) -> None:
     for _ in range(max(1, repeats)):
         state, t = _timed(lambda: compute(model, totals))
         fulls.append(t)
-    print(f"  full recompute (IDW + 2 hazard layers + score + {len(state.hotspots)} hotspots, exposure cached): "
+    print(f"  full recompute (IDW + {len(model.rain_layers)} rain-driven and {len(model.static_hazards)} static "
+          f"hazard layers + score + {len(state.hotspots)} hotspots, exposure cached): "
           f"median {_ms(statistics.median(fulls))}, min {_ms(min(fulls))} over {len(fulls)}", flush=True)
     # Where the time goes (the same steps as compute, one by one).
     whole: Window = (slice(0, g.nrows), slice(0, g.ncols))
