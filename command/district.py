@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from command.dispatch.airspace import Zone
 from command.dispatch.geometry import UTM_48N, densify
+from command.dispatch.tasks import PAYLOADS
 from uav.signing import parse_key
 from uav.terrain import read_esri_ascii
 
@@ -152,6 +153,7 @@ class VehicleSpec:
     endurance_s: float
     signing_key: str | None = field(default=None, repr=False)  # MAVLink 2 signing secret (hex/base64)
     video_url: str | None = None  # where the console finds the vehicle's video (else asked of the vehicle)
+    payloads: frozenset[str] = frozenset()  # zoom_camera, thermal_camera, loudspeaker, ... (PAYLOADS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,15 @@ class _Vehicle(BaseModel):
     endurance_s: float = Field(gt=0)
     signing_key: str | None = Field(None, min_length=1, repr=False)
     video_url: str | None = Field(None, min_length=1)
+    payloads: list[str] = Field(default_factory=list)
+
+    @field_validator("payloads")
+    @classmethod
+    def _payloads(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - PAYLOADS)
+        if unknown:
+            raise ValueError(f"unknown payload(s) {unknown}; known: {', '.join(sorted(PAYLOADS))}")
+        return v
 
     @field_validator("signing_key")
     @classmethod
@@ -421,7 +432,8 @@ class District:
             if not (w <= lon <= e and s <= lat <= n):
                 raise DistrictError(f"{root / 'fleet.yaml'}: vehicle {v.name!r} base {list(v.base)} lies outside the bbox")
             vehicles.append(VehicleSpec(v.name, v.type, v.url, v.system_id, lon, lat, v.base_alt_m,
-                                        v.cruise_speed_mps, v.endurance_s, v.signing_key, v.video_url))
+                                        v.cruise_speed_mps, v.endurance_s, v.signing_key, v.video_url,
+                                        frozenset(v.payloads)))
 
         scenario = root / "scenario.yaml"
         return cls(

@@ -137,6 +137,15 @@ COPTER_BASES = (
     ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.836, 29.772),
     ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.822, 29.930),
 )
+# What each vehicle carries (command.dispatch.tasks.PAYLOADS): every copter a zoom and a
+# thermal camera; the Luoqi one, next to the chemical plant, a gas sensor; loudspeakers for
+# evacuation broadcasts; the boat an echosounder and a water sampler.
+PAYLOADS_OF = {
+    "UAV-1": ("zoom_camera", "thermal_camera", "gas_sensor", "light"),
+    "UAV-2": ("zoom_camera", "thermal_camera", "loudspeaker", "light"),
+    "UAV-3": ("zoom_camera", "thermal_camera", "loudspeaker", "drop_kit"),
+    "USV-1": ("zoom_camera", "echosounder", "water_sampler"),
+}
 BOAT_BASE = ("USV-1", "base-cuntan-boat", "Cuntan boat base", "寸滩无人船基地", 106.630)  # lon; lat on the river
 
 RAIN_GAUGES = (  # id, name, name_zh, lon, lat
@@ -706,11 +715,11 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     for k, (name, _, _, _, lon, lat) in enumerate(COPTER_BASES, start=1):
         vehicles.append({"name": name, "type": "copter", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                          "base": [lon, lat], "base_alt_m": round(_bilinear(z, x0, y0, lon, lat), 1),
-                         "cruise_speed_mps": 12.0, "endurance_s": 1800.0})
+                         "cruise_speed_mps": 12.0, "endurance_s": 1800.0, "payloads": list(PAYLOADS_OF[name])})
     k = len(vehicles) + 1
     vehicles.append({"name": BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                      "base": [round(boat_lon, 6), round(boat_lat, 6)], "base_alt_m": YANGTZE_SURFACE_M,
-                     "cruise_speed_mps": 5.0, "endurance_s": 7200.0})
+                     "cruise_speed_mps": 5.0, "endurance_s": 7200.0, "payloads": list(PAYLOADS_OF[BOAT_BASE[0]])})
     _write_yaml(out / "fleet.yaml", {"vehicles": vehicles},
                 header="# base_alt_m: ground (copter) or water surface (boat) at the base, metres AMSL\n")
 
