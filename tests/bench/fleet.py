@@ -364,8 +364,8 @@ async def run(sizes: tuple[int, ...] = DEFAULT_SIZES, window_s: float = WINDOW_S
           f"{window_s:g} s window after {WARMUP_S:g} s warm-up", flush=True)
     print(f"  the two processes share {len(os.sched_getaffinity(0))} usable CPUs (and the machine with other "
           "work): they compete, CPU % is per process, 100 % = one core", flush=True)
-    print(f"  latency: sim sendto → ground probe reader, from time_boot_ms and the sim's clock at its first "
-          f"tick (same CLOCK_MONOTONIC); see tests/bench/fleet.py", flush=True)
+    print("  latency: sim sendto → ground probe reader, from time_boot_ms and the sim's clock at its first "
+          "tick (same CLOCK_MONOTONIC); see tests/bench/fleet.py", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="yingji-bench-fleet-") as tmp:
         for n in sizes:

@@ -116,8 +116,8 @@ async def test_flying_into_the_ground_is_a_crash() -> None:
         # 20 m above home is 10 m below the ground 600 m east
         await launch(vehicle, [mission.takeoff(20.0), mission.waypoint(WP_LON, WP_LAT, 20.0),
                                mission.return_to_launch()])
-        t = await vehicle.wait_for(lambda t: said(t, "Crash: Disarming"), DEADLINE_S)
-        t = await vehicle.wait_for(lambda t: not t.armed, DEADLINE_S)
+        await vehicle.wait_for(lambda t: said(t, "Crash: Disarming"), DEADLINE_S)
+        await vehicle.wait_for(lambda t: not t.armed, DEADLINE_S)
         assert sim.crash_count == 1 and not sim.armed
         # it lies on the slope, east of home, short of the waypoint
         assert abs(sim.alt_amsl_m - slope(sim.lon, sim.lat)) < 0.01
