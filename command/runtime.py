@@ -64,6 +64,8 @@ from .incidents import (
 )
 from .linkage.playbook import tasks_for
 from .floodmap import FloodMapper
+from .dispatch.approvals import check_grants, needed_approvals
+from .grants import AirspaceGrants
 from .hazardmap import HazardMap, district_risk_model
 from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
 from .hazards import LOCAL, HazardWatch
@@ -213,6 +215,7 @@ class Service:
         self.fleet.use_lease_store(leases, clock=self.clock.now)
         now = self.clock.now()
         self._controllers.update({lease.vehicle: lease.operator for lease in leases.all() if not lease.expired(now)})
+        self.grants = AirspaceGrants(self.store, self.district.airspace, self.bus, self.clock.now)
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,
@@ -1133,11 +1136,43 @@ class Service:
             raise Refused(f"no vehicle can serve this incident: {choice.reason}")
         cand = choice.vehicle
         home = (cand.lon, cand.lat)
+        # controlled airspace is a matter of approvals (below); every other zone is checked here
         plan = plan_recon(
             cand, home, self.district.terrain.elevation_at(*home), (row.lon, row.lat),
-            terrain=self.district.terrain, zones=self.district.airspace, water=self.district.water,
-            clearance_m=self.settings.clearance_m, loiter_s=self.settings.loiter_s)
-        return cand.name, plan
+            terrain=self.district.terrain, zones=[z for z in self.district.airspace if z.kind != "controlled"],
+            water=self.district.water, clearance_m=self.settings.clearance_m, loiter_s=self.settings.loiter_s)
+        return cand.name, self._with_approvals(plan)
+
+    def _with_approvals(self, plan: MissionPlan) -> MissionPlan:
+        """The plan if the grants on record cover every approval it needs, with them named in its checks;
+        else PlanRefused saying which approvals are missing and why the grants on record do not cover them."""
+        if plan.vehicle_type == "boat":
+            return plan  # on the water surface: not airspace
+        now = self.clock.now()
+        ground = self.district.terrain.elevation_along(np.array([p[0] for p in plan.path]),
+                                                       np.array([p[1] for p in plan.path]))
+        controlled = [z for z in self.district.airspace if z.kind == "controlled"]
+        needs = needed_approvals(plan.path, plan.cruise_amsl_m - ground, controlled, when_start=now,
+                                 when_end=now + timedelta(seconds=plan.est_duration_s))
+        if not needs:
+            return replace(plan, approvals=())
+        check = check_grants(needs, self.grants.active(now), now=now)
+        if not check.ok:
+            reasons, reasons_zh = [], []
+            for c in check.uncovered:
+                why = "; ".join(r.reason for r in c.refusals)
+                why_zh = "；".join(r.reason_zh for r in c.refusals)
+                reasons.append(f"{c.need.reason} — not covered: {why}")
+                reasons_zh.append(f"{c.need.reason_zh}——未获批准：{why_zh}")
+            raise PlanRefused(reasons, reasons_zh)
+        approvals = tuple({"grant_id": c.grant.id, "zone_id": c.need.zone_id, "reference": c.grant.reference,
+                           "granted_by": c.grant.granted_by, "max_alt_agl_m": c.grant.max_alt_agl_m,
+                           "valid_to": c.grant.valid_to.isoformat(), "flight_max_agl_m": round(c.need.max_agl_m, 1)}
+                          for c in check.covered if c.grant is not None)
+        checks = tuple(f"approval: {a['zone_id']} flown up to {a['flight_max_agl_m']:.0f} m above ground under grant "
+                       f"#{a['grant_id']} ({a['reference']}, {a['granted_by']}, cap {a['max_alt_agl_m']:.0f} m, "
+                       f"valid to {a['valid_to']})" for a in approvals)
+        return replace(plan, checks=plan.checks + checks, approvals=approvals)
 
     def _count_dispatch(self, outcome: str) -> None:
         self.metrics.dispatches[outcome] = self.metrics.dispatches.get(outcome, 0) + 1
@@ -1559,6 +1594,7 @@ def _titles(a: Assessment, spec: SensorSpec) -> tuple[str, str]:
 
 def _plan_wire(plan: MissionPlan) -> dict[str, Any]:
     return {
+        "approvals": [dict(a) for a in plan.approvals],
         "path": [list(p) for p in plan.path], "items": len(plan.items),
         "alt_above_home_m": plan.alt_above_home_m, "max_agl_m": plan.max_agl_m,
         "distance_m": plan.distance_m, "est_duration_s": plan.est_duration_s, "checks": list(plan.checks),

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 import mapui
 from uav.errors import VehicleError, VehicleUnavailable
 
+from ..grants import GrantRefused
 from ..runtime import Conflict, Refused, Service, Unavailable
 from ..store import NotFound
 from .metrics import render_metrics
@@ -84,6 +85,23 @@ class FleetCommandBody(BaseModel):
     action: Literal["rtl", "hold"]
     force: bool = False
     polygon: list[tuple[float, float]] | None = Field(None, min_length=3, description="hold: the area, lon/lat")
+
+
+class GrantBody(BaseModel):
+    zone_id: str = Field(..., min_length=1, max_length=64,
+                         description="a controlled zone of airspace.geojson, or national-ceiling (above 120 m)")
+    granted_by: str = Field(..., min_length=1, max_length=120, description="the approving air traffic body")
+    reference: str = Field(..., min_length=1, max_length=120, description="its approval number")
+    valid_from: AwareDatetime
+    valid_to: AwareDatetime
+    max_alt_agl_m: float = Field(..., ge=0, le=1000, description="approved height cap, metres above ground")
+    area: dict[str, Any] | None = Field(None, description="GeoJSON Polygon of the approved area; default: the zone")
+    note: str = Field("", max_length=500)
+    by: str = Field(..., min_length=1, max_length=64, description="who records it")
+
+
+class RevokeBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
 
 
 class AckBody(BaseModel):
@@ -248,6 +266,25 @@ def create_app(service: Service) -> FastAPI:
     async def dispatch(incident_id: int, body: DispatchBody | None = None) -> dict[str, Any]:
         body = body or DispatchBody()
         return {"incident": service.approve_dispatch(incident_id, by=body.by, pilot=body.pilot)}
+
+    @app.post("/api/airspace/grants", status_code=201, dependencies=[Auth])
+    async def record_grant(body: GrantBody) -> dict[str, Any]:
+        """Record an approval from air traffic management; plans may then fly inside it."""
+        try:
+            return service.grants.record(zone_id=body.zone_id, granted_by=body.granted_by, reference=body.reference,
+                                         valid_from=body.valid_from, valid_to=body.valid_to,
+                                         max_alt_agl_m=body.max_alt_agl_m, area=body.area, note=body.note,
+                                         by=body.by)
+        except GrantRefused as err:
+            raise Refused(str(err)) from None
+
+    @app.get("/api/airspace/grants")
+    async def list_grants(active: bool = False) -> dict[str, Any]:
+        return {"grants": service.grants.views(active_only=active)}
+
+    @app.delete("/api/airspace/grants/{grant_id}", dependencies=[Auth])
+    async def revoke_grant(grant_id: int, body: RevokeBody) -> dict[str, Any]:
+        return service.grants.revoke(grant_id, by=body.by)
 
     @app.get("/api/vehicles")
     async def vehicles() -> dict[str, Any]:

@@ -13,8 +13,9 @@ Boat: on the water surface; the straight leg must stay on water.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -50,6 +51,7 @@ class MissionPlan:
     est_duration_s: float
     energy_pct: float  # estimated battery use
     checks: tuple[str, ...]  # the checks it passed, readable
+    approvals: tuple[Mapping[str, Any], ...] = ()  # the airspace grants it flies under
 
 
 def plan_recon(vehicle: Candidate, home_lonlat: tuple[float, float], home_ground_amsl_m: float,

@@ -65,6 +65,25 @@ class MaintenanceRow(Base):
     created_at: Mapped[datetime]
 
 
+class GrantRow(Base):
+    """An airspace approval from air traffic management, recorded by a dispatcher (``command.dispatch.approvals``)."""
+
+    __tablename__ = "airspace_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64), index=True)
+    granted_by: Mapped[str] = mapped_column(String(120))  # the approving body
+    reference: Mapped[str] = mapped_column(String(120))  # its approval number
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime]
+    max_alt_agl_m: Mapped[float] = mapped_column(Float)
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # GeoJSON geometry, None = whole zone
+    note: Mapped[str] = mapped_column(String(500), default="")
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 class IncidentRow(Base):
     __tablename__ = "incidents"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

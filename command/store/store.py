@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
-from .models import (Base, DispatchRow, EventRow, FlightRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
+from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
                      ReadingRow, TaskRow, TrackRow)
 
 
@@ -156,6 +156,29 @@ class Store:
     def officials(self) -> list[OfficialWarningRow]:
         with self.session() as s:
             return list(s.scalars(select(OfficialWarningRow).order_by(OfficialWarningRow.sent)).all())
+
+    def add_grant(self, **fields: Any) -> GrantRow:
+        with self.session() as s, s.begin():
+            row = GrantRow(**fields)
+            s.add(row)
+        return row
+
+    def revoke_grant(self, grant_id: int, *, by: str, now: datetime) -> GrantRow:
+        with self.session() as s, s.begin():
+            row = s.get(GrantRow, grant_id)
+            if row is None:
+                raise NotFound(f"no airspace grant {grant_id}")
+            if row.revoked_at is None:
+                row.revoked_at, row.revoked_by = now, by
+        return row
+
+    def grants(self, *, active_at: datetime | None = None) -> list[GrantRow]:
+        """Every grant on record, or those not revoked and not yet expired at ``active_at``."""
+        q = select(GrantRow).order_by(GrantRow.id)
+        if active_at is not None:
+            q = q.where(GrantRow.revoked_at.is_(None), GrantRow.valid_to > active_at)
+        with self.session() as s:
+            return list(s.scalars(q).all())
 
     def count_readings(self) -> int:
         with self.session() as s:

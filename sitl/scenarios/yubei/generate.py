@@ -364,6 +364,10 @@ def _airspace() -> list[dict[str, Any]]:
         ("ckg-60m-south", "Airport 60 m zone (south approaches)", "机场进近限高60米区（南）", "height_limited",
          60.0, shapely.union_all(south)),
         ("ckg-120m", "Airport 120 m zone", "机场限高120米区", "height_limited", 120.0, zone120),
+        # the airport and its surroundings are controlled airspace (Interim Regulations 2024, art. 19):
+        # here the whole geofence area; a flight there needs an approval from air traffic management
+        ("ckg-control", "Jiangbei airport controlled airspace", "江北机场管制空域", "controlled", None,
+         shapely.union_all([zone30, zone120, *north, *south])),
     ]
     feats = []
     for zid, name, name_zh, kind, ceiling, geom in zones:
