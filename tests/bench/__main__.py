@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet|risk] [options]`` (``make bench``
+"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet|risk|assign|paths] [options]`` (``make bench``
 runs them all).
 
 They print figures; they pass or fail nothing and are not part of the test suite
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench import alarm_to_mission, fleet, ingest, mavlink, risk
+from tests.bench import alarm_to_mission, assign, fleet, ingest, mavlink, risk
 
 
 def _mosquitto_version() -> str:
@@ -39,7 +39,8 @@ def header() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    parser.add_argument("which", nargs="?", choices=("all", "ingest", "alarm", "mavlink", "fleet", "risk"),
+    parser.add_argument("which", nargs="?",
+                        choices=("all", "ingest", "alarm", "mavlink", "fleet", "risk", "assign", "paths"),
                         default="all")
     parser.add_argument("--messages", type=int, default=None,
                         help="ingest: messages per load; mavlink: packets in the buffer (default 200000)")
@@ -77,6 +78,18 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         risk.run()
         print(f"(risk benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "assign"):
+        print()
+        started = time.monotonic()
+        assign.run()
+        print(f"(assignment benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "paths"):
+        from tests.bench import paths  # its own module: the path planner
+
+        print()
+        started = time.monotonic()
+        paths.run()
+        print(f"(path benchmark: {time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
