@@ -33,11 +33,11 @@ from .risk.grid import Grid
 from .risk.hotspots import HotspotParams, SensorRef
 from .risk.layers import (
     CHEMICAL,
-    STATIC_LAYERS,
     FIRE,
     FLOOD,
     HOT_ZONE_HAZARD,
     LANDSLIDE_SLOPE,
+    STATIC_LAYERS,
     WARM_ZONE_HAZARD,
     FireStation,
     FloodHazardParams,

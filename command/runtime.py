@@ -17,7 +17,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 import aiomqtt
 import numpy as np
 from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
 
 from sensors.aio import raise_if_cancelling
 from sensors.ingest import Ingestor
@@ -33,24 +34,29 @@ from sensors.model import Reading, Rejection
 from sensors.mqtturl import parse_mqtt_url
 from sensors.registry import Registry, SensorSpec
 from sensors.sl651 import Sl651Mapping
-from sensors.topics import command_topic
 from sensors.sl651_gateway import Sl651Gateway
+from sensors.topics import command_topic
 from uav.control import NotInControl
 from uav.errors import LogNotFound, UavError, VehicleError
 from uav.fleet import Fleet, FleetEntry
 from uav.preflight import preflight
-from uav.vehicle import Vehicle
 from uav.telemetry import Telemetry
+from uav.vehicle import Vehicle
 
 from .clock import Clock, SystemClock
 from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
+from .dispatch.approvals import check_grants, needed_approvals
 from .dispatch.envelope import mission_fence
-from .dispatch.geometry import ground_distance_m, path_length_m
 from .dispatch.errors import PlanRefused
+from .dispatch.geometry import ground_distance_m, path_length_m
 from .dispatch.mission import MissionPlan, plan_recon
 from .district import District
 from .events import EventBus
-from .reporting import HttpJsonReporter, ReporterStats, run_reporter
+from .floodmap import FloodMapper
+from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
+from .grants import AirspaceGrants
+from .hazardmap import HazardMap, district_risk_model
+from .hazards import LOCAL, HazardWatch
 from .incidents import (
     Member,
     OpenIncident,
@@ -63,26 +69,22 @@ from .incidents import (
     verification,
 )
 from .linkage.playbook import tasks_for
-from .floodmap import FloodMapper
-from .dispatch.approvals import check_grants, needed_approvals
-from .grants import AirspaceGrants
-from .hazardmap import HazardMap, district_risk_model
-from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
-from .hazards import LOCAL, HazardWatch
 from .official import CapError, parse_cap
+from .plans import TaskPlans
+from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
 from .risk.hotspots import HotspotParams
 from .risk.layers import FireStation
 from .risk.riskmap import RiskModel, RiskState
 from .risk.riskmap import compute as risk_compute
-from .sensing import MaintenanceWindow, Sensing, reading_wire
 from .risk.rules import Assessment, Level
+from .sensing import MaintenanceWindow, Sensing, reading_wire
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
 from .store.leases import SqlLeases
-from .store.writer import ReadingWriter
 from .store.models import FlightRow, IncidentRow, TaskRow
+from .store.writer import ReadingWriter
 
 log = logging.getLogger("command.runtime")
 
@@ -107,6 +109,28 @@ EXTENT_EVERY = timedelta(minutes=10)  # a flood extent is redrawn this often, or
 COMMAND_ACK = timedelta(seconds=30)  # a station answers a siren/light command within this (service time)  # a gas alarm's plume is recomputed at most this often per detector
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
+PLAN_ACTIVE = ("approved", "uploading", "flying", "returning")  # one per incident task at a time
+PROGRESS_EVERY_S = 5.0  # a flying plan's progress (along the mission, coverage) is written this often
+
+
+@dataclass(frozen=True, slots=True)
+class Sortie:
+    """What a flight is for: an incident's own dispatch, or one of its task plans."""
+
+    incident_id: int
+    plan_id: int | None = None
+
+
+@dataclass(slots=True)
+class Follow:
+    """The live follow-up of a flying plan: where it is along its mission and what a search has seen."""
+
+    target: tuple[float, float]  # the task's first point
+    area_m: BaseGeometry | None  # what a search must see, metres (UTM)
+    swath_m: float | None
+    seen_xy: list[tuple[float, float]] = field(default_factory=list)
+    reached: bool = False
+    written_at: float = 0.0
 FENCE_ALT_MARGIN_M = 30.0
 LOG_DOWNLOAD_TIMEOUT_S = 300.0  # the altitude fence sits this far above the mission's cruise height
 
@@ -137,7 +161,7 @@ class Metrics:
     mqtt_publish_dropped: int = 0
 
 
-class Service:
+class Service(TaskPlans):
     def __init__(self, settings: Settings, *, district_dir: Path, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -216,6 +240,7 @@ class Service:
         now = self.clock.now()
         self._controllers.update({lease.vehicle: lease.operator for lease in leases.all() if not lease.expired(now)})
         self.grants = AirspaceGrants(self.store, self.district.airspace, self.bus, self.clock.now)
+        self._task_plans = {}  # plan id → (when proposed, the TaskPlan), for approval without planning again
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,
@@ -262,12 +287,23 @@ class Service:
                     if d.state in ("planning", "uploading"):
                         # stopped before the mission started: the vehicle may hold a partial
                         # mission, so the dispatcher must approve again
-                        self._fail(d.incident_id, d.vehicle, "interrupted by a service restart before take-off")
+                        self._fail(Sortie(d.incident_id), d.vehicle, "interrupted by a service restart before take-off")
                     elif d.state in DISPATCH_ACTIVE and d.vehicle:
                         flying = self.store.flights(vehicle=d.vehicle, state="flying")
-                        self._spawn(self._track(d.incident_id, d.vehicle, int(d.plan.get("items", 0)),
+                        self._spawn(self._track(Sortie(d.incident_id), d.vehicle, int(d.plan.get("items", 0)),
                                                 flight_id=flying[-1].id if flying else None, resumed=True),
                                     name=f"resume-{d.incident_id}")
+                for p in self.store.plans(states=PLAN_ACTIVE):
+                    if p.state in ("approved", "uploading"):
+                        self._fail(Sortie(p.incident_id, p.id), p.vehicle,
+                                   "interrupted by a service restart before take-off")
+                    elif p.vehicle:
+                        self.assignments[p.vehicle] = p.incident_id
+                        flying = self.store.flights(vehicle=p.vehicle, state="flying")
+                        self._spawn(self._track(Sortie(p.incident_id, p.id), p.vehicle,
+                                                int(p.proposal.get("items", 0)),
+                                                flight_id=flying[-1].id if flying else None, resumed=True),
+                                    name=f"resume-plan-{p.id}")
                 self.ready.set()
         finally:
             self._tg = None
@@ -1108,7 +1144,7 @@ class Service:
         self._count_dispatch("approved")
         self.bus.publish("dispatch.approved", {"incident_id": incident_id, "vehicle": name, "by": by,
                                                "checks": list(plan.checks)})
-        self._spawn(self._fly(incident_id, name, plan, approved_by=by, approved_at=now, pilot=pilot or by),
+        self._spawn(self._fly(Sortie(incident_id), name, plan, approved_by=by, approved_at=now, pilot=pilot or by),
                     name=f"fly-{incident_id}")
         view = self.incident_view(row)
         self.bus.publish("incident.updated", view)
@@ -1177,14 +1213,24 @@ class Service:
     def _count_dispatch(self, outcome: str) -> None:
         self.metrics.dispatches[outcome] = self.metrics.dispatches.get(outcome, 0) + 1
 
-    def _set_dispatch(self, incident_id: int, state: str, **fields: Any) -> None:
-        self.store.update_dispatch(incident_id, state=state, updated_at=self.clock.now(), **fields)
-        self.bus.publish("dispatch.state", {"incident_id": incident_id, "state": state, **fields})
-        self.bus.publish("incident.updated", self.incident_view(self.store.incident(incident_id)))
+    def _set_dispatch(self, sortie: Sortie, state: str, **fields: Any) -> None:
+        """A flight's state on its record: the incident's dispatch, or the task plan it flies."""
+        now = self.clock.now()
+        if sortie.plan_id is None:
+            self.store.update_dispatch(sortie.incident_id, state=state, updated_at=now, **fields)
+            self.bus.publish("dispatch.state", {"incident_id": sortie.incident_id, "state": state, **fields})
+        else:
+            row = self.store.update_plan(sortie.plan_id, state=state, updated_at=now, **fields)
+            self.bus.publish("plan.state", {**self.plan_view(row), **fields})
+        self.bus.publish("incident.updated", self.incident_view(self.store.incident(sortie.incident_id)))
 
-    async def _fly(self, incident_id: int, name: str, plan: MissionPlan, *, approved_by: str,
-                   approved_at: datetime, pilot: str) -> None:
-        """Upload, check, arm, start, then watch the vehicle until it is home and disarmed."""
+    async def _fly(self, sortie: Sortie, name: str, plan: MissionPlan, *, approved_by: str,
+                   approved_at: datetime, pilot: str, params: Mapping[str, float] | None = None,
+                   follow: Follow | None = None) -> None:
+        """Upload, check, arm, start, then watch the vehicle until it is home and disarmed.
+
+        ``params`` are set and verified before arming (a plan's failsafe return: RTL_ALT, ...)."""
+        incident_id = sortie.incident_id
         flight: FlightRow | None = None
         try:
             vehicle = self.fleet.vehicle(name)
@@ -1196,9 +1242,10 @@ class Service:
             # parameters set to safe actions, and the mission's geofence loaded and enabled.
             report = await preflight(
                 vehicle, need_pct=plan.energy_pct, reserve_pct=DEFAULT_RESERVE_PCT,
-                fence=mission_fence(plan.path, self.district.airspace), required_params={},
+                fence=mission_fence(plan.path, self.district.airspace), required_params=dict(params or {}),
                 fence_alt_max_m=plan.alt_above_home_m + FENCE_ALT_MARGIN_M if plan.vehicle_type == "copter" else None)
-            self.bus.publish("dispatch.preflight", {"incident_id": incident_id, "vehicle": name, **report.to_dict()})
+            self.bus.publish("dispatch.preflight", {"incident_id": incident_id, "plan_id": sortie.plan_id,
+                                                    "vehicle": name, **report.to_dict()})
             report.raise_if_failed()
             await vehicle.arm()
             # the log book entry starts when the vehicle is armed
@@ -1212,18 +1259,18 @@ class Service:
             if vehicle.state.vehicle_type == "copter":
                 # ArduCopter takes off from the ground in AUTO only on MISSION_START
                 await vehicle.start_mission()
-            self._set_dispatch(incident_id, "flying")
+            self._set_dispatch(sortie, "flying")
         except VehicleError as err:
             log.warning("dispatch of incident %d with %s failed: %s", incident_id, name, err)
-            self._fail(incident_id, name, str(err), flight=flight)
+            self._fail(sortie, name, str(err), flight=flight)
             return
         except Exception as err:
-            self._fail(incident_id, name, f"internal error: {err!r}", flight=flight)
+            self._fail(sortie, name, f"internal error: {err!r}", flight=flight)
             raise
-        await self._track(incident_id, name, len(plan.items), flight_id=flight.id)
+        await self._track(sortie, name, len(plan.items), flight_id=flight.id, follow=follow)
 
-    async def _track(self, incident_id: int, name: str, items: int, *, flight_id: int | None,
-                     resumed: bool = False) -> None:
+    async def _track(self, sortie: Sortie, name: str, items: int, *, flight_id: int | None,
+                     resumed: bool = False, follow: Follow | None = None) -> None:
         """Follow the flight to its end: returning once the RTL item is current, done when disarmed.
 
         ``items`` is the mission length without the home slot, so the last item (RTL)
@@ -1254,17 +1301,19 @@ class Service:
                     agl = t.alt_amsl_m - self.district.terrain.elevation_at(t.lon_deg, t.lat_deg)
                     if math.isfinite(agl):
                         max_agl_m = agl if max_agl_m is None else max(max_agl_m, agl)
+                if follow is not None and airborne:
+                    self._follow(sortie, follow, t, items)
                 if resumed and not t.armed:
-                    self._finish(incident_id, name, flight_id, max_agl_m, flown_m)
+                    self._finish(sortie, name, flight_id, max_agl_m, flown_m)
                     return
                 if state == "flying" and t.armed and t.battery_pct < self.settings.return_battery_pct:
                     # ArduPilot's own battery failsafe is off by default (BATT_FS_LOW_ACT 0):
                     # the service does not count on it.
                     state = "returning"
-                    await self._return_low_battery(incident_id, name, vehicle, t.battery_pct)
+                    await self._return_low_battery(sortie, name, vehicle, t.battery_pct)
                 if state == "flying" and (t.mission_seq >= items or t.mode in ("RTL", "LAND", "SMART_RTL")):
                     state = "returning"
-                    self._set_dispatch(incident_id, state)
+                    self._set_dispatch(sortie, state)
                 if t.vehicle_type == "boat" and state == "returning" and t.armed and _near_home(t):
                     try:
                         await vehicle.disarm()  # ArduRover holds armed at home after RTL
@@ -1272,10 +1321,13 @@ class Service:
                         log.warning("boat %s would not disarm at home: %s", name, err)
                         continue
                 if state == "returning" and not t.armed and (airborne or t.vehicle_type == "boat"):
-                    self._finish(incident_id, name, flight_id, max_agl_m, flown_m)
+                    if follow is not None:
+                        self._follow(sortie, follow, t, items, final=True)
+                    self._finish(sortie, name, flight_id, max_agl_m, flown_m)
                     return
 
-    async def _return_low_battery(self, incident_id: int, name: str, vehicle: Vehicle, battery_pct: float) -> None:
+    async def _return_low_battery(self, sortie: Sortie, name: str, vehicle: Vehicle, battery_pct: float) -> None:
+        incident_id = sortie.incident_id
         log.warning("%s at %.0f %% battery on incident %d: ordering RTL", name, battery_pct, incident_id)
         self.bus.publish("dispatch.low_battery", {"incident_id": incident_id, "vehicle": name,
                                                   "battery_pct": round(battery_pct, 1),
@@ -1286,17 +1338,18 @@ class Service:
             log.error("%s did not accept RTL on low battery: %s", name, err)
             self.bus.publish("dispatch.alert", {"incident_id": incident_id, "vehicle": name,
                                                 "text": f"low battery and RTL refused: {err}"})
-        self._set_dispatch(incident_id, "returning")
+        self._set_dispatch(sortie, "returning")
 
-    def _finish(self, incident_id: int, name: str, flight_id: int | None, max_agl_m: float | None,
+    def _finish(self, sortie: Sortie, name: str, flight_id: int | None, max_agl_m: float | None,
                 flown_m: float) -> None:
+        incident_id = sortie.incident_id
         if flight_id is not None:
             self._close_flight(flight_id, max_agl_m, flown_m)
             self._spawn(self._fetch_flight_log(flight_id, name), name=f"log-{flight_id}")
-        self._set_dispatch(incident_id, "landed")
+        self._set_dispatch(sortie, "landed")
         self.assignments.pop(name, None)
         self._count_dispatch("completed")
-        self.bus.publish("mission.completed", {"incident_id": incident_id, "vehicle": name})
+        self.bus.publish("mission.completed", {"incident_id": incident_id, "plan_id": sortie.plan_id, "vehicle": name})
 
     def _close_flight(self, flight_id: int, max_agl_m: float | None, flown_m: float | None = None, *,
                       state: str = "landed") -> None:
@@ -1337,18 +1390,25 @@ class Service:
         row = self.store.update_flight(flight_id, detail={**row.detail, **outcome})
         self.bus.publish("flight.log", {"flight_id": flight_id, "vehicle": name, **outcome})
 
-    def _fail(self, incident_id: int, name: str | None, error: str, *, flight: FlightRow | None = None) -> None:
+    def _fail(self, sortie: Sortie, name: str | None, error: str, *, flight: FlightRow | None = None) -> None:
+        incident_id = sortie.incident_id
         if flight is not None:
             self._close_flight(flight.id, None, state="aborted")
-        self._set_dispatch(incident_id, "failed", error=error)
+        self._set_dispatch(sortie, "failed", error=error)
         if name is not None:
             self.assignments.pop(name, None)
         self._count_dispatch("failed")
         row = self.store.incident(incident_id)
-        if row.status == Status.DISPATCHED:
+        if row.status == Status.DISPATCHED and not self._flying_for(incident_id):
             row = self.store.update_incident(incident_id, status=transition(row.status, Status.OPEN),
                                              updated_at=self.clock.now())
             self.bus.publish("incident.updated", self.incident_view(row))
+
+    def _flying_for(self, incident_id: int) -> bool:
+        """Whether a vehicle is still on its way for the incident (its dispatch or one of its plans)."""
+        d = self.store.dispatch(incident_id)
+        return (d is not None and d.state in DISPATCH_ACTIVE) or bool(
+            self.store.plans(incident_id=incident_id, states=PLAN_ACTIVE))
 
     # -- vehicles -------------------------------------------------------------------------
     def _on_vehicle_event(self, kind: str, name: str, data: dict[str, Any]) -> None:
@@ -1507,6 +1567,8 @@ class Service:
                 "approved_at": d.approved_at.isoformat(), "mission_path": d.plan.get("path") if d.plan else None,
             },
             "tasks": [self.task_view(t) for t in self.store.tasks(incident_id=row.id)],
+            "plans": [{"id": p.id, "task_key": p.task_key, "vehicle": p.vehicle, "state": p.state,
+                       "progress": p.progress} for p in self.store.plans(incident_id=row.id)],
         }
         view["hotspots"] = self._hotspots_of(row.lon, row.lat, set(view["sensors"]))
         if evidence:

@@ -602,6 +602,10 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
                 "WP_SPD_UP": (2.5, f), "WP_SPD_DN": (1.5, f),  # WPNAV_SPEED_UP/DN 250/150 cm/s
                 "RTL_ALT": (1500, i32), "RTL_ALT_FINAL": (0, i32), "RTL_SPEED": (0, i16),
                 "RTL_LOIT_TIME": (5000, i32), "LAND_SPEED": (50, i16),
+                # ArduCopter defaults of the return's other knobs (mode_rtl.cpp, AP_Rally.cpp,
+                # AP_SmartRTL.cpp); the simulated RTL climbs to RTL_ALT and flies home straight
+                "RTL_CONE_SLOPE": (3.0, f), "RTL_CLIMB_MIN": (0, i16), "RALLY_INCL_HOME": (1, i8),
+                "RALLY_LIMIT_KM": (0.3, f), "RALLY_TOTAL": (0, i8), "SRTL_POINTS": (300, i16),
                 "DISARM_DELAY": (10, i8), "AUTO_OPTIONS": (0, i32),
                 "FS_GCS_ENABLE": (1 if fs_gcs else 0, i8), "FS_GCS_TIMEOUT": (5.0, f),
                 "FS_OPTIONS": (0, i32),

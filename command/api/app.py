@@ -100,6 +100,27 @@ class GrantBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64, description="who records it")
 
 
+class ProposeBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who asks for plans")
+
+
+class ApproveBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who approves")
+    pilot: str = Field(..., min_length=1, max_length=64, description="remote pilot in command of the flight")
+
+
+class RejectBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    reason: str = Field(..., min_length=1, max_length=500)
+
+
+class EditBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    reason: str = Field(..., min_length=1, max_length=500)
+    vehicle: str | None = Field(None, min_length=1, max_length=64, description="fly it with this vehicle")
+    clearance_m: float | None = Field(None, ge=20, le=120, description="height over the highest ground, m")
+
+
 class RevokeBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64)
 
@@ -266,6 +287,33 @@ def create_app(service: Service) -> FastAPI:
     async def dispatch(incident_id: int, body: DispatchBody | None = None) -> dict[str, Any]:
         body = body or DispatchBody()
         return {"incident": service.approve_dispatch(incident_id, by=body.by, pilot=body.pilot)}
+
+    @app.post("/api/incidents/{incident_id}/plans", status_code=201, dependencies=[Auth])
+    async def propose_plans(incident_id: int, body: ProposeBody) -> dict[str, Any]:
+        """Plans for the incident's vehicle tasks: which vehicle, path, time to target, battery at landing,
+        approvals; or why no vehicle can fly a task."""
+        return service.propose_plans(incident_id, by=body.by)
+
+    @app.get("/api/plans")
+    async def plans(incident_id: int | None = None, state: str | None = None) -> dict[str, Any]:
+        return {"plans": service.plans_of(incident_id, (state,) if state else None)}
+
+    @app.get("/api/plans/{plan_id}")
+    async def plan(plan_id: int) -> dict[str, Any]:
+        return service.plan_view(service.store.plan(plan_id))
+
+    @app.post("/api/plans/{plan_id}/approve", status_code=202, dependencies=[Auth])
+    async def approve_plan(plan_id: int, body: ApproveBody) -> dict[str, Any]:
+        return service.approve_plan(plan_id, by=body.by, pilot=body.pilot)
+
+    @app.post("/api/plans/{plan_id}/reject", dependencies=[Auth])
+    async def reject_plan(plan_id: int, body: RejectBody) -> dict[str, Any]:
+        return service.reject_plan(plan_id, by=body.by, reason=body.reason)
+
+    @app.post("/api/plans/{plan_id}/edit", status_code=201, dependencies=[Auth])
+    async def edit_plan(plan_id: int, body: EditBody) -> dict[str, Any]:
+        return service.edit_plan(plan_id, by=body.by, vehicle=body.vehicle, clearance_m=body.clearance_m,
+                                 reason=body.reason)
 
     @app.post("/api/airspace/grants", status_code=201, dependencies=[Auth])
     async def record_grant(body: GrantBody) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy 2 models and the Store."""
 
-from .store import AlreadyDispatched, NotFound, Store, StoreError
+from .store import AlreadyDecided, AlreadyDispatched, NotFound, Store, StoreError
 
-__all__ = ["AlreadyDispatched", "NotFound", "Store", "StoreError"]
+__all__ = ["AlreadyDecided", "AlreadyDispatched", "NotFound", "Store", "StoreError"]

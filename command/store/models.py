@@ -116,6 +116,29 @@ class DispatchRow(Base):
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
+class PlanRow(Base):
+    """A vehicle task plan of an incident: proposed, then approved (and flown), edited or rejected."""
+
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    task_key: Mapped[str] = mapped_column(String(64))
+    vehicle: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # proposed | refused | approved | uploading | flying | returning | landed | failed | rejected | superseded
+    state: Mapped[str] = mapped_column(String(16))
+    task: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # command.dispatch.tasks.TaskSpec.to_wire
+    proposal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # path, times, battery, approvals, checks
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    pilot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime]
+
+
 class TaskRow(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sensors.model import Reading
 
 from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
-                     ReadingRow, TaskRow, TrackRow)
+                     PlanRow, ReadingRow, TaskRow, TrackRow)
 
 
 class StoreError(Exception):
@@ -29,6 +29,10 @@ class StoreError(Exception):
 
 class AlreadyDispatched(StoreError):
     """The incident already has a dispatch (one mission per incident)."""
+
+
+class AlreadyDecided(StoreError):
+    """A plan already decided (approved, rejected, superseded), or its task already flown by another plan."""
 
 
 class NotFound(StoreError):
@@ -262,6 +266,65 @@ class Store:
     def dispatches(self) -> dict[int, DispatchRow]:
         with self.session() as s:
             return {d.incident_id: d for d in s.scalars(select(DispatchRow)).all()}
+
+    # -- vehicle task plans -----------------------------------------------------------
+    def insert_plan(self, **fields: Any) -> PlanRow:
+        with self.session() as s, s.begin():
+            row = PlanRow(**fields)
+            s.add(row)
+        return row
+
+    def plan(self, plan_id: int) -> PlanRow:
+        with self.session() as s:
+            row = s.get(PlanRow, plan_id)
+            if row is None:
+                raise NotFound(f"no plan {plan_id}")
+            return row
+
+    def plans(self, *, incident_id: int | None = None, states: Iterable[str] | None = None) -> list[PlanRow]:
+        q = select(PlanRow).order_by(PlanRow.id)
+        if incident_id is not None:
+            q = q.where(PlanRow.incident_id == incident_id)
+        if states is not None:
+            q = q.where(PlanRow.state.in_(list(states)))
+        with self.session() as s:
+            return list(s.scalars(q).all())
+
+    def update_plan(self, plan_id: int, **fields: Any) -> PlanRow:
+        with self.session() as s, s.begin():
+            row = s.get(PlanRow, plan_id)
+            if row is None:
+                raise NotFound(f"no plan {plan_id}")
+            for k, v in fields.items():
+                setattr(row, k, v)
+        return row
+
+    def decide_plan(self, plan_id: int, *, to: str, by: str, now: datetime, reason: str | None = None,
+                    pilot: str | None = None, active: Iterable[str] = ()) -> PlanRow:
+        """Move a proposed plan to ``to`` (approved, rejected, superseded) once: compare-and-set on the state,
+        and for an approval no other plan of the same incident task may be ``active``; else AlreadyDecided."""
+        active = list(active)
+        with self.session() as s, s.begin():
+            row = s.get(PlanRow, plan_id)
+            if row is None:
+                raise NotFound(f"no plan {plan_id}")
+            if row.state != "proposed":
+                raise AlreadyDecided(f"plan {plan_id} is {row.state}"
+                                     + (f" (by {row.decided_by})" if row.decided_by else ""))
+            if active:
+                other = s.scalar(select(PlanRow).where(PlanRow.incident_id == row.incident_id,
+                                                       PlanRow.task_key == row.task_key, PlanRow.id != plan_id,
+                                                       PlanRow.state.in_(active)))
+                if other is not None:
+                    raise AlreadyDecided(f"task {row.task_key!r} of incident {row.incident_id} already has plan "
+                                         f"{other.id} ({other.state}, approved by {other.decided_by})")
+            done = s.execute(update(PlanRow).where(PlanRow.id == plan_id, PlanRow.state == "proposed")
+                             .values(state=to, decided_by=by, decided_at=now, decision_reason=reason, pilot=pilot,
+                                     updated_at=now)).rowcount
+            if done != 1:
+                raise AlreadyDecided(f"plan {plan_id} was decided meanwhile")
+            s.refresh(row)
+        return row
 
     # -- tasks --------------------------------------------------------------------------
     def insert_tasks(self, rows: Iterable[dict[str, Any]]) -> list[TaskRow]:

@@ -55,26 +55,24 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> District:
 
 @pytest.fixture(scope="module")
 def jiangbei_zones(district: District) -> list[Zone]:
-    """The district's airport zones plus a controlled zone over Jiangbei airport.
+    """The district's airport zones, the controlled zone over Jiangbei airport among them.
 
     The synthetic folder draws the airport as height-limited zones around a prohibited core (the
-    common geofence model, docs/district-folder.md); the Interim Regulations (2024, art. 19) make the
-    airport and its surroundings controlled airspace, drawn here over the folder's 10 km circle.
+    common geofence model, docs/district-folder.md), and the airport with its surroundings (the
+    whole geofence area) as controlled airspace, ``ckg-control`` (Interim Regulations 2024, art. 19).
     """
-    circle = next(z for z in district.airspace if z.id == "ckg-120m")
-    ctr = Zone("ckg-ctr", "Jiangbei control zone", "controlled", circle.polygon, name_zh="江北机场管制区")
-    return [*district.airspace, ctr]
+    return list(district.airspace)
 
 
 def test_path_through_jiangbei_controlled_zone_needs_approval(jiangbei_zones: list[Zone]) -> None:
     # West to east at 29.77°N: north of the no-fly core, through the 10 km circle.
     found = needs([(106.50, 29.77), (106.78, 29.77)], 100.0, jiangbei_zones)
-    assert [(n.zone_id, n.kind, n.approvable) for n in found] == [("ckg-ctr", "controlled", True)]
+    assert [(n.zone_id, n.kind, n.approvable) for n in found] == [("ckg-control", "controlled", True)]
     (n,) = found
     assert n.max_agl_m == pytest.approx(100.0)
-    assert "air traffic management" in n.reason and "江北机场管制区" in n.reason_zh
+    assert "air traffic management" in n.reason and "江北机场管制空域" in n.reason_zh
     assert (n.when_start, n.when_end) == (T0, T1)
-    ctr = jiangbei_zones[-1].polygon
+    ctr = next(z for z in jiangbei_zones if z.id == "ckg-control").polygon
     assert shapely.covers(ctr.buffer(1e-9), n.where) and n.where.length > 0.1  # the part inside, > 10 km
 
 
@@ -89,7 +87,7 @@ def test_path_over_the_airport_core_is_never_approvable(jiangbei_zones: list[Zon
     assert core.kind == "prohibited" and core.approvable is False
     assert "no approval can permit it" in core.reason
     g = grant(id="g-core", zone_id="ckg-core", max_alt_agl_m=500.0)
-    check = check_grants(found, [g, grant(id="g-ctr", zone_id="ckg-ctr")], now=NOW)
+    check = check_grants(found, [g, grant(id="g-ctr", zone_id="ckg-control")], now=NOW)
     assert [c.need.zone_id for c in check.uncovered] == ["ckg-core"]
     assert check.uncovered[0].refusals[0].code == "prohibited"
     assert not check.ok

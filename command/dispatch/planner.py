@@ -1,0 +1,320 @@
+"""A vehicle task made into a mission a dispatcher can approve. Pure.
+
+For one task (``tasks.TaskSpec``) and one vehicle, the steps are:
+
+1. the pattern (``patterns``): an orbit, a lawnmower from the camera footprint, a patrol,
+   a broadcast sweep, an overwatch hold, a boat survey on water;
+2. the way there (``paths``): around prohibited zones and controlled zones without a valid
+   approval (copter), or on water around the banks (boat);
+3. heights (``paths.altitude_profile``): each leg level above sea level, the clearance over
+   the highest ground under and beside it, under 120 m true height, a height-limited zone's
+   ceiling or the cap an approval gives — never "above home" over the ridges;
+4. the failsafe return (``paths.choose_return``): RTL at an altitude that keeps every return
+   started along the path clear of zones and terrain, else SmartRTL, else refused;
+5. approvals (``approvals``): what the path needs from air traffic management and whether
+   the grants on record cover it;
+6. battery (``energy``): the mission, the way home and the landing from the current charge,
+   refused below the reserve;
+7. the mission items (AMSL frame for the legs) and the figures a dispatcher decides on: time
+   to target, duration, battery at landing, approvals, return, checks.
+
+Any step that cannot be met raises ``PlanRefused`` with every reason (en, zh).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from uav.mission import FRAME_GLOBAL_AMSL, MissionItem, loiter_time, return_to_launch, takeoff, waypoint
+
+from . import patterns as pt
+from .airspace import Zone
+from .allocation import DEFAULT_RESERVE_PCT
+from .approvals import Grant, check_grants, needed_approvals
+from .energy import EnergyModel, Flow, Leg, check_reserve, mission_energy_pct, path_legs
+from .errors import PlanRefused
+from .geometry import UTM_48N, ground_distance_m, path_length_m
+from .mission import MissionPlan
+from .paths import (
+    DEFAULT_CLEARANCE_M,
+    AltitudeProfile,
+    NoPath,
+    altitude_profile,
+    choose_return,
+    obstacle_zones,
+    plan_path,
+    plan_water_path,
+)
+from .tasks import TaskSpec
+
+__all__ = ["PlanVehicle", "TaskPlan", "plan_task"]
+
+TerrainFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+LonLat = tuple[float, float]
+
+RECON_RADIUS_M = 60.0  # orbit radius over a recon target: the camera keeps it in view at 60 m height
+SEARCH_SPEED_MPS = 8.0  # over a search area: slow enough for the camera (our choice)
+THERMAL_HFOV_DEG = 50.0  # a typical 640 px thermal core behind a ~13 mm lens (our assumption)
+BOAT_SWATH_M = 40.0  # what a boat's crew camera and echosounder cover either side together (our assumption)
+SAMPLE_M = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanVehicle:
+    """A vehicle as the planner sees it."""
+
+    name: str
+    type: str  # copter | boat
+    home: LonLat
+    home_ground_amsl_m: float  # ground (copter) or water surface (boat) at home
+    battery_pct: float
+    cruise_speed_mps: float
+    endurance_s: float
+    payloads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """A proposed mission for one task: the mission and the figures a dispatcher decides on."""
+
+    task: TaskSpec
+    mission: MissionPlan
+    pattern: pt.Pattern
+    time_to_target_s: float
+    battery_at_landing_pct: float
+    return_mode: str
+    return_params: Mapping[str, float]
+    approvals: tuple[Mapping[str, Any], ...] = ()
+    coverage_area: BaseGeometry | None = None  # what a search must see (lon/lat), for the follow-up
+    swath_m: float | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_wire(self) -> dict[str, Any]:
+        m = self.mission
+        return {
+            "vehicle": m.vehicle, "vehicle_type": m.vehicle_type, "task": self.task.to_wire(),
+            "pattern": self.pattern.kind, "pattern_text": self.pattern.describe(),
+            "path": [list(p) for p in m.path], "items": len(m.items),
+            "time_to_target_s": round(self.time_to_target_s, 1), "est_duration_s": round(m.est_duration_s, 1),
+            "distance_m": round(m.distance_m, 1), "energy_pct": round(m.energy_pct, 1),
+            "battery_at_landing_pct": round(self.battery_at_landing_pct, 1),
+            "max_agl_m": round(m.max_agl_m, 1), "cruise_amsl_m": round(m.cruise_amsl_m, 1),
+            "return": {"mode": self.return_mode, "params": dict(self.return_params)},
+            "approvals": [dict(a) for a in self.approvals], "checks": list(m.checks), "notes": list(self.notes),
+            "coverage_area": mapping(self.coverage_area) if self.coverage_area is not None else None,
+            "swath_m": self.swath_m,
+        }
+
+
+def _pattern(task: TaskSpec, v: PlanVehicle, *, agl_m: float, water: BaseGeometry | None,
+             usable: BaseGeometry | None) -> pt.Pattern:
+    """The working pattern of a task for this vehicle (``usable``: the area the vehicle may work in)."""
+    speed = min(v.cruise_speed_mps, SEARCH_SPEED_MPS)
+    hfov = THERMAL_HFOV_DEG if "thermal_camera" in task.needs else pt.WIDE_24MM_HFOV_DEG
+    area = task.area
+    if area is not None and usable is not None:
+        area = area.intersection(usable)
+        if area.is_empty:
+            raise PlanRefused([f"task {task.key}: its whole area lies in airspace the vehicle may not enter"],
+                              [f"任务 {task.key} 的区域全部位于不可进入的空域"])
+    if v.type == "boat":
+        if task.kind == "boat_survey" and area is not None and water is not None:
+            return pt.boat_survey(area, water, swath_m=BOAT_SWATH_M, speed_mps=v.cruise_speed_mps, start=v.home)
+        return pt.overwatch(task.point, standoff_m=0.0, bearing_deg=0.0, speed_mps=v.cruise_speed_mps,
+                            duration_s=task.duration_s or 60.0)
+    if task.kind == "recon":
+        return pt.orbit(task.point, radius_m=RECON_RADIUS_M, speed_mps=speed, duration_s=task.duration_s or 60.0)
+    if task.kind in ("area_search", "boat_survey") and area is not None:
+        return pt.parallel_track(area, agl_m=agl_m, hfov_deg=hfov, speed_mps=speed, start=v.home)
+    if task.kind == "broadcast" and area is not None:
+        return pt.broadcast_sweep(area, start=v.home)
+    if task.kind in ("route_patrol", "gas_survey") and task.line is not None:
+        return pt.route_patrol(task.line, speed_mps=speed, out_and_back=task.kind == "gas_survey",
+                               swath_m=pt.camera_swath_m(agl_m, hfov))
+    if task.kind == "overwatch":
+        look = tuple(task.params.get("look_at") or task.point)
+        standoff = ground_distance_m((float(look[0]), float(look[1])), task.point)
+        fwd_az = _bearing((float(look[0]), float(look[1])), task.point) if standoff > 1.0 else 0.0
+        return pt.overwatch((float(look[0]), float(look[1])), standoff_m=standoff, bearing_deg=fwd_az,
+                            speed_mps=speed, duration_s=task.duration_s)
+    if task.kind == "expanding_square":
+        return pt.expanding_square(task.point, spacing_m=pt.track_spacing_m(pt.camera_swath_m(agl_m, hfov)),
+                                   speed_mps=speed, radius_m=float(task.params.get("radius_m", 500.0)))
+    if task.kind == "sector_search":
+        return pt.sector_search(task.point, radius_m=float(task.params.get("radius_m", 500.0)), speed_mps=speed)
+    raise PlanRefused([f"task {task.key} ({task.kind}) has no geometry to fly"], [f"任务 {task.key} 缺少航线几何"])
+
+
+def _bearing(a: LonLat, b: LonLat) -> float:
+    from pyproj import Geod
+
+    az, _, _ = Geod(ellps="WGS84").inv(a[0], a[1], b[0], b[1])
+    return float(az) % 360.0
+
+
+def _approved(grants: Sequence[Grant], now: datetime, until: datetime) -> dict[str, float]:
+    """Zones with a grant valid over the whole flight, and the lowest cap among them."""
+    caps: dict[str, float] = {}
+    for g in grants:
+        if g.valid_from <= now and until <= g.valid_to:
+            caps[g.zone_id] = min(caps.get(g.zone_id, g.max_alt_agl_m), g.max_alt_agl_m)
+    return caps
+
+
+def _items(profile: AltitudeProfile, pattern: pt.Pattern, home_ground_amsl_m: float) -> list[MissionItem]:
+    holds = {wp: h for wp, h in zip(pattern.waypoints, pattern.hold_s, strict=True) if h > 0}
+    first = profile.legs[0].alt_amsl_m
+    items: list[MissionItem] = [takeoff(max(round(first - home_ground_amsl_m), 10.0))]
+    for lon, lat, alt in profile.waypoints:
+        hold = holds.pop((lon, lat), 0.0)
+        if hold > 0:
+            seconds = hold if math.isfinite(hold) else 3600.0
+            items.append(loiter_time(lon, lat, alt, seconds, frame=FRAME_GLOBAL_AMSL))
+        else:
+            items.append(waypoint(lon, lat, alt, frame=FRAME_GLOBAL_AMSL))
+    items.append(return_to_launch())
+    return items
+
+
+def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones: Sequence[Zone],
+              water: BaseGeometry | None, grants: Sequence[Grant] = (), now: datetime,
+              clearance_m: float = DEFAULT_CLEARANCE_M, reserve_pct: float = DEFAULT_RESERVE_PCT,
+              wind: Flow | None = None, epsg: int = UTM_48N) -> TaskPlan:
+    """The mission for ``task`` flown by ``vehicle``, or ``PlanRefused`` with every reason."""
+    if vehicle.type not in task.vehicle_types:
+        raise PlanRefused([f"task {task.key} needs a {' or '.join(sorted(task.vehicle_types))}, "
+                           f"{vehicle.name} is a {vehicle.type}"],
+                          [f"任务 {task.key} 需要{'或'.join(sorted(task.vehicle_types))}，{vehicle.name} 为 {vehicle.type}"])
+    missing = set(task.needs) - set(vehicle.payloads)
+    if missing:
+        raise PlanRefused([f"{vehicle.name} does not carry {', '.join(sorted(missing))}"],
+                          [f"{vehicle.name} 未搭载 {'、'.join(sorted(missing))}"])
+    if vehicle.type == "boat":
+        return _plan_boat(task, vehicle, water=water, reserve_pct=reserve_pct, current=wind, epsg=epsg)
+    model = EnergyModel.for_vehicle("copter", vehicle.cruise_speed_mps, vehicle.endurance_s)
+    horizon = now + timedelta(seconds=vehicle.endurance_s)
+    caps = _approved(grants, now, now + timedelta(minutes=5))
+    blocked = obstacle_zones(zones, approved_ids=tuple(caps))
+    usable = None
+    if blocked:
+        usable = shapely.box(-180, -90, 180, 90).difference(shapely.union_all([z.polygon for z in blocked]))
+    pattern = _pattern(task, vehicle, agl_m=clearance_m, water=water, usable=usable)
+    try:
+        transit = plan_path(vehicle.home, pattern.waypoints[0], blocked, epsg=epsg)
+    except NoPath as err:
+        raise PlanRefused([f"no way to the task: {err.reason}"], [f"无法到达任务区：{err.reason_zh}"]) from None
+    path = [*transit.waypoints, *pattern.waypoints[1:]]
+    if len(path) < 2:
+        path = [vehicle.home, pattern.waypoints[0]]
+    profile = altitude_profile(path, terrain, clearance_m=clearance_m, zones=zones, approved_caps_agl_m=caps,
+                               step_m=SAMPLE_M, epsg=epsg)
+    ret = choose_return(profile.legs, vehicle.home, vehicle.home_ground_amsl_m, (), zones, terrain,
+                        clearance_m=clearance_m, approved_caps_agl_m=caps, epsg=epsg)
+    # the legs' heights above ground at each vertex, for the approval check
+    wps = profile.waypoints
+    lons = np.array([p[0] for p in wps])
+    lats = np.array([p[1] for p in wps])
+    agl = np.array([p[2] for p in wps]) - np.asarray(terrain(lons, lats), dtype=float)
+    # energy: climb to the first level, the legs (their level changes), holds, the way home, the landing
+    first_alt = profile.legs[0].alt_amsl_m
+    last = wps[-1]
+    legs = [Leg(0.0, 0.0, first_alt - vehicle.home_ground_amsl_m)]
+    legs += path_legs([(p[0], p[1]) for p in wps], alts_m=[p[2] for p in wps])
+    finite_holds = sum(h for h in pattern.hold_s if math.isfinite(h))
+    if finite_holds:
+        legs.append(Leg(0.0, 0.0, 0.0, finite_holds))
+    home_leg = path_legs([(last[0], last[1]), vehicle.home])
+    legs += home_leg
+    legs.append(Leg(0.0, 0.0, -(max(ret.rtl_alt_m, last[2] - vehicle.home_ground_amsl_m))))
+    energy = mission_energy_pct(legs, model, wind)
+    check_reserve(energy, vehicle.battery_pct, reserve_pct)
+    speed = vehicle.cruise_speed_mps
+    tta = (first_alt - vehicle.home_ground_amsl_m) / model.climb_speed_mps + transit.length_m / speed
+    distance = path_length_m([(p[0], p[1]) for p in wps], epsg=epsg) + sum(leg.distance_m for leg in home_leg)
+    duration = tta + max(pattern.est_duration_s, 0.0) + sum(leg.distance_m for leg in home_leg) / speed \
+        + (last[2] - vehicle.home_ground_amsl_m) / model.descent_speed_mps
+    if not math.isfinite(duration) or now + timedelta(seconds=duration) > horizon:
+        duration = min(duration, vehicle.endurance_s)
+    needs = needed_approvals([(p[0], p[1]) for p in wps], agl, [z for z in zones if z.kind == "controlled"],
+                             when_start=now, when_end=now + timedelta(seconds=duration))
+    approvals: tuple[Mapping[str, Any], ...] = ()
+    if needs:
+        check = check_grants(needs, grants, now=now)
+        if not check.ok:
+            raise PlanRefused(
+                [f"{c.need.reason} — not covered: {'; '.join(r.reason for r in c.refusals)}" for c in check.uncovered],
+                [f"{c.need.reason_zh}——未获批准：{'；'.join(r.reason_zh for r in c.refusals)}"
+                 for c in check.uncovered])
+        approvals = tuple({"grant_id": c.grant.id, "zone_id": c.need.zone_id, "reference": c.grant.reference,
+                           "granted_by": c.grant.granted_by, "max_alt_agl_m": c.grant.max_alt_agl_m,
+                           "valid_to": c.grant.valid_to.isoformat(), "flight_max_agl_m": round(c.need.max_agl_m, 1)}
+                          for c in check.covered if c.grant is not None)
+    max_agl = max(leg.max_agl_m for leg in profile.legs)
+    min_agl = min(leg.min_agl_m for leg in profile.legs)
+    checks = [
+        f"path: {transit.length_m / 1000:.1f} km to the task around {len(blocked)} zone(s) "
+        f"({transit.ratio:.2f}× the straight line), then {pattern.describe()}",
+        f"height: every leg level above sea level, {min_agl:.0f}–{max_agl:.0f} m above ground "
+        f"(clearance {clearance_m:.0f} m, sampled every {SAMPLE_M:.0f} m and {profile.lateral_m:.0f} m to either side)",
+        f"return: {ret.mode} ({ret.note})",
+        f"battery: {vehicle.battery_pct:.0f} % minus about {energy:.0f} % (mission, way home, landing) leaves "
+        f"{vehicle.battery_pct - energy:.0f} %, reserve {reserve_pct:.0f} %",
+    ]
+    checks += [f"approval: {a['zone_id']} under grant #{a['grant_id']} ({a['reference']}, {a['granted_by']}, "
+               f"cap {a['max_alt_agl_m']:.0f} m, to {a['valid_to']})" for a in approvals]
+    mission = MissionPlan(
+        vehicle.name, "copter", tuple(_items(profile, pattern, vehicle.home_ground_amsl_m)),
+        tuple([vehicle.home, *[(p[0], p[1]) for p in wps], vehicle.home]),
+        float(max(p[2] for p in wps) - vehicle.home_ground_amsl_m), float(max(p[2] for p in wps)), float(max_agl),
+        float(distance), float(duration), float(energy), tuple(checks), approvals)
+    area = task.area.intersection(usable) if task.area is not None and usable is not None else task.area
+    return TaskPlan(task, mission, pattern, float(tta), float(vehicle.battery_pct - energy), ret.mode,
+                    dict(ret.params), approvals, area, pattern.swath_m, pattern.notes)
+
+
+def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, water: BaseGeometry | None, reserve_pct: float,
+               current: Flow | None, epsg: int) -> TaskPlan:
+    if water is None or water.is_empty:
+        raise PlanRefused(["no water areas known: cannot plan a boat"], ["无水域数据，无法规划无人船"])
+    model = EnergyModel.for_vehicle("boat", vehicle.cruise_speed_mps, vehicle.endurance_s)
+    pattern = _pattern(task, vehicle, agl_m=0.0, water=water, usable=None)
+    try:
+        out = plan_water_path(vehicle.home, pattern.waypoints[0], water, epsg=epsg)
+        back = plan_water_path(pattern.waypoints[-1], vehicle.home, water, epsg=epsg)
+    except NoPath as err:
+        raise PlanRefused([f"no way on water: {err.reason}"], [f"水上无可行航线：{err.reason_zh}"]) from None
+    path = [*out.waypoints, *pattern.waypoints[1:]]
+    legs = path_legs(path) + path_legs(list(back.waypoints))
+    holds = sum(h for h in pattern.hold_s if math.isfinite(h))
+    if holds:
+        legs.append(Leg(0.0, 0.0, 0.0, holds))
+    energy = mission_energy_pct(legs, model, current)
+    check_reserve(energy, vehicle.battery_pct, reserve_pct)
+    speed = vehicle.cruise_speed_mps
+    distance = sum(leg.distance_m for leg in legs)
+    duration = distance / speed + holds
+    hold_at = {wp: h for wp, h in zip(pattern.waypoints, pattern.hold_s, strict=True) if h > 0}
+    items: list[MissionItem] = []
+    for lon, lat in [*path[1:], *back.waypoints[1:-1]]:
+        h = hold_at.pop((lon, lat), 0.0)
+        items.append(loiter_time(lon, lat, 0.0, h if math.isfinite(h) else 3600.0) if h > 0
+                     else waypoint(lon, lat, 0.0))
+    items.append(return_to_launch())
+    checks = [f"water: {out.length_m / 1000:.1f} km out and {back.length_m / 1000:.1f} km back on water, "
+              f"{pattern.describe()}",
+              f"battery: {vehicle.battery_pct:.0f} % minus about {energy:.0f} % leaves "
+              f"{vehicle.battery_pct - energy:.0f} %, reserve {reserve_pct:.0f} %"]
+    mission = MissionPlan(vehicle.name, "boat", tuple(items), tuple([*path, *back.waypoints[1:]]), 0.0,
+                          vehicle.home_ground_amsl_m, 0.0, float(distance), float(duration), float(energy),
+                          tuple(checks))
+    return TaskPlan(task, mission, pattern, out.length_m / speed, vehicle.battery_pct - energy, "RTL", {},
+                    (), task.area, pattern.swath_m, pattern.notes)

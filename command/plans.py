@@ -1,0 +1,277 @@
+"""Vehicle task plans of incidents: proposed, approved (with a pilot in command), edited or
+rejected by a dispatcher, then flown and followed until the vehicle is home.
+
+The service mixes this in (``Service(TaskPlans, ...)``): it uses the service's store, fleet,
+event bus and flight code. The planning itself is pure (``command.dispatch``):
+
+* ``tasks_for_incident``: what the incident calls for (recon, searches, boat survey, ...);
+* ``plan_task`` for every task × ready vehicle: a checked mission or the reasons it is refused;
+* an optimal assignment of tasks to vehicles (``scipy.optimize.linear_sum_assignment`` over
+  time to target plus task time, refused pairs excluded), one task per vehicle per proposal.
+
+A task whose predecessor is proposed in the same round (a fire's overwatch after its recon)
+waits for the next proposal. Approval is idempotent: a plan is approved once, and a task has
+at most one plan flying at a time (compare-and-set in the store, across replicas). Every
+decision, with who made it and why, is an event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+from scipy.optimize import linear_sum_assignment
+from shapely.geometry import LineString, Point
+
+from .dispatch.errors import PlanRefused
+from .dispatch.geometry import ground_distance_m, utm_transformers
+from .dispatch.planner import PlanVehicle, TaskPlan, plan_task
+from .dispatch.tasks import TaskSpec, tasks_for_incident
+from .store import AlreadyDecided
+from .store.models import PlanRow
+
+if TYPE_CHECKING:
+    from .runtime import Follow, Sortie
+
+__all__ = ["TaskPlans"]
+
+PROPOSAL_FRESH_S = 300.0  # an approval older than this re-plans the task first (the vehicle has moved on)
+INFEASIBLE = 1e12
+REACHED_M = 60.0  # within this of the task's first point: "on task"
+
+
+class TaskPlans:
+    """Mixin of ``command.runtime.Service``: the dispatcher's task plans."""
+
+    _task_plans: dict[int, tuple[float, TaskPlan]]
+
+    # -- proposing ------------------------------------------------------------------------
+    def _plan_vehicles(self, *, only: str | None = None) -> list[PlanVehicle]:
+        out = []
+        for c in self._candidates():  # type: ignore[attr-defined]
+            if not c.available or (only is not None and c.name != only):
+                continue
+            spec = self.vehicle_specs[c.name]  # type: ignore[attr-defined]
+            ground = spec.base_alt_m if spec.type == "boat" else self.district.terrain.elevation_at(c.lon, c.lat)  # type: ignore[attr-defined]
+            out.append(PlanVehicle(c.name, c.type, (c.lon, c.lat), float(ground), c.battery_pct, c.cruise_speed_mps,
+                                   c.endurance_s, spec.payloads))
+        return out
+
+    def _plan_one(self, task: TaskSpec, vehicle: PlanVehicle, now: datetime, **kw: Any) -> TaskPlan:
+        return plan_task(task, vehicle, terrain=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
+                         zones=self.district.airspace, water=self.district.water,  # type: ignore[attr-defined]
+                         grants=self.grants.active(now), now=now,  # type: ignore[attr-defined]
+                         clearance_m=kw.get("clearance_m", self.settings.clearance_m))  # type: ignore[attr-defined]
+
+    def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:
+        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        return tasks_for_incident(row.id, row.kind, row.level, row.lon, row.lat, row.detail,
+                                  elevation=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
+                                  water=self.district.water, epsg=self.district.utm_epsg)  # type: ignore[attr-defined]
+
+    def propose_plans(self, incident_id: int, *, by: str) -> dict[str, Any]:
+        """Plans for the incident's tasks that have none yet: the best vehicle for each, or why none can."""
+        from .runtime import Conflict, Status
+
+        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        if row.status == Status.CLOSED:
+            raise Conflict(f"incident {incident_id} is closed")
+        now = self.clock.now()  # type: ignore[attr-defined]
+        tasks = self._incident_tasks(incident_id)
+        keys = {t.key for t in tasks}
+        busy = {p.task_key for p in self.store.plans(  # type: ignore[attr-defined]
+            incident_id=incident_id, states=("proposed", "approved", "uploading", "flying", "returning"))}
+        done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}  # type: ignore[attr-defined]
+        waiting = [t for t in tasks if t.after in keys and t.after not in done]
+        todo = [t for t in tasks if t.key not in busy and t not in waiting]
+        vehicles = self._plan_vehicles()
+        plans: dict[tuple[int, int], TaskPlan] = {}
+        refusals: dict[int, list[str]] = {i: [] for i in range(len(todo))}
+        for i, task in enumerate(todo):
+            for j, v in enumerate(vehicles):
+                try:
+                    plans[(i, j)] = self._plan_one(task, v, now)
+                except PlanRefused as err:
+                    refusals[i].append(f"{v.name}: {'; '.join(err.reasons)}")
+        chosen: dict[int, TaskPlan] = {}
+        if plans:
+            cost = np.full((len(todo), len(vehicles)), INFEASIBLE)
+            for (i, j), p in plans.items():
+                cost[i, j] = p.time_to_target_s + p.mission.est_duration_s
+            rows, cols = linear_sum_assignment(cost)
+            for i, j in zip(rows, cols, strict=True):
+                if cost[i, j] < INFEASIBLE:
+                    chosen[int(i)] = plans[(int(i), int(j))]
+        out = []
+        for i, task in enumerate(todo):
+            p = chosen.get(i)
+            if p is not None:
+                prow = self.store.insert_plan(  # type: ignore[attr-defined]
+                    incident_id=incident_id, task_key=task.key, vehicle=p.mission.vehicle, state="proposed",
+                    task=task.to_wire(), proposal=p.to_wire(), proposed_by=by, proposed_at=now, updated_at=now)
+                self._task_plans[prow.id] = (time.monotonic(), p)
+            else:
+                why = refusals[i] or ["no vehicle is ready (all busy, charging, lost or not heard)"]
+                if any(k == i for (k, _) in plans):
+                    why = [*why, "the vehicles that could fly it are taken by other tasks of this proposal"]
+                prow = self.store.insert_plan(  # type: ignore[attr-defined]
+                    incident_id=incident_id, task_key=task.key, vehicle=None, state="refused",
+                    task=task.to_wire(), proposal={"reasons": why}, proposed_by=by, proposed_at=now, updated_at=now)
+            view = self.plan_view(prow)
+            self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)  # type: ignore[attr-defined]
+            out.append(view)
+        return {"plans": out, "waiting": [{"key": t.key, "after": t.after, "reason": f"waits for {t.after}"}
+                                          for t in waiting]}
+
+    # -- deciding -------------------------------------------------------------------------
+    def approve_plan(self, plan_id: int, *, by: str, pilot: str) -> dict[str, Any]:
+        """Approve a proposed plan with its pilot in command, and fly it (re-planned if the proposal is stale)."""
+        from .runtime import Conflict, Refused, Sortie, Status, Unavailable, transition
+
+        if self._tg is None:  # type: ignore[attr-defined]
+            raise Unavailable("the service is starting or stopping")
+        row = self.store.plan(plan_id)  # type: ignore[attr-defined]
+        if row.state != "proposed":
+            raise Conflict(f"plan {plan_id} is {row.state}" + (f" (by {row.decided_by})" if row.decided_by else ""))
+        if row.vehicle in self.assignments:  # type: ignore[attr-defined]
+            raise Conflict(f"{row.vehicle} is on another task (incident {self.assignments[row.vehicle]})")  # type: ignore[attr-defined]
+        now = self.clock.now()  # type: ignore[attr-defined]
+        cached = self._task_plans.get(plan_id)
+        plan = cached[1] if cached and time.monotonic() - cached[0] <= PROPOSAL_FRESH_S else None
+        if plan is None:  # stale or from before a restart: plan again from where the vehicle is now
+            task = next((t for t in self._incident_tasks(row.incident_id) if t.key == row.task_key), None)
+            vehicles = self._plan_vehicles(only=row.vehicle)
+            if task is None or not vehicles:
+                raise Refused(f"plan {plan_id} can no longer be flown: "
+                              + ("its task is gone" if task is None else f"{row.vehicle} is not ready"))
+            try:
+                plan = self._plan_one(task, vehicles[0], now)
+            except PlanRefused as err:
+                raise Refused("; ".join(err.reasons)) from None
+        try:
+            row = self.store.decide_plan(plan_id, to="approved", by=by, now=now, pilot=pilot,  # type: ignore[attr-defined]
+                                         active=("approved", "uploading", "flying", "returning"))
+        except AlreadyDecided as err:
+            raise Conflict(str(err)) from None
+        row = self.store.update_plan(plan_id, proposal=plan.to_wire(), state="uploading", updated_at=now)  # type: ignore[attr-defined]
+        name = plan.mission.vehicle
+        self.assignments[name] = row.incident_id  # type: ignore[attr-defined]
+        incident = self.store.incident(row.incident_id)  # type: ignore[attr-defined]
+        if incident.status == Status.OPEN:
+            incident = self.store.update_incident(incident.id, status=transition(incident.status, Status.DISPATCHED),  # type: ignore[attr-defined]
+                                                  updated_at=now)
+        self._count_dispatch("approved")  # type: ignore[attr-defined]
+        view = self.plan_view(row)
+        self.bus.publish("plan.approved", view)  # type: ignore[attr-defined]
+        self._spawn(self._fly(Sortie(row.incident_id, plan_id), name, plan.mission, approved_by=by,  # type: ignore[attr-defined]
+                              approved_at=now, pilot=pilot, params=plan.return_params,
+                              follow=self._follow_of(plan)), name=f"plan-{plan_id}")
+        self.bus.publish("incident.updated", self.incident_view(incident))  # type: ignore[attr-defined]
+        return view
+
+    def reject_plan(self, plan_id: int, *, by: str, reason: str) -> dict[str, Any]:
+        from .runtime import Conflict
+
+        try:
+            row = self.store.decide_plan(plan_id, to="rejected", by=by, now=self.clock.now(), reason=reason)  # type: ignore[attr-defined]
+        except AlreadyDecided as err:
+            raise Conflict(str(err)) from None
+        self._task_plans.pop(plan_id, None)
+        view = self.plan_view(row)
+        self.bus.publish("plan.rejected", view)  # type: ignore[attr-defined]
+        return view
+
+    def edit_plan(self, plan_id: int, *, by: str, vehicle: str | None = None, clearance_m: float | None = None,
+                  reason: str) -> dict[str, Any]:
+        """Replace a proposal by one with the dispatcher's changes (another vehicle, another clearance)."""
+        from .runtime import Conflict, NotFound, Refused
+
+        row = self.store.plan(plan_id)  # type: ignore[attr-defined]
+        if row.state != "proposed":
+            raise Conflict(f"plan {plan_id} is {row.state}: only a proposal can be edited")
+        name = vehicle or row.vehicle
+        if name not in self.vehicle_specs:  # type: ignore[attr-defined]
+            raise NotFound(f"no vehicle {name!r}")
+        task = next((t for t in self._incident_tasks(row.incident_id) if t.key == row.task_key), None)
+        vehicles = self._plan_vehicles(only=name)
+        if task is None or not vehicles:
+            raise Refused("its task is gone" if task is None else f"{name} is not ready")
+        now = self.clock.now()  # type: ignore[attr-defined]
+        kw = {"clearance_m": clearance_m} if clearance_m is not None else {}
+        try:
+            plan = self._plan_one(task, vehicles[0], now, **kw)
+        except PlanRefused as err:
+            raise Refused("; ".join(err.reasons)) from None
+        try:
+            self.store.decide_plan(plan_id, to="superseded", by=by, now=now, reason=reason)  # type: ignore[attr-defined]
+        except AlreadyDecided as err:
+            raise Conflict(str(err)) from None
+        self._task_plans.pop(plan_id, None)
+        new = self.store.insert_plan(  # type: ignore[attr-defined]
+            incident_id=row.incident_id, task_key=row.task_key, vehicle=name, state="proposed", task=task.to_wire(),
+            proposal={**plan.to_wire(), "edited_from": plan_id, "edit_reason": reason}, proposed_by=by,
+            proposed_at=now, updated_at=now)
+        self._task_plans[new.id] = (time.monotonic(), plan)
+        view = self.plan_view(new)
+        self.bus.publish("plan.edited", {**view, "replaces": plan_id, "by": by, "reason": reason})  # type: ignore[attr-defined]
+        return view
+
+    # -- following ------------------------------------------------------------------------
+    def _follow_of(self, plan: TaskPlan) -> Follow:
+        from .runtime import Follow
+
+        area_m = None
+        if plan.coverage_area is not None and not plan.coverage_area.is_empty and plan.swath_m:
+            fwd, _ = utm_transformers(self.district.utm_epsg)  # type: ignore[attr-defined]
+            area_m = shapely.transform(plan.coverage_area,
+                                       lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+        return Follow(plan.pattern.waypoints[0], area_m, plan.swath_m)
+
+    def _follow(self, sortie: Sortie, follow: Follow, t: Any, items: int, *, final: bool = False) -> None:
+        """Progress of a flying plan: mission item, reached the task, time to target, coverage seen."""
+        if sortie.plan_id is None or not (math.isfinite(t.lat_deg) and math.isfinite(t.lon_deg)):
+            return
+        here = (t.lon_deg, t.lat_deg)
+        to_target = ground_distance_m(here, follow.target)
+        follow.reached = follow.reached or to_target <= REACHED_M
+        if follow.reached and follow.area_m is not None:
+            fwd, _ = utm_transformers(self.district.utm_epsg)  # type: ignore[attr-defined]
+            x, y = fwd.transform(here[0], here[1])
+            if not follow.seen_xy or math.dist(follow.seen_xy[-1], (x, y)) >= 5.0:
+                follow.seen_xy.append((float(x), float(y)))
+        loop_now = time.monotonic()
+        if not final and loop_now - follow.written_at < 5.0:
+            return
+        follow.written_at = loop_now
+        progress: dict[str, Any] = {"item": int(t.mission_seq), "items": items, "reached": follow.reached,
+                                    "distance_to_target_m": round(to_target, 1), "battery_pct": t.battery_pct}
+        gs = float(t.groundspeed_mps)
+        speed = gs if math.isfinite(gs) and gs > 1.0 else 1.0
+        if not follow.reached:
+            progress["time_to_target_s"] = round(to_target / speed, 1)
+        if follow.area_m is not None and follow.swath_m:
+            seen = (LineString(follow.seen_xy) if len(follow.seen_xy) > 1 else Point(*follow.seen_xy[0])
+                    if follow.seen_xy else None)
+            covered = 0.0
+            if seen is not None:
+                covered = seen.buffer(follow.swath_m / 2.0).intersection(follow.area_m).area / follow.area_m.area
+            progress["coverage"] = round(min(covered, 1.0), 3)
+        row = self.store.update_plan(sortie.plan_id, progress=progress, updated_at=self.clock.now())  # type: ignore[attr-defined]
+        self.bus.publish("plan.progress", {"id": row.id, "incident_id": row.incident_id, "vehicle": row.vehicle,  # type: ignore[attr-defined]
+                                           **progress})
+
+    # -- views ----------------------------------------------------------------------------
+    def plan_view(self, row: PlanRow) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return {"id": row.id, "incident_id": row.incident_id, "task_key": row.task_key, "vehicle": row.vehicle,
+                "state": row.state, "task": row.task, "proposal": row.proposal, "proposed_by": row.proposed_by,
+                "proposed_at": iso(row.proposed_at), "decided_by": row.decided_by, "decided_at": iso(row.decided_at),
+                "decision_reason": row.decision_reason, "pilot": row.pilot, "progress": row.progress,
+                "error": row.error, "updated_at": iso(row.updated_at)}
+
+    def plans_of(self, incident_id: int | None = None, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        return [self.plan_view(r) for r in self.store.plans(incident_id=incident_id, states=states)]  # type: ignore[attr-defined]

@@ -1,0 +1,96 @@
+"""The dispatcher's task plans through the running system: propose, edit, reject, approve with a
+pilot in command, fly against the simulated fleet and follow until home — over real HTTP, MQTT,
+MAVLink and SQLite."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+
+from tests.fixtures_service import LiveService
+
+FLIGHT_DEADLINE_S = 120.0
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    k = 111_320.0
+    return math.hypot((a[0] - b[0]) * k * math.cos(math.radians(a[1])), (a[1] - b[1]) * k)
+
+
+def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveService) -> None:
+    live = live_service
+    incident = live.get(f"/api/incidents/{live.incident_id}")
+    url = f"/api/incidents/{live.incident_id}/plans"
+    assert httpx.post(live.base_url + url, json={"by": "x"}).status_code == 401
+    with live.client() as http:
+        proposed = http.post(url, json={"by": "dispatcher-zhao"})
+        assert proposed.status_code == 201, proposed.text
+        [plan] = proposed.json()["plans"]
+        assert plan["state"] == "proposed" and plan["task_key"] == "recon" and plan["vehicle"] == "UAV-1"
+        p = plan["proposal"]
+        # what a dispatcher decides on: vehicle, path, time to target, battery at landing, return, checks
+        assert p["time_to_target_s"] > 0 and 30 < p["battery_at_landing_pct"] < 100
+        assert p["path"][0] == p["path"][-1] and p["return"]["mode"] in ("RTL", "SMART_RTL")
+        assert any(c.startswith("height:") for c in p["checks"]) and p["approvals"] == []
+        # asking again proposes nothing new: the task has its proposal
+        again = http.post(url, json={"by": "dispatcher-zhao"}).json()
+        assert again["plans"] == []
+
+        # an edit the planner cannot honour is refused with the reason, the proposal stays
+        far = http.post(f"/api/plans/{plan['id']}/edit",
+                        json={"by": "dispatcher-zhao", "vehicle": "UAV-2", "reason": "keep UAV-1 for the plant"})
+        assert far.status_code == 422 and "reserve" in far.json()["detail"], far.text
+        assert live.get(f"/api/plans/{plan['id']}")["state"] == "proposed"
+        # edited: higher over the ground; the first proposal is superseded
+        edited = http.post(f"/api/plans/{plan['id']}/edit",
+                           json={"by": "dispatcher-zhao", "clearance_m": 80, "reason": "masts near the gauge"})
+        assert edited.status_code == 201, edited.text
+        assert edited.json()["vehicle"] == "UAV-1" and edited.json()["proposal"]["edited_from"] == plan["id"]
+        assert edited.json()["proposal"]["cruise_amsl_m"] > p["cruise_amsl_m"]
+        assert live.get(f"/api/plans/{plan['id']}")["state"] == "superseded"
+        assert http.post(f"/api/plans/{plan['id']}/approve",
+                         json={"by": "d", "pilot": "p"}).status_code == 409  # a superseded plan never flies
+        bad = http.post(f"/api/plans/{plan['id']}/edit", json={"by": "d", "vehicle": "UAV-9", "reason": "r"})
+        assert bad.status_code == 409  # only a proposal can be edited
+
+        # rejected with a reason, then proposed again (UAV-1, the nearest)
+        second = edited.json()
+        rejected = http.post(f"/api/plans/{second['id']}/reject", json={"by": "dispatcher-zhao", "reason": "wait"})
+        assert rejected.status_code == 200 and rejected.json()["decision_reason"] == "wait"
+        [plan] = http.post(url, json={"by": "dispatcher-zhao"}).json()["plans"]
+        assert plan["vehicle"] == "UAV-1"
+
+        # approval needs a pilot in command; approved once only
+        nopilot = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao"})
+        assert nopilot.status_code == 422
+        approved = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao", "pilot": "Pilot Li"})
+        assert approved.status_code == 202, approved.text
+        assert approved.json()["pilot"] == "Pilot Li" and approved.json()["decided_by"] == "dispatcher-zhao"
+        twice = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-qian", "pilot": "Pilot Sun"})
+        assert twice.status_code == 409 and "uploading" in twice.text
+
+    def landed() -> dict[str, Any] | None:
+        row = live.get(f"/api/plans/{plan['id']}")
+        if row["state"] == "failed":
+            raise AssertionError(f"the plan failed: {row['error']}")
+        return row if row["state"] == "landed" else None
+
+    done = live.wait_until(landed, "the plan's flight to end", timeout_s=FLIGHT_DEADLINE_S)
+    progress = done["progress"]
+    assert progress["reached"] is True and progress["items"] == plan["proposal"]["items"]
+    assert progress["distance_to_target_m"] < 1000.0 * 20
+    after = live.get(f"/api/incidents/{live.incident_id}")
+    assert [(p["task_key"], p["state"]) for p in after["plans"] if p["id"] == plan["id"]] == [("recon", "landed")]
+    [entry] = live.get("/api/flights")["flights"]
+    assert entry["pilot"] == "Pilot Li" and entry["approved_by"] == "dispatcher-zhao" and entry["state"] == "landed"
+    final = live.vehicles()["UAV-1"]
+    assert final["armed"] is False and _metres((final["lon"], final["lat"]), tuple(plan["proposal"]["path"][0])) < 5
+    # the copter flew the plan's levels above sea level, never lower than its clearance over the target
+    assert entry["max_agl_m"] is not None and entry["max_agl_m"] <= 120.0 + 1.0
+    kinds = [e["kind"] for e in live.get("/api/events?limit=2000")["events"]]
+    for kind in ("plan.proposed", "plan.edited", "plan.rejected", "plan.approved", "plan.state", "plan.progress",
+                 "mission.completed"):
+        assert kind in kinds, kind
+    assert incident["kind"] == "rainstorm"
