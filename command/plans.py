@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from shapely.geometry import LineString, Point
 
 from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
+from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
+from .dispatch.launch import override as launch_override
 from .dispatch.planner import PlanVehicle, TaskPlan, plan_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
 from .store import AlreadyDecided
@@ -128,8 +131,41 @@ class TaskPlans:
                                           for t in waiting]}
 
     # -- deciding -------------------------------------------------------------------------
-    def approve_plan(self, plan_id: int, *, by: str, pilot: str) -> dict[str, Any]:
-        """Approve a proposed plan with its pilot in command, and fly it (re-planned if the proposal is stale)."""
+    def launch_weather(self, lon: float, lat: float, vehicle_type: str,
+                       cruise_speed_mps: float) -> tuple[dict[str, Any] | None, AirframeLimits, list[str]]:
+        """The nearest weather station's newest good observation at a launch site, the vehicle's limits for
+        what that station measures, and what is not measured (so not checked: said, never silent)."""
+        limits = MULTIROTOR if vehicle_type == "copter" else boat_limits(cruise_speed_mps)
+        stations = [s for s in self.registry.values() if s.kind == "weather_station"]  # type: ignore[attr-defined]
+        if not stations:
+            return None, limits, ["no weather station in the district"]
+        st = min(stations, key=lambda s: ground_distance_m((lon, lat), (s.lon, s.lat)))
+        newest = {q: r for q in ("wind_speed", "temp", "rain")
+                  if (r := self.sensing.newest(st.sensor_id, q)) is not None and r.flag != "bad"}  # type: ignore[attr-defined]
+        if not newest:
+            return None, limits, []
+        weather: dict[str, Any] = {"station_id": st.sensor_id, "observed_at": min(r.time for r in newest.values()),
+                                   "distance_km": ground_distance_m((lon, lat), (st.lon, st.lat)) / 1000.0}
+        if "wind_speed" in newest:
+            weather["wind_mps"] = newest["wind_speed"].value
+        if "temp" in newest:
+            weather["temp_c"] = newest["temp"].value
+        if "rain" in newest:  # the newest interval's rain as an hourly rate
+            weather["rain_mm_per_h"] = newest["rain"].value * 3600.0 / max(st.interval_s, 60.0)
+        unmeasured = []
+        if limits.max_gust_mps is not None:
+            limits = replace(limits, max_gust_mps=None)
+            unmeasured.append(f"gusts: {st.sensor_id} does not measure them")
+        if limits.max_current_mps is not None:
+            limits = replace(limits, max_current_mps=None)
+            unmeasured.append("river current: no current meter in the district")
+        return weather, limits, unmeasured
+
+    def approve_plan(self, plan_id: int, *, by: str, pilot: str, override_reason: str | None = None) -> dict[str, Any]:
+        """Approve a proposed plan with its pilot in command, and fly it (re-planned if the proposal is stale).
+
+        The launch weather (nearest station) must be within the airframe's limits; a dispatcher may launch
+        anyway with ``override_reason``, which is logged with its author."""
         from .runtime import Conflict, Refused, Sortie, Status, Unavailable, transition
 
         if self._tg is None:  # type: ignore[attr-defined]
@@ -152,12 +188,30 @@ class TaskPlans:
                 plan = self._plan_one(task, vehicles[0], now)
             except PlanRefused as err:
                 raise Refused("; ".join(err.reasons)) from None
+        home = plan.mission.path[0]
+        weather, limits, unmeasured = self.launch_weather(
+            home[0], home[1], plan.mission.vehicle_type, self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps)  # type: ignore[attr-defined]
+        check = check_launch(limits, weather, now=now)
+        launch: dict[str, Any] = {"ok": check.ok, "reasons": list(check.reasons), "station_id": check.station_id,
+                                  "weather": {k: (v.isoformat() if isinstance(v, datetime) else v)
+                                              for k, v in (weather or {}).items()},
+                                  "limits": limits.name, "not_checked": unmeasured}
+        if not check.ok:
+            if not override_reason:
+                raise Refused("launch weather: " + "; ".join(check.reasons)
+                              + " (approve with an override reason to launch anyway)")
+            ov = launch_override(check, by, override_reason, now)
+            launch["override"] = {"by": ov.by, "reason": ov.reason, "at": ov.at.isoformat()}
         try:
             row = self.store.decide_plan(plan_id, to="approved", by=by, now=now, pilot=pilot,  # type: ignore[attr-defined]
                                          active=("approved", "uploading", "flying", "returning"))
         except AlreadyDecided as err:
             raise Conflict(str(err)) from None
-        row = self.store.update_plan(plan_id, proposal=plan.to_wire(), state="uploading", updated_at=now)  # type: ignore[attr-defined]
+        row = self.store.update_plan(plan_id, proposal={**plan.to_wire(), "launch": launch}, state="uploading",  # type: ignore[attr-defined]
+                                     updated_at=now)
+        if "override" in launch:
+            self.bus.publish("plan.launch_override", {"id": plan_id, "incident_id": row.incident_id,  # type: ignore[attr-defined]
+                                                      **launch["override"], "overridden": launch["reasons"]})
         name = plan.mission.vehicle
         self.assignments[name] = row.incident_id  # type: ignore[attr-defined]
         incident = self.store.incident(row.incident_id)  # type: ignore[attr-defined]

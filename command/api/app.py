@@ -107,6 +107,8 @@ class ProposeBody(BaseModel):
 class ApproveBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64, description="who approves")
     pilot: str = Field(..., min_length=1, max_length=64, description="remote pilot in command of the flight")
+    override_reason: str | None = Field(None, min_length=1, max_length=500,
+                                        description="launch despite a failed weather check (logged with who)")
 
 
 class RejectBody(BaseModel):
@@ -304,7 +306,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/api/plans/{plan_id}/approve", status_code=202, dependencies=[Auth])
     async def approve_plan(plan_id: int, body: ApproveBody) -> dict[str, Any]:
-        return service.approve_plan(plan_id, by=body.by, pilot=body.pilot)
+        return service.approve_plan(plan_id, by=body.by, pilot=body.pilot, override_reason=body.override_reason)
 
     @app.post("/api/plans/{plan_id}/reject", dependencies=[Auth])
     async def reject_plan(plan_id: int, body: RejectBody) -> dict[str, Any]:

@@ -4,7 +4,9 @@ MAVLink and SQLite."""
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from typing import Any
 
 import httpx
@@ -62,12 +64,28 @@ def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveServ
         [plan] = http.post(url, json={"by": "dispatcher-zhao"}).json()["plans"]
         assert plan["vehicle"] == "UAV-1"
 
-        # approval needs a pilot in command; approved once only
+        # approval needs a pilot in command, and the launch weather from the nearest station
         nopilot = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao"})
         assert nopilot.status_code == 422
-        approved = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao", "pilot": "Pilot Li"})
+        blind = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao", "pilot": "Pilot Li"})
+        assert blind.status_code == 422 and "no weather observation" in blind.text, blind.text
+        now = time.time()
+        live.publish("yingji/sensors/wx-luoqi-valley/senml", json.dumps([
+            {"bn": "urn:dev:yingji:wx-luoqi-valley:", "bt": now, "n": "wind_speed", "u": "m/s", "v": 16.5},
+            {"n": "temp", "u": "Cel", "v": 29.0}, {"n": "rain", "u": "mm", "v": 0.0}]))
+        live.wait_until(lambda: live.get("/api/sensors/wx-luoqi-valley/readings")["readings"] or None,
+                        "the weather station's readings")
+        windy = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-zhao", "pilot": "Pilot Li"})
+        assert windy.status_code == 422 and "mean wind 16.5 m/s above the limit" in windy.text, windy.text
+        assert live.get(f"/api/plans/{plan['id']}")["state"] == "proposed"
+        # launched anyway, with the reason on record; approved once only
+        approved = http.post(f"/api/plans/{plan['id']}/approve", json={
+            "by": "dispatcher-zhao", "pilot": "Pilot Li", "override_reason": "sheltered launch site, checked on site"})
         assert approved.status_code == 202, approved.text
         assert approved.json()["pilot"] == "Pilot Li" and approved.json()["decided_by"] == "dispatcher-zhao"
+        launch = approved.json()["proposal"]["launch"]
+        assert launch["station_id"] == "wx-luoqi-valley" and launch["override"]["by"] == "dispatcher-zhao"
+        assert any("gusts" in n for n in launch["not_checked"])
         twice = http.post(f"/api/plans/{plan['id']}/approve", json={"by": "dispatcher-qian", "pilot": "Pilot Sun"})
         assert twice.status_code == 409 and "uploading" in twice.text
 
@@ -90,7 +108,7 @@ def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveServ
     # the copter flew the plan's levels above sea level, never lower than its clearance over the target
     assert entry["max_agl_m"] is not None and entry["max_agl_m"] <= 120.0 + 1.0
     kinds = [e["kind"] for e in live.get("/api/events?limit=2000")["events"]]
-    for kind in ("plan.proposed", "plan.edited", "plan.rejected", "plan.approved", "plan.state", "plan.progress",
-                 "mission.completed"):
+    for kind in ("plan.proposed", "plan.edited", "plan.rejected", "plan.launch_override", "plan.approved",
+                 "plan.state", "plan.progress", "mission.completed"):
         assert kind in kinds, kind
     assert incident["kind"] == "rainstorm"
