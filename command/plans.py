@@ -32,6 +32,7 @@ from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
 from .dispatch.launch import override as launch_override
+from .dispatch.paths import altitude_layers
 from .dispatch.planner import PlanVehicle, TaskPlan, plan_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
 from .store import AlreadyDecided
@@ -68,7 +69,37 @@ class TaskPlans:
         return plan_task(task, vehicle, terrain=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
                          zones=self.district.airspace, water=self.district.water,  # type: ignore[attr-defined]
                          grants=self.grants.active(now), now=now,  # type: ignore[attr-defined]
-                         clearance_m=kw.get("clearance_m", self.settings.clearance_m))  # type: ignore[attr-defined]
+                         clearance_m=kw.get("clearance_m", self.settings.clearance_m),  # type: ignore[attr-defined]
+                         rtl_alt_m=kw.get("rtl_alt_m"))
+
+    def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
+                 refusals: dict[int, list[str]], now: datetime) -> dict[int, TaskPlan]:
+        """Copters over one incident fly on distinct altitude layers with staggered return altitudes
+        (``paths.altitude_layers``): each chosen copter plan is made again on its layer."""
+        copters = sorted(i for i, p in chosen.items() if p.mission.vehicle_type == "copter")
+        if len(copters) < 2:
+            return chosen
+        base = self.settings.clearance_m  # type: ignore[attr-defined]
+        try:
+            layers = altitude_layers(len(copters), base)
+        except PlanRefused as err:
+            for i in copters[1:]:
+                refusals[i].append("; ".join(err.reasons))
+                chosen.pop(i)
+            return chosen
+        by_name = {v.name: v for v in vehicles}
+        for k, i in enumerate(copters):
+            if k == 0:
+                continue  # the lowest layer is the plan as made
+            p = chosen[i]
+            try:
+                chosen[i] = self._plan_one(todo[i], by_name[p.mission.vehicle], now,
+                                           clearance_m=layers.cruise_agl_m[k], rtl_alt_m=layers.rtl_alt_m[k])
+            except PlanRefused as err:
+                refusals[i].append(f"{p.mission.vehicle} on altitude layer {layers.cruise_agl_m[k]:.0f} m: "
+                                   + "; ".join(err.reasons))
+                chosen.pop(i)
+        return chosen
 
     def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:
         row = self.store.incident(incident_id)  # type: ignore[attr-defined]
@@ -109,6 +140,7 @@ class TaskPlans:
             for i, j in zip(rows, cols, strict=True):
                 if cost[i, j] < INFEASIBLE:
                     chosen[int(i)] = plans[(int(i), int(j))]
+            chosen = self._layered(chosen, todo, vehicles, refusals, now)
         out = []
         for i, task in enumerate(todo):
             p = chosen.get(i)

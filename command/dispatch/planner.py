@@ -188,8 +188,11 @@ def _items(profile: AltitudeProfile, pattern: pt.Pattern, home_ground_amsl_m: fl
 def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones: Sequence[Zone],
               water: BaseGeometry | None, grants: Sequence[Grant] = (), now: datetime,
               clearance_m: float = DEFAULT_CLEARANCE_M, reserve_pct: float = DEFAULT_RESERVE_PCT,
-              wind: Flow | None = None, epsg: int = UTM_48N) -> TaskPlan:
-    """The mission for ``task`` flown by ``vehicle``, or ``PlanRefused`` with every reason."""
+              wind: Flow | None = None, rtl_alt_m: float | None = None, epsg: int = UTM_48N) -> TaskPlan:
+    """The mission for ``task`` flown by ``vehicle``, or ``PlanRefused`` with every reason.
+
+    ``clearance_m`` and ``rtl_alt_m`` (the lowest RTL altitude to try) are a vehicle's altitude layer
+    when several fly over one incident (``paths.altitude_layers``)."""
     if vehicle.type not in task.vehicle_types:
         raise PlanRefused([f"task {task.key} needs a {' or '.join(sorted(task.vehicle_types))}, "
                            f"{vehicle.name} is a {vehicle.type}"],
@@ -218,7 +221,8 @@ def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones
     profile = altitude_profile(path, terrain, clearance_m=clearance_m, zones=zones, approved_caps_agl_m=caps,
                                step_m=SAMPLE_M, epsg=epsg)
     ret = choose_return(profile.legs, vehicle.home, vehicle.home_ground_amsl_m, (), zones, terrain,
-                        clearance_m=clearance_m, approved_caps_agl_m=caps, epsg=epsg)
+                        rtl_alt_m=rtl_alt_m if rtl_alt_m is not None else clearance_m,
+                        clearance_m=min(clearance_m, DEFAULT_CLEARANCE_M), approved_caps_agl_m=caps, epsg=epsg)
     # the legs' heights above ground at each vertex, for the approval check
     wps = profile.waypoints
     lons = np.array([p[0] for p in wps])

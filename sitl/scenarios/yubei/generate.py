@@ -137,6 +137,9 @@ COPTER_BASES = (
     ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.836, 29.772),
     ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.822, 29.930),
 )
+# 45 min from full to empty: a mid-size industrial multirotor with a camera payload (the DJI M300
+# RTK class is rated 55 min without payload); the fleet file's figure, for planning and the simulator.
+COPTER_ENDURANCE_S = 2700.0
 # What each vehicle carries (command.dispatch.tasks.PAYLOADS): every copter a zoom and a
 # thermal camera; the Luoqi one, next to the chemical plant, a gas sensor; loudspeakers for
 # evacuation broadcasts; the boat an echosounder and a water sampler.
@@ -719,7 +722,7 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     for k, (name, _, _, _, lon, lat) in enumerate(COPTER_BASES, start=1):
         vehicles.append({"name": name, "type": "copter", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                          "base": [lon, lat], "base_alt_m": round(_bilinear(z, x0, y0, lon, lat), 1),
-                         "cruise_speed_mps": 12.0, "endurance_s": 1800.0, "payloads": list(PAYLOADS_OF[name])})
+                         "cruise_speed_mps": 12.0, "endurance_s": COPTER_ENDURANCE_S, "payloads": list(PAYLOADS_OF[name])})
     k = len(vehicles) + 1
     vehicles.append({"name": BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                      "base": [round(boat_lon, 6), round(boat_lat, 6)], "base_alt_m": YANGTZE_SURFACE_M,
