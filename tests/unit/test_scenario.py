@@ -110,7 +110,7 @@ def test_bases_and_fleet(district: District) -> None:
     for v in copters:
         assert not district.on_water(v.base_lon, v.base_lat), v.name
         assert v.base_alt_m == pytest.approx(district.terrain.elevation_at(v.base_lon, v.base_lat), abs=0.1)
-        assert (v.cruise_speed_mps, v.endurance_s) == (12.0, 1800.0)
+        assert (v.cruise_speed_mps, v.endurance_s) == (12.0, 2700.0)
         assert not any(z.contains(v.base_lon, v.base_lat) for z in district.airspace), v.name
     boat = boats[0]
     assert district.on_water(boat.base_lon, boat.base_lat)
