@@ -21,7 +21,7 @@ log = logging.getLogger("command.events")
 
 # High-rate kinds go to their own tables (readings, tracks) or only to live clients;
 # everything else is a state change and goes to the append-only audit log.
-TRANSIENT_KINDS = frozenset({"sensor.reading", "vehicle.telemetry"})
+TRANSIENT_KINDS = frozenset({"sensor.reading", "vehicle.telemetry", "vehicle.adsb"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,7 @@ from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
 from .dispatch.launch import override as launch_override
-from .dispatch.paths import altitude_layers
-from .dispatch.planner import PlanVehicle, TaskPlan, plan_task
+from .dispatch.planner import PlanVehicle, TaskPlan, layer_plans, plan_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
 from .store import AlreadyDecided
 from .store.models import PlanRow
@@ -74,31 +73,28 @@ class TaskPlans:
 
     def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
                  refusals: dict[int, list[str]], now: datetime) -> dict[int, TaskPlan]:
-        """Copters over one incident fly on distinct altitude layers with staggered return altitudes
-        (``paths.altitude_layers``): each chosen copter plan is made again on its layer."""
+        """Copters over one incident fly on altitude layers that keep them vertically apart, with staggered
+        return altitudes (``planner.layer_plans``); a copter no layer separates is not proposed."""
         copters = sorted(i for i, p in chosen.items() if p.mission.vehicle_type == "copter")
         if len(copters) < 2:
             return chosen
-        base = self.settings.clearance_m  # type: ignore[attr-defined]
-        try:
-            layers = altitude_layers(len(copters), base)
-        except PlanRefused as err:
-            for i in copters[1:]:
-                refusals[i].append("; ".join(err.reasons))
-                chosen.pop(i)
-            return chosen
         by_name = {v.name: v for v in vehicles}
-        for k, i in enumerate(copters):
-            if k == 0:
-                continue  # the lowest layer is the plan as made
-            p = chosen[i]
-            try:
-                chosen[i] = self._plan_one(todo[i], by_name[p.mission.vehicle], now,
-                                           clearance_m=layers.cruise_agl_m[k], rtl_alt_m=layers.rtl_alt_m[k])
-            except PlanRefused as err:
-                refusals[i].append(f"{p.mission.vehicle} on altitude layer {layers.cruise_agl_m[k]:.0f} m: "
-                                   + "; ".join(err.reasons))
+        base = self.settings.clearance_m  # type: ignore[attr-defined]
+
+        def replan(k: int, clearance: float, rtl: float) -> TaskPlan:
+            i = copters[k]
+            if k == 0 and clearance == base:
+                return chosen[i]
+            return self._plan_one(todo[i], by_name[chosen[i].mission.vehicle], now, clearance_m=clearance,
+                                  rtl_alt_m=rtl)
+
+        for i, result in zip(copters, layer_plans(len(copters), replan, base_clearance_m=base), strict=True):
+            if isinstance(result, PlanRefused):
+                refusals[i].append(f"{chosen[i].mission.vehicle}, kept apart from the other vehicles: "
+                                   + "; ".join(result.reasons))
                 chosen.pop(i)
+            else:
+                chosen[i] = result
         return chosen
 
     def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:

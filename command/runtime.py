@@ -56,6 +56,7 @@ from .floodmap import FloodMapper
 from .forecasts import ForecastError, RainForecast, observed_at, stage_slope
 from .grants import AirspaceGrants
 from .hazardmap import HazardMap, district_risk_model
+from .traffic_watch import TrafficWatch
 from .hazards import LOCAL, HazardWatch
 from .incidents import (
     Member,
@@ -240,6 +241,9 @@ class Service(TaskPlans):
         now = self.clock.now()
         self._controllers.update({lease.vehicle: lease.operator for lease in leases.all() if not lease.expired(now)})
         self.grants = AirspaceGrants(self.store, self.district.airspace, self.bus, self.clock.now)
+        # manned traffic heard by the drones' ADS-B receivers holds the drones it threatens; wall
+        # time, as the fleet's (a scaled demo clock would make every report look stale)
+        self.traffic_watch = TrafficWatch(hold=self._traffic_hold, publish=self.bus.publish, clock=SystemClock())
         self._task_plans = {}  # plan id → (when proposed, the TaskPlan), for approval without planning again
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
@@ -273,6 +277,7 @@ class Service(TaskPlans):
                 tg.create_task(self._bridge_events(bridge), name="event-bridge")
                 tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self._watch_sensor_health(), name="sensor-health")
+                tg.create_task(self.traffic_watch.run(), name="traffic-watch")
                 if self.risk_model is not None:
                     tg.create_task(self._keep_risk_map(), name="risk-map")
                 if self.sl651 is not None:
@@ -1411,7 +1416,21 @@ class Service(TaskPlans):
             self.store.plans(incident_id=incident_id, states=PLAN_ACTIVE))
 
     # -- vehicles -------------------------------------------------------------------------
+    async def _traffic_hold(self, name: str, reason: str) -> None:
+        """Hold a drone that manned traffic threatens (the dispatcher's "hold": resumable)."""
+        outcome = await self.fleet.vehicle(name).pause()
+        self.bus.publish("vehicle.command", {"name": name, "action": "hold", "operator": "traffic-watch",
+                                             "reason": reason, "outcome": str(outcome)})
+
     def _on_vehicle_event(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        if kind == "vehicle.adsb":
+            self.traffic_watch.observe(name, data)
+            self.bus.publish("vehicle.adsb", {"name": name, **data})
+            return
+        if kind == "vehicle.telemetry" and data.get("vehicle_type") == "copter" and data.get("lon") is not None:
+            self.traffic_watch.update_drone(name, data["lon"], data["lat"], data.get("alt_amsl_m"),
+                                            data.get("vel_north_mps"), data.get("vel_east_mps"), data.get("climb_mps"),
+                                            bool(data.get("armed")), landed=bool(data.get("landed")))
         if kind == "vehicle.telemetry":
             view = self.vehicle_view(name, {"link": "connected", **data})  # telemetry only flows while heard
             self.bus.publish("vehicle.telemetry", view)

@@ -210,6 +210,48 @@ class _Nav:
     turned_rad: float = 0.0  # circle: angle flown so far
 
 
+@dataclass(frozen=True, slots=True)
+class _Aircraft:
+    """A manned aircraft the simulated ADS-B receiver hears: straight and level (or at a
+    constant climb) at constant speed from where it was at ``t0_s`` (the sim's ADS-B clock)."""
+
+    icao: int
+    lat0: float
+    lon0: float
+    alt0_amsl_m: float
+    heading_deg: float
+    speed_mps: float
+    vertical_mps: float
+    callsign: str
+    emitter_type: int
+    squawk: int | None
+    t0_s: float
+
+    def at(self, t_s: float) -> tuple[float, float, float]:
+        """(lat, lon, alt AMSL) at sim time ``t_s`` (flat earth, as ArduPilot's Location offsets)."""
+        dt = t_s - self.t0_s
+        hdg = math.radians(self.heading_deg)
+        lat = self.lat0 + self.speed_mps * math.cos(hdg) * dt / _M_PER_DEG
+        lon = self.lon0 + self.speed_mps * math.sin(hdg) * dt / (_M_PER_DEG * math.cos(math.radians(self.lat0)))
+        return lat, lon, self.alt0_amsl_m + self.vertical_mps * dt
+
+    def message(self, t_s: float) -> mav.MAVLink_message:
+        """ADSB_VEHICLE as ArduPilot forwards it: a receiver that heard the aircraft just now
+        (tslc 0), GNSS altitude, every value flagged valid."""
+        lat, lon, alt = self.at(t_s)
+        flags = (mav.ADSB_FLAGS_VALID_COORDS | mav.ADSB_FLAGS_VALID_ALTITUDE | mav.ADSB_FLAGS_VALID_HEADING
+                 | mav.ADSB_FLAGS_VALID_VELOCITY | mav.ADSB_FLAGS_VERTICAL_VELOCITY_VALID)
+        if self.callsign:
+            flags |= mav.ADSB_FLAGS_VALID_CALLSIGN
+        if self.squawk is not None:
+            flags |= mav.ADSB_FLAGS_VALID_SQUAWK
+        return mav.MAVLink_adsb_vehicle_message(
+            self.icao, round(lat * 1e7), round(lon * 1e7), mav.ADSB_ALTITUDE_TYPE_GEOMETRIC,
+            round(alt * 1000), round(self.heading_deg * 100) % 36000, round(self.speed_mps * 100),
+            round(self.vertical_mps * 100), self.callsign.encode("ascii"), self.emitter_type, 0, flags,
+            self.squawk or 0)
+
+
 def _point_in_ring(pts: list[tuple[float, float]]) -> bool:
     """Is the origin inside the polygon ``pts`` (north, east metres)? Ray casting (even-odd)."""
     inside = False
@@ -323,6 +365,12 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
         self._guided_target: tuple[float, float, float] | None = None
         self._paused = False  # MAV_CMD_DO_PAUSE_CONTINUE (copter AUTO/GUIDED)
         self._landed_since_s: float | None = None
+        # Manned traffic its ADS-B receiver hears (inject_adsb). Their clock runs on through a
+        # reboot (the aircraft do not wait), unlike the autopilot's own sim time.
+        self._adsb: dict[int, _Aircraft] = {}
+        self._adsb_time_s = 0.0
+        self._adsb_index = 0  # AP_ADSB send_index: the next aircraft of the list to send
+        self._adsb_list_start_s = -math.inf  # AP_ADSB send_start_ms: when the list last began
 
         # Missions per MAV_MISSION_TYPE; index 0 of the mission list is the home slot.
         self._items: dict[int, list[_Item]] = {
@@ -450,6 +498,45 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
         p = self._params.get(name)
         return None if p is None else p.value
 
+    def inject_adsb(self, icao: int, lon: float, lat: float, alt_amsl_m: float, heading_deg: float,
+                    speed_mps: float, vertical_mps: float = 0.0, *, callsign: str = "",
+                    emitter_type: int = mav.ADSB_EMITTER_TYPE_ROTOCRAFT,
+                    squawk: int | None = None) -> None:
+        """A manned aircraft the vehicle's ADS-B receiver hears from now on, flying from
+        (lon, lat, alt AMSL) along ``heading_deg`` (true) at ``speed_mps``, climbing at
+        ``vertical_mps``, by sim time. The vehicle forwards it as ArduPilot does: ADSB_VEHICLE,
+        one aircraft per message at the asked rate, a full list at most once per sim second,
+        and only to a ground station that asked for the message (Copter SRx_ADSB defaults
+        to 0). Injecting a known ICAO address replaces that aircraft."""
+        if not 0 <= icao <= 0xFFFFFF:
+            raise SimConfigError(f"an ICAO address has 24 bits, not {icao:#x}")
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            raise SimConfigError(f"aircraft position ({lon}, {lat}) is not a WGS84 lon/lat")
+        if not 0.0 <= speed_mps <= 655.35:  # ADSB_VEHICLE.hor_velocity: uint16 cm/s
+            raise SimConfigError(f"aircraft speed must be 0..655.35 m/s, not {speed_mps}")
+        if not abs(vertical_mps) <= 327.67:  # ver_velocity: int16 cm/s
+            raise SimConfigError(f"aircraft vertical speed must be within ±327.67 m/s, not {vertical_mps}")
+        if not (math.isfinite(alt_amsl_m) and math.isfinite(heading_deg)):
+            raise SimConfigError("aircraft altitude and heading must be numbers")
+        if len(callsign) > 8 or not callsign.isascii():  # char[9] with its terminating NUL
+            raise SimConfigError(f"a callsign is at most 8 ASCII characters, not {callsign!r}")
+        if squawk is not None and not 0 <= squawk <= 0o7777:
+            raise SimConfigError(f"a squawk is four octal digits, not {squawk:o}")
+        self._adsb[icao] = _Aircraft(icao, lat, lon, alt_amsl_m, heading_deg % 360.0, speed_mps, vertical_mps,
+                                     callsign, emitter_type, squawk, self._adsb_time_s)
+
+    def clear_adsb(self, icao: int) -> None:
+        """The receiver no longer hears this aircraft (unknown addresses are ignored)."""
+        self._adsb.pop(icao, None)
+
+    def adsb_position(self, icao: int) -> tuple[float, float, float] | None:
+        """Where an injected aircraft is now: (lon, lat, alt AMSL), or None."""
+        aircraft = self._adsb.get(icao)
+        if aircraft is None:
+            return None
+        lat, lon, alt = aircraft.at(self._adsb_time_s)
+        return lon, lat, alt
+
     # ------------------------------------------------------------------ run loop
     async def run(self) -> None:
         """Open the socket, then simulate and talk until cancelled."""
@@ -488,6 +575,7 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
         return self._loop.time() if self._loop else 0.0
 
     def _tick(self, wall_now: float, dt_sim: float) -> None:
+        self._adsb_time_s += dt_sim
         if self._reboot_tick(wall_now):
             return  # rebooting: no simulation, no radio
         remaining = dt_sim
@@ -825,7 +913,9 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
             return r.MAV_RESULT_ACCEPTED
         if cmd == r.MAV_CMD_SET_MESSAGE_INTERVAL:
             mid, interval_us = int(p[0]), p[1]
-            if self._build(mid) is None and mid != mav.MAVLINK_MSG_ID_HOME_POSITION:
+            # HOME_POSITION (no home yet) and ADSB_VEHICLE (nothing heard yet) may have nothing to send
+            if (mid not in (mav.MAVLINK_MSG_ID_HOME_POSITION, mav.MAVLINK_MSG_ID_ADSB_VEHICLE)
+                    and self._build(mid) is None):
                 return r.MAV_RESULT_FAILED
             if interval_us < 0:
                 self._intervals_s.pop(mid, None)
@@ -1845,8 +1935,23 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
             mav.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: self._msg_extended_sys_state,
             mav.MAVLINK_MSG_ID_AUTOPILOT_VERSION: self._msg_autopilot_version,
             mav.MAVLINK_MSG_ID_WIND: self._msg_wind,
+            mav.MAVLINK_MSG_ID_ADSB_VEHICLE: self._msg_adsb_vehicle,
         }.get(mid)
         return builder() if builder else None
+
+    def _msg_adsb_vehicle(self) -> mav.MAVLink_message | None:
+        """The next aircraft of the list, as AP_ADSB::send_adsb_vehicle: one per call, and a new
+        pass over the list no sooner than 1 s after the previous one began."""
+        aircraft = list(self._adsb.values())
+        if not aircraft:
+            return None
+        if self._adsb_index == 0 or self._adsb_index >= len(aircraft):
+            if self._adsb_time_s - self._adsb_list_start_s < 1.0:
+                return None
+            self._adsb_list_start_s = self._adsb_time_s
+            self._adsb_index = 0
+        self._adsb_index += 1
+        return aircraft[self._adsb_index - 1].message(self._adsb_time_s)
 
     def _time_boot_ms(self) -> int:
         return int(self._t_s * 1000) & 0xFFFFFFFF

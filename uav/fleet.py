@@ -12,7 +12,9 @@ Events (``on_event(kind, vehicle_name, data)``, called synchronously, only on tr
 ``vehicle.connected`` (first heartbeat), ``vehicle.telemetry`` (at most every
 ``telemetry_period_s``), ``vehicle.mode`` (mode or armed changed),
 ``vehicle.mission_reached``, ``vehicle.statustext``, ``vehicle.lost`` (no heartbeat for
-``link_lost_s``), ``vehicle.recovered``.
+``link_lost_s``), ``vehicle.recovered``, ``vehicle.adsb`` (a manned aircraft the vehicle's
+ADS-B receiver reports, :meth:`uav.adsb.AdsbReport.to_dict`; at most one per aircraft per
+vehicle every ``ADSB_EVENT_PERIOD_S``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from uav.adsb import AdsbGate
 from uav.control import FleetControlMixin
 from uav.errors import VehicleUnavailable
 from uav.link import MavLink, open_link, parse_url
@@ -184,6 +187,7 @@ class Fleet(FleetControlMixin):
                     tracked.vehicle = vehicle
                     tg.create_task(vehicle.run(), name=f"vehicle {entry.name}")
                     tg.create_task(self._watch(tracked), name=f"watch {entry.name}")
+                    tg.create_task(self._watch_adsb(tracked), name=f"adsb {entry.name}")
                 tg.create_task(self._watchdog(), name="fleet watchdog")
         finally:
             for link in self._links.values():
@@ -205,6 +209,13 @@ class Fleet(FleetControlMixin):
         assert tracked.vehicle is not None
         async for t in tracked.vehicle.telemetry(maxsize=64):
             self._observe(tracked, t, time.monotonic())
+
+    async def _watch_adsb(self, tracked: _Tracked) -> None:
+        assert tracked.vehicle is not None
+        gate = AdsbGate()
+        async for report in tracked.vehicle.adsb_reports():
+            if gate.due(report.icao_address, time.monotonic()):
+                self._emit("vehicle.adsb", tracked.entry.name, report.to_dict())
 
     def _observe(self, tracked: _Tracked, t: Telemetry, now_s: float) -> None:
         name = tracked.entry.name

@@ -89,6 +89,8 @@ class Telemetry:
     heading_deg: float = NAN
     groundspeed_mps: float = NAN
     climb_mps: float = NAN
+    vel_north_mps: float = NAN  # ground velocity, true north/east (GLOBAL_POSITION_INT vx, vy)
+    vel_east_mps: float = NAN
     roll_deg: float = NAN
     pitch_deg: float = NAN
     battery_v: float = NAN
@@ -159,6 +161,7 @@ def update(t: Telemetry, msg: Any, now_s: float) -> Telemetry:
         changes.update(lat_deg=_deg7(msg.lat), lon_deg=_deg7(msg.lon),
                        alt_amsl_m=_mm(msg.alt), alt_rel_m=_mm(msg.relative_alt),
                        groundspeed_mps=math.hypot(msg.vx, msg.vy) / 100.0,
+                       vel_north_mps=msg.vx / 100.0, vel_east_mps=msg.vy / 100.0,  # cm/s
                        climb_mps=-msg.vz / 100.0)
         if msg.hdg != 65535:  # UINT16_MAX: heading unknown
             changes["heading_deg"] = msg.hdg / 100.0
@@ -247,6 +250,8 @@ def summary(t: Telemetry) -> dict[str, Any]:
         "alt_rel_m": _json_number(t.alt_rel_m), "alt_amsl_m": _json_number(t.alt_amsl_m),
         "heading_deg": _json_number(t.heading_deg),
         "groundspeed_mps": _json_number(t.groundspeed_mps),
+        "vel_north_mps": _json_number(t.vel_north_mps), "vel_east_mps": _json_number(t.vel_east_mps),
+        "climb_mps": _json_number(t.climb_mps),
         "battery_pct": _json_number(t.battery_pct), "battery_v": _json_number(t.battery_v),
         "mode": t.mode, "armed": t.armed, "landed": t.landed, "mission_seq": t.mission_seq,
         "mission_count": t.mission_count, "ekf_ok": t.ekf_ok, "gps_fix_type": t.gps_fix_type,

@@ -29,6 +29,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mav
 from uav import mission as missions
 from uav import terrain as terrain_server
 from uav import transfer
+from uav.adsb import AdsbReport, AdsbStore, report_from_message
 from uav.errors import (
     CommandDenied, CommandError, CommandTimeout, CommandUnsupported, LinkError, LinkLost,
     ModeChangeFailed, VehicleNotReady, WrongMode, command_name, error_for_result,
@@ -54,6 +55,11 @@ DEFAULT_STREAMS_HZ: Final[Mapping[str, float]] = {
     "GLOBAL_POSITION_INT": 4.0, "ATTITUDE": 4.0, "VFR_HUD": 2.0, "SYS_STATUS": 1.0,
     "MISSION_CURRENT": 1.0, "EXTENDED_SYS_STATE": 1.0, "HOME_POSITION": 0.5,
     "EKF_STATUS_REPORT": 2.0, "GPS_RAW_INT": 1.0, "WIND": 0.5,
+    # Manned traffic from the vehicle's ADS-B receiver (uav.adsb): one aircraft per message, so
+    # 5 Hz keeps up to five aircraft at ArduPilot's own once-a-second cycle (AP_ADSB.cpp); 5 is
+    # Plane's default SRx_ADSB, Copter's is 0, so nothing comes unasked (GCS_MAVLink_Parameters.cpp
+    # AP_MAV_DEFAULT_STREAM_RATE_ADSB). A vehicle without a receiver sends none.
+    "ADSB_VEHICLE": 5.0,
 }
 # Position stream considered stopped (and re-requested) after this long without one.
 STREAM_STALE_S: Final = 5.0
@@ -100,6 +106,9 @@ class Vehicle(CommandsMixin):
         self._declared_type = vehicle_type
         self._state = Telemetry(system_id=system_id, vehicle_type=vehicle_type or "unknown")
         self._listeners: set[asyncio.Queue[Telemetry]] = set()
+        self._adsb = AdsbStore()
+        self._adsb_listeners: set[asyncio.Queue[AdsbReport]] = set()
+        self.adsb_rejected = 0  # ADSB_VEHICLE messages refused (each logged with the reason)
         self._command_lock = asyncio.Lock()
         self._transfer = transfer.MissionTransfer(link, system_id, target_component,
                                                   name=self.name, lost=self._lost)
@@ -176,6 +185,36 @@ class Vehicle(CommandsMixin):
                 f"position={t.position_valid}, ekf_ok={t.ekf_ok}, "
                 f"last text={_text(t) or '-'})") from None
 
+    # ---- manned traffic (ADS-B) ------------------------------------------------------------
+
+    def traffic(self) -> list[AdsbReport]:
+        """The aircraft the vehicle's ADS-B receiver reported in the last ``ADSB_KEEP_S``
+        (the latest report of each), most recently received first."""
+        return self._adsb.current(time.monotonic())
+
+    async def adsb_reports(self, *, maxsize: int = 64) -> AsyncIterator[AdsbReport]:
+        """Every ADS-B report as it arrives; a slow reader loses the oldest queued ones."""
+        queue: asyncio.Queue[AdsbReport] = asyncio.Queue(maxsize=maxsize)
+        self._adsb_listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._adsb_listeners.discard(queue)
+
+    def _on_adsb(self, msg: Any, now_s: float) -> None:
+        try:
+            report = report_from_message(msg, now_s)
+        except (ValueError, TypeError, AttributeError) as err:
+            self.adsb_rejected += 1
+            log.warning("%s: ADSB_VEHICLE refused: %s", self.name, err)
+            return
+        self._adsb.observe(report)
+        for queue in tuple(self._adsb_listeners):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(report)
+
     def _publish(self, new: Telemetry) -> None:
         self._state = new
         for queue in tuple(self._listeners):
@@ -213,6 +252,8 @@ class Vehicle(CommandsMixin):
             kind = msg.get_type()
             if kind == "GLOBAL_POSITION_INT":
                 self._position_at_s = now_s
+            elif kind == "ADSB_VEHICLE":
+                self._on_adsb(msg, now_s)
             elif kind in ("CAMERA_IMAGE_CAPTURED", "HEARTBEAT"):
                 self.camera.observe(msg)  # the image collector; a camera's own heartbeat
             if kind == "HEARTBEAT" and new.heartbeat_at_s == now_s:

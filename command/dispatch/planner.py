@@ -42,7 +42,7 @@ from .allocation import DEFAULT_RESERVE_PCT
 from .approvals import Grant, check_grants, needed_approvals
 from .energy import EnergyModel, Flow, Leg, check_reserve, mission_energy_pct, path_legs
 from .errors import PlanRefused
-from .geometry import UTM_48N, ground_distance_m, path_length_m
+from .geometry import UTM_48N, ground_distance_m, path_length_m, utm_transformers
 from .mission import MissionPlan
 from .paths import (
     DEFAULT_CLEARANCE_M,
@@ -56,7 +56,7 @@ from .paths import (
 )
 from .tasks import TaskSpec
 
-__all__ = ["PlanVehicle", "TaskPlan", "plan_task"]
+__all__ = ["PlanVehicle", "TaskPlan", "layer_plans", "plan_task", "vertical_conflict"]
 
 TerrainFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 LonLat = tuple[float, float]
@@ -66,6 +66,8 @@ SEARCH_SPEED_MPS = 8.0  # over a search area: slow enough for the camera (our ch
 THERMAL_HFOV_DEG = 50.0  # a typical 640 px thermal core behind a ~13 mm lens (our assumption)
 BOAT_SWATH_M = 40.0  # what a boat's crew camera and echosounder cover either side together (our assumption)
 SAMPLE_M = 10.0
+# MAV_CMD_NAV_WAYPOINT, LOITER_UNLIM, LOITER_TURNS, LOITER_TIME: the items that are places
+_POSITION_ITEMS = frozenset({16, 17, 18, 19})
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,3 +324,84 @@ def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, water: BaseGeometry | No
                           tuple(checks))
     return TaskPlan(task, mission, pattern, out.length_m / speed, vehicle.battery_pct - energy, "RTL", {},
                     (), task.area, pattern.swath_m, pattern.notes)
+
+
+def _flown_3d(plan: TaskPlan, step_m: float, epsg: int) -> np.ndarray:
+    """(x, y, alt AMSL) every ``step_m`` along the mission's AMSL legs (take-off and landing at home left out)."""
+    pts = [(it.lon_deg, it.lat_deg, it.alt_m) for it in plan.mission.items
+           if it.frame == FRAME_GLOBAL_AMSL and it.command in _POSITION_ITEMS]
+    if len(pts) < 2:
+        return np.empty((0, 3))
+    fwd, _ = utm_transformers(epsg)
+    x, y = fwd.transform(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+    z = np.array([p[2] for p in pts])
+    out = []
+    for i in range(len(pts) - 1):
+        n = max(1, int(math.ceil(math.hypot(x[i + 1] - x[i], y[i + 1] - y[i]) / step_m)))
+        t = np.linspace(0.0, 1.0, n + 1)
+        # legs are level; a change of level is a vertical move over a waypoint (both heights sampled there)
+        out.append(np.column_stack([x[i] + t * (x[i + 1] - x[i]), y[i] + t * (y[i + 1] - y[i]),
+                                    z[i] + t * (z[i + 1] - z[i])]))
+    return np.vstack(out)
+
+
+def vertical_conflict(a: TaskPlan, b: TaskPlan, *, horizontal_m: float = 50.0, vertical_m: float = 15.0,
+                      step_m: float = 10.0, epsg: int = UTM_48N) -> tuple[LonLat, float, float] | None:
+    """The first place where two missions pass within ``horizontal_m`` of each other less than ``vertical_m``
+    apart in height (place, altitude of a, altitude of b), or None when they are separated.
+
+    Both may fly at the same time over one incident; times along the missions are not compared (a
+    conservative check: the places alone must be separated)."""
+    from scipy.spatial import cKDTree
+
+    pa, pb = _flown_3d(a, step_m, epsg), _flown_3d(b, step_m, epsg)
+    if not len(pa) or not len(pb):
+        return None
+    tree = cKDTree(pb[:, :2])
+    for i, near in enumerate(tree.query_ball_point(pa[:, :2], horizontal_m)):
+        if not near:
+            continue
+        gap = np.abs(pb[near, 2] - pa[i, 2])
+        k = int(np.argmin(gap))
+        if gap[k] < vertical_m - 0.5:
+            _, inv = utm_transformers(epsg)
+            lon, lat = inv.transform(pa[i, 0], pa[i, 1])
+            return (float(lon), float(lat)), float(pa[i, 2]), float(pb[near[k], 2])
+    return None
+
+
+def layer_plans(count: int, replan: Callable[[int, float, float], TaskPlan], *, base_clearance_m: float,
+                step_m: float = 15.0, rtl_step_m: float = 10.0, horizontal_m: float = 50.0,
+                cap_agl_m: float = 120.0) -> list[TaskPlan | PlanRefused]:
+    """Missions for ``count`` vehicles over one incident, vertically apart.
+
+    ``replan(k, clearance_m, rtl_alt_m)`` makes vehicle k's mission. Vehicle k starts on layer k
+    (``base + k·step`` over the ground, RTL altitudes ``rtl_step_m`` apart, ``paths.altitude_layers``).
+    A layer is a clearance over the ground under each leg, not a height: two vehicles arriving over
+    different ground can meet at one height. So while vehicle k passes within ``horizontal_m`` of an
+    earlier one less than ``step_m`` apart in height, it is raised a layer more; when no layer under the
+    ceiling separates it, its entry is the ``PlanRefused`` saying so.
+    """
+    out: list[TaskPlan | PlanRefused] = []
+    placed: list[TaskPlan] = []
+    for k in range(count):
+        clearance = base_clearance_m + k * step_m
+        rtl = base_clearance_m + k * rtl_step_m
+        while True:
+            if clearance > cap_agl_m:
+                out.append(PlanRefused(
+                    [f"no altitude layer under {cap_agl_m:.0f} m keeps it {step_m:.0f} m apart in height from the "
+                     f"other vehicles over this incident"],
+                    [f"{cap_agl_m:.0f} 米以下无高度层可与本事件其他无人机保持 {step_m:.0f} 米垂直间隔"]))
+                break
+            try:
+                plan = replan(k, clearance, rtl)
+            except PlanRefused as err:
+                out.append(err)
+                break
+            if all(vertical_conflict(plan, q, horizontal_m=horizontal_m, vertical_m=step_m) is None for q in placed):
+                out.append(plan)
+                placed.append(plan)
+                break
+            clearance += step_m
+    return out

@@ -128,3 +128,32 @@ async def test_positions_in_flight_are_reported_and_buffered_while_the_endpoint_
     assert times == sorted(times)  # oldest first, nothing reordered by the retries
     [flight] = service.store.flights()
     assert flight.pilot == "Pilot Li" and flight.state == "landed" and flight.max_agl_m is not None
+
+
+async def test_manned_traffic_heard_over_ads_b_holds_the_drone(service_with_copter, mosquitto) -> None:
+    service, sim = service_with_copter
+    events = service.bus.subscribe(maxsize=100_000)
+    incident_id = await open_rain_incident(service, mosquitto.url)
+    service.approve_dispatch(incident_id, by="test")
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.alt_rel_m < 30.0 or sim.mode != "AUTO":
+            await asyncio.sleep(0.05)
+    # a police helicopter 1.5 km north at the drone's height, flying south at 40 m/s: head-on
+    north = sim.lat + 1500.0 / 111_320.0
+    sim.inject_adsb(0x780ABC, sim.lon, north, sim.alt_amsl_m, 180.0, 40.0, callsign="B7001")
+    alert = None
+    async with asyncio.timeout(DEADLINE_S):
+        while alert is None:
+            event = await events.queue.get()
+            if event.kind == "traffic.alert":
+                alert = event.data
+    assert alert["drone"] == "UAV-1" and alert["callsign"] == "B7001" and alert["action"] == "hold"
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.mode not in ("BRAKE", "LOITER"):
+            await asyncio.sleep(0.05)
+    held = (sim.lon, sim.lat)
+    await asyncio.sleep(1.0)
+    assert abs(sim.lon - held[0]) < 1e-4 and abs(sim.lat - held[1]) < 1e-4  # it stays put
+    logged = [(e.kind, e.data.get("operator")) for e in service.store.events(limit=100_000)]
+    assert ("vehicle.command", "traffic-watch") in logged and ("traffic.alert", None) in logged
+    sim.clear_adsb(0x780ABC)
