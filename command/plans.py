@@ -17,6 +17,7 @@ decision, with who made it and why, is an event.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import replace
@@ -28,6 +29,7 @@ import shapely
 from scipy.optimize import linear_sum_assignment
 from shapely.geometry import LineString, Point
 
+from .dispatch.energy import EnergyModel
 from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from .runtime import Follow, Sortie
 
 __all__ = ["TaskPlans"]
+
+log = logging.getLogger("command.plans")
 
 PROPOSAL_FRESH_S = 300.0  # an approval older than this re-plans the task first (the vehicle has moved on)
 INFEASIBLE = 1e12
@@ -103,8 +107,11 @@ class TaskPlans:
                                   elevation=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
                                   water=self.district.water, epsg=self.district.utm_epsg)  # type: ignore[attr-defined]
 
-    def propose_plans(self, incident_id: int, *, by: str) -> dict[str, Any]:
-        """Plans for the incident's tasks that have none yet: the best vehicle for each, or why none can."""
+    def propose_plans(self, incident_id: int, *, by: str, handover: dict[str, int] | None = None) -> dict[str, Any]:
+        """Plans for the incident's tasks that have none yet: the best vehicle for each, or why none can.
+
+        ``handover`` (task key → plan id) proposes those tasks again although their plan still flies:
+        its vehicle is leaving the task."""
         from .runtime import Conflict, Status
 
         row = self.store.incident(incident_id)  # type: ignore[attr-defined]
@@ -114,7 +121,10 @@ class TaskPlans:
         tasks = self._incident_tasks(incident_id)
         keys = {t.key for t in tasks}
         busy = {p.task_key for p in self.store.plans(  # type: ignore[attr-defined]
-            incident_id=incident_id, states=("proposed", "approved", "uploading", "flying", "returning"))}
+            incident_id=incident_id, states=("proposed", "approved", "uploading", "flying", "returning"))
+                if not p.progress.get("handed_over")}
+        if handover is not None:
+            tasks = [t for t in tasks if t.key in handover]
         done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}  # type: ignore[attr-defined]
         waiting = [t for t in tasks if t.after in keys and t.after not in done]
         todo = [t for t in tasks if t.key not in busy and t not in waiting]
@@ -141,9 +151,12 @@ class TaskPlans:
         for i, task in enumerate(todo):
             p = chosen.get(i)
             if p is not None:
+                wire = p.to_wire()
+                if handover and task.key in handover:
+                    wire["handover_from"] = handover[task.key]
                 prow = self.store.insert_plan(  # type: ignore[attr-defined]
                     incident_id=incident_id, task_key=task.key, vehicle=p.mission.vehicle, state="proposed",
-                    task=task.to_wire(), proposal=p.to_wire(), proposed_by=by, proposed_at=now, updated_at=now)
+                    task=task.to_wire(), proposal=wire, proposed_by=by, proposed_at=now, updated_at=now)
                 self._task_plans[prow.id] = (time.monotonic(), p)
             else:
                 why = refusals[i] or ["no vehicle is ready (all busy, charging, lost or not heard)"]
@@ -231,8 +244,10 @@ class TaskPlans:
             ov = launch_override(check, by, override_reason, now)
             launch["override"] = {"by": ov.by, "reason": ov.reason, "at": ov.at.isoformat()}
         try:
+            # a hand-over flies while the vehicle it relieves is still on its way home
+            active = () if row.proposal.get("handover_from") else ("approved", "uploading", "flying", "returning")
             row = self.store.decide_plan(plan_id, to="approved", by=by, now=now, pilot=pilot,  # type: ignore[attr-defined]
-                                         active=("approved", "uploading", "flying", "returning"))
+                                         active=active)
         except AlreadyDecided as err:
             raise Conflict(str(err)) from None
         row = self.store.update_plan(plan_id, proposal={**plan.to_wire(), "launch": launch}, state="uploading",  # type: ignore[attr-defined]
@@ -311,7 +326,28 @@ class TaskPlans:
             fwd, _ = utm_transformers(self.district.utm_epsg)  # type: ignore[attr-defined]
             area_m = shapely.transform(plan.coverage_area,
                                        lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
-        return Follow(plan.pattern.waypoints[0], area_m, plan.swath_m)
+        return Follow(plan.pattern.waypoints[0], area_m, plan.swath_m, home=plan.mission.path[0],
+                      energy=EnergyModel.for_vehicle(plan.mission.vehicle_type,
+                                                     self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps,  # type: ignore[attr-defined]
+                                                     self.vehicle_specs[plan.mission.vehicle].endurance_s))  # type: ignore[attr-defined]
+
+    def _hand_over(self, sortie: Sortie, why: str) -> None:
+        """A task in progress is handed over, not dropped: its vehicle left it (recalled, low, lost), so the
+        task gets a new proposal for another vehicle, marked as the hand-over (the dispatcher approves it)."""
+        if sortie.plan_id is None:
+            return
+        row = self.store.plan(sortie.plan_id)  # type: ignore[attr-defined]
+        if row.progress.get("handed_over"):
+            return
+        self.store.update_plan(row.id, progress={**row.progress, "handed_over": True, "handed_over_why": why},  # type: ignore[attr-defined]
+                               updated_at=self.clock.now())  # type: ignore[attr-defined]
+        try:
+            result = self.propose_plans(row.incident_id, by="hand-over", handover={row.task_key: row.id})
+        except Exception as err:  # noqa: BLE001 — a hand-over must never break the flight it comes from
+            log.warning("hand-over of plan %d failed: %s", row.id, err)
+            return
+        self.bus.publish("plan.handover", {"id": row.id, "incident_id": row.incident_id, "task_key": row.task_key,  # type: ignore[attr-defined]
+                                           "why": why, "proposals": [p["id"] for p in result["plans"]]})
 
     def _follow(self, sortie: Sortie, follow: Follow, t: Any, items: int, *, final: bool = False) -> None:
         """Progress of a flying plan: mission item, reached the task, time to target, coverage seen."""

@@ -46,6 +46,7 @@ from uav.vehicle import Vehicle
 from .clock import Clock, SystemClock
 from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
 from .dispatch.approvals import check_grants, needed_approvals
+from .dispatch.energy import EnergyModel, must_turn_back
 from .dispatch.envelope import mission_fence
 from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, path_length_m
@@ -129,6 +130,8 @@ class Follow:
     target: tuple[float, float]  # the task's first point
     area_m: BaseGeometry | None  # what a search must see, metres (UTM)
     swath_m: float | None
+    home: tuple[float, float] | None = None
+    energy: EnergyModel | None = None  # for the live recall
     seen_xy: list[tuple[float, float]] = field(default_factory=list)
     reached: bool = False
     written_at: float = 0.0
@@ -1316,6 +1319,22 @@ class Service(TaskPlans):
                     # the service does not count on it.
                     state = "returning"
                     await self._return_low_battery(sortie, name, vehicle, t.battery_pct)
+                    self._hand_over(sortie, f"{name} returned on low battery ({t.battery_pct:.0f} %)")
+                elif state == "flying" and follow is not None and follow.energy is not None and t.armed \
+                        and math.isfinite(t.lat_deg) and math.isfinite(t.battery_pct):
+                    # the live recall: the battery left must cover the way home and the reserve
+                    verdict = must_turn_back((t.lon_deg, t.lat_deg), max(0.0, min(100.0, t.battery_pct)), None,
+                                             follow.energy, DEFAULT_RESERVE_PCT, home=follow.home,
+                                             height_m=max(0.0, t.alt_rel_m) if math.isfinite(t.alt_rel_m) else 0.0)
+                    if verdict.turn_back:
+                        state = "returning"
+                        self.bus.publish("plan.recall", {"id": sortie.plan_id, "incident_id": sortie.incident_id,
+                                                         "vehicle": name, "battery_pct": round(t.battery_pct, 1),
+                                                         "home_pct": round(verdict.home_pct, 1),
+                                                         "reserve_pct": DEFAULT_RESERVE_PCT})
+                        await self._return_low_battery(sortie, name, vehicle, t.battery_pct)
+                        self._hand_over(sortie, f"{name} recalled: {t.battery_pct:.0f} % left, about "
+                                                f"{verdict.home_pct:.0f} % needed to get home above the reserve")
                 if state == "flying" and (t.mission_seq >= items or t.mode in ("RTL", "LAND", "SMART_RTL")):
                     state = "returning"
                     self._set_dispatch(sortie, state)
@@ -1446,6 +1465,10 @@ class Service(TaskPlans):
         payload = {"name": name, **data}
         if kind in ("vehicle.lost", "vehicle.recovered") and name in self.assignments:
             payload["incident_id"] = self.assignments[name]
+        if kind == "vehicle.lost":
+            for p in self.store.plans(states=("flying", "returning")):
+                if p.vehicle == name:
+                    self._hand_over(Sortie(p.incident_id, p.id), f"{name} lost its link")
         self.bus.publish(kind, payload)
 
     async def _discover_video(self, name: str) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Response
 
 from command.runtime import Service
 from tests.fixtures_mqtt import free_port
+from sensors.model import Reading
 from tests.fixtures_service import DEADLINE_S, open_rain_incident
 
 
@@ -157,3 +158,41 @@ async def test_manned_traffic_heard_over_ads_b_holds_the_drone(service_with_copt
     logged = [(e.kind, e.data.get("operator")) for e in service.store.events(limit=100_000)]
     assert ("vehicle.command", "traffic-watch") in logged and ("traffic.alert", None) in logged
     sim.clear_adsb(0x780ABC)
+
+
+async def test_a_plan_is_recalled_when_its_battery_only_just_gets_it_home_and_its_task_handed_over(
+        service_with_copter, mosquitto) -> None:
+    service, sim = service_with_copter
+    events = service.bus.subscribe(maxsize=100_000)
+    incident_id = await open_rain_incident(service, mosquitto.url)
+    now = service.clock.now()
+    service.ingest_http([Reading("wx-luoqi-valley", q, v, u, now) for q, v, u in (
+        ("wind_speed", 3.0, "m/s"), ("temp", 27.0, "Cel"), ("rain", 0.0, "mm"))])
+    [plan] = service.propose_plans(incident_id, by="dispatcher-zhao")["plans"]
+    assert plan["vehicle"] == "UAV-1" and plan["state"] == "proposed"
+    service.approve_plan(plan["id"], by="dispatcher-zhao", pilot="Pilot Li")
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.alt_rel_m < 30.0:
+            await asyncio.sleep(0.05)
+    # 32 %: above the 25 % low-battery return, but the way home and the 30 % reserve need more
+    sim.set_battery_pct(32.0)
+    recall = None
+    async with asyncio.timeout(DEADLINE_S):
+        while recall is None:
+            event = await events.queue.get()
+            if event.kind == "plan.recall":
+                recall = event.data
+    assert recall["id"] == plan["id"] and recall["vehicle"] == "UAV-1" and recall["reserve_pct"] == 30.0
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.mode != "RTL" or service.store.plan(plan["id"]).state != "returning":
+            await asyncio.sleep(0.05)
+    row = service.store.plan(plan["id"])
+    assert row.state == "returning" and row.progress["handed_over"] is True and "recalled" in row.progress[
+        "handed_over_why"]
+    # the task is not dropped: a new proposal for it (here no other vehicle answers, so it says why)
+    later = [p for p in service.store.plans(incident_id=incident_id) if p.id != plan["id"]]
+    assert [(p.task_key, p.proposed_by) for p in later] == [("recon", "hand-over")]
+    assert later[0].state == "refused" and later[0].proposal["reasons"]
+    async with asyncio.timeout(DEADLINE_S * 2):
+        while service.store.plan(plan["id"]).state != "landed":
+            await asyncio.sleep(0.2)
