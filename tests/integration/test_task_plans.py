@@ -42,7 +42,7 @@ def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveServ
 
         # an edit the planner cannot honour is refused with the reason, the proposal stays
         far = http.post(f"/api/plans/{plan['id']}/edit",
-                        json={"by": "dispatcher-zhao", "vehicle": "UAV-2", "reason": "keep UAV-1 for the plant"})
+                        json={"by": "dispatcher-zhao", "vehicle": "UAV-3", "reason": "keep UAV-1 for the plant"})
         assert far.status_code == 422 and "reserve" in far.json()["detail"], far.text
         assert live.get(f"/api/plans/{plan['id']}")["state"] == "proposed"
         # edited: higher over the ground; the first proposal is superseded
