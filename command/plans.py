@@ -171,6 +171,31 @@ class TaskPlans:
         return {"plans": out, "waiting": [{"key": t.key, "after": t.after, "reason": f"waits for {t.after}"}
                                           for t in waiting]}
 
+    # -- policy ---------------------------------------------------------------------------
+    def auto_recon(self, incident_id: int) -> list[dict[str, Any]]:
+        """The auto-approval policy for a red incident: its recon plans that need no airspace approval and
+        pass the launch weather check fly with the duty pilot; the others wait for a dispatcher (said why)."""
+        s = self.settings  # type: ignore[attr-defined]
+        if not s.auto_approve_red_recon or not s.duty_pilot or self._tg is None:  # type: ignore[attr-defined]
+            return []
+        by = "policy: red-incident recon"
+        flown = []
+        for view in self.propose_plans(incident_id, by=by)["plans"]:
+            if view["state"] != "proposed" or view["task"].get("kind") != "recon":
+                continue
+            why = None
+            if view["proposal"].get("approvals"):
+                why = "it enters controlled airspace: a dispatcher decides"
+            else:
+                try:
+                    flown.append(self.approve_plan(view["id"], by=by, pilot=s.duty_pilot))
+                except Exception as err:  # noqa: BLE001 — the policy never overrides: a person decides
+                    why = str(err)
+            if why is not None:
+                self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": incident_id,  # type: ignore[attr-defined]
+                                                                 "reason": why})
+        return flown
+
     # -- deciding -------------------------------------------------------------------------
     def launch_weather(self, lon: float, lat: float, vehicle_type: str,
                        cruise_speed_mps: float) -> tuple[dict[str, Any] | None, AirframeLimits, list[str]]:

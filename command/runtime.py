@@ -861,6 +861,8 @@ class Service(TaskPlans):
         row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
+        if level == Level.RED and decision.action == "raise":
+            self.auto_recon(row.id)
         self._regroup(row)
 
     def _open_incident(self, spec: SensorSpec, a: Assessment, member_key: str, member: dict[str, Any],
@@ -885,6 +887,8 @@ class Service(TaskPlans):
         log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
         self.bus.publish("incident.opened", self.incident_view(row))
         self._link_departments(row, spec)
+        if level == Level.RED:
+            self.auto_recon(row.id)
 
     # -- one incident per phenomenon, by geometry -------------------------------------------
     def _place(self, sensor_id: str) -> tuple[float, float] | None:

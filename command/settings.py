@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
     return_battery_pct: float = Field(25.0, ge=5, le=90, description="A vehicle on a mission below this "
                                       "battery level is ordered home (RTL) by the service")
+    auto_approve_red_recon: bool = Field(False, description="Policy: a red incident's recon plans outside "
+                                         "controlled airspace fly without waiting for a dispatcher (duty_pilot flies)")
+    duty_pilot: str | None = Field(None, min_length=1, description="Pilot in command of auto-approved flights "
+                                   "(the policy does nothing without one)")
     flight_report_url: str | None = Field(None, description="Endpoint for real-time flight data (JSON POST)")
     flight_report_token: str | None = Field(None, description="Bearer token for the flight-data endpoint")
     flight_report_period_s: float = Field(1.0, gt=0, description="Flight-data reporting period")

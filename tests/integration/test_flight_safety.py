@@ -12,7 +12,7 @@ from fastapi import FastAPI, Response
 from command.runtime import Service
 from tests.fixtures_mqtt import free_port
 from sensors.model import Reading
-from tests.fixtures_service import DEADLINE_S, open_rain_incident
+from tests.fixtures_service import DEADLINE_S, RAIN_GAUGE, _publish, open_rain_incident, rainstorm_senml
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -196,3 +196,28 @@ async def test_a_plan_is_recalled_when_its_battery_only_just_gets_it_home_and_it
     async with asyncio.timeout(DEADLINE_S * 2):
         while service.store.plan(plan["id"]).state != "landed":
             await asyncio.sleep(0.2)
+
+
+async def test_the_policy_flies_a_red_incidents_recon_with_the_duty_pilot(make_service, mosquitto) -> None:
+    service, sim = await make_service(auto_approve_red_recon=True, duty_pilot="Pilot Duty")
+    now = service.clock.now()
+    service.ingest_http([Reading("wx-luoqi-valley", q, v, u, now) for q, v, u in (
+        ("wind_speed", 3.0, "m/s"), ("temp", 27.0, "Cel"), ("rain", 0.0, "mm"))])
+    # 120 mm in the hour: red at once
+    await _publish(mosquitto.url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", rainstorm_senml(RAIN_GAUGE, total_mm=120.0))])
+    def recon() -> object | None:
+        return next((p for p in service.store.plans() if p.task_key == "recon"
+                     and service.store.incident(p.incident_id).kind == "rainstorm"), None)
+
+    async with asyncio.timeout(DEADLINE_S):
+        while (plan := recon()) is None or plan.state not in ("flying", "returning", "landed"):
+            await asyncio.sleep(0.1)
+    assert plan.vehicle == "UAV-1" and plan.pilot == "Pilot Duty"
+    assert plan.decided_by == "policy: red-incident recon" and plan.proposal["approvals"] == []
+    # the same rain raises the Yufengshan slope's rain warning to red: the policy proposes its run-out
+    # search too, which no vehicle can fly (controlled airspace without a grant): refused, with the reasons
+    others = [p for p in service.store.plans() if p.id != plan.id]
+    assert [(service.store.incident(p.incident_id).kind, p.task_key, p.state) for p in others] == [
+        ("landslide", "runout-search", "refused")]
+    assert all(p.decided_by is None and p.proposal["reasons"] for p in others)
+    assert service.store.incident(plan.incident_id).level == 4
