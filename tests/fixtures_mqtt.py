@@ -92,9 +92,14 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoInstance]:
-    """A private Mosquitto for the whole test session (``.host``, ``.port``, ``.url``)."""
+    """A private Mosquitto for one test (``.host``, ``.port``, ``.url``).
+
+    Each test gets its own (it starts in about 50 ms): retained statuses and wills that one
+    test's devices leave on the broker never reach the next test, whichever order the tests
+    run in.
+    """
     proc, instance = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
     try:
         yield instance
@@ -104,5 +109,5 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoIns
 
 @pytest.fixture
 def mqtt_url(mosquitto: MosquittoInstance) -> str:
-    """URL of the session's private Mosquitto."""
+    """URL of the test's private Mosquitto."""
     return mosquitto.url
