@@ -32,6 +32,7 @@ class Faults:
     delay_ms: float = 0.0  # one-way delay added in each direction
     battery_drain_x: float = 1.0  # battery consumption multiplier
     deny_commands: set[int] = field(default_factory=set)  # MAV_CMD numbers answered DENIED
+    lose_acks: dict[int, int] = field(default_factory=dict)  # MAV_CMD → how many of its next ACKs are lost (it is done)
     seed: int = 0
     cut_until_s: float = 0.0  # event-loop time until which the link is cut (see cut_link)
     # Silence after an accepted reboot, wall seconds: a flight controller is back in ~2 s

@@ -674,6 +674,11 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
             self._send(msg)
 
     def _ack(self, command: int, result: int, msg: mav.MAVLink_message) -> None:
+        lose = self.faults.lose_acks.get(command, 0)
+        if lose > 0:  # the command took effect; its answer is lost on the way
+            self.faults.lose_acks[command] = lose - 1
+            self._mav.seq = (self._mav.seq + 1) % 256
+            return
         self._send(mav.MAVLink_command_ack_message(command, result, 0, 0, msg.get_srcSystem(),
                                                    msg.get_srcComponent()))
 

@@ -303,13 +303,17 @@ class Vehicle(CommandsMixin):
     async def command(self, command: int, *params: float, what: str | None = None,
                       attempts: int | None = None, timeout_s: float | None = None,
                       use_int: bool = False, progress: Callable[[int], None] | None = None,
-                      in_progress_timeout_s: float = IN_PROGRESS_TIMEOUT_S) -> None:
+                      in_progress_timeout_s: float = IN_PROGRESS_TIMEOUT_S,
+                      done: Callable[[], bool] | None = None) -> None:
         """Send COMMAND_LONG (or COMMAND_INT) and await an ACCEPTED COMMAND_ACK.
 
         Up to 7 params (COMMAND_INT: params 5/6 are lat/lon in degrees, sent as degE7).
         Raises the CommandError leaf for the result, CommandTimeout, or LinkLost.
         IN_PROGRESS acks call ``progress(percent)`` (255: unknown) and the command is not
         sent again; the final ACK is awaited up to ``in_progress_timeout_s`` after the first.
+        ``done`` tells from telemetry whether the command already took effect: checked before
+        each resend, it makes a lost ACK harmless for commands not safe to repeat (an arm after
+        an auto-disarm, a takeoff once climbing, which ArduPilot refuses).
         """
         if len(params) > 7:
             raise ValueError("a MAVLink command has at most 7 params")
@@ -323,6 +327,9 @@ class Vehicle(CommandsMixin):
                                      maxsize=64) as sub:
                 text: str | None = None
                 for confirmation in range(attempts):
+                    if confirmation and done is not None and done():
+                        log.info("%s: %s: no ack, but it took effect", self.name, label)
+                        return
                     if use_int:
                         self.link.send(self.link.mav.command_int_encode(
                             self.system_id, self.target_component,
@@ -394,12 +401,12 @@ class Vehicle(CommandsMixin):
 
     async def arm(self) -> None:
         """Arm (MAV_CMD_COMPONENT_ARM_DISARM 1); a refusal raises CommandFailed with the reason."""
-        await self.command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1, what="arm")
+        await self.command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1, what="arm", done=lambda: self._state.armed)
 
     async def disarm(self, *, force: bool = False) -> None:
         """Disarm; ``force=True`` disarms even in flight (the motors stop: it falls)."""
         await self.command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 0,
-                           FORCE_DISARM_MAGIC if force else 0.0, what="disarm")
+                           FORCE_DISARM_MAGIC if force else 0.0, what="disarm", done=lambda: not self._state.armed)
 
     async def set_mode(self, name: str, *, confirm_s: float = 3.0, attempts: int = 3) -> None:
         """MAV_CMD_DO_SET_MODE with the ArduPilot custom mode, confirmed from HEARTBEAT.
@@ -438,8 +445,14 @@ class Vehicle(CommandsMixin):
 
     async def takeoff(self, alt_m: float) -> None:
         """MAV_CMD_NAV_TAKEOFF to ``alt_m`` above home (copter: GUIDED and armed)."""
+        start = self._state.alt_rel_m
+
+        def climbing() -> bool:  # airborne and above where it was: the first takeoff was taken
+            t = self._state
+            return t.armed and not t.landed and math.isfinite(start) and t.alt_rel_m > start + 1.0
+
         await self.command(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, alt_m,
-                           what=f"takeoff to {alt_m:g} m")
+                           what=f"takeoff to {alt_m:g} m", done=climbing)
 
     async def goto(self, lon_deg: float, lat_deg: float, alt_rel_m: float) -> None:
         """Fly/drive to a point (SET_POSITION_TARGET_GLOBAL_INT; GUIDED only, not acked)."""

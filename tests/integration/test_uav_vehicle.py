@@ -227,3 +227,22 @@ async def test_bad_mission_is_rejected_with_the_reason_then_cleared() -> None:
         await vehicle.upload_mission([mission.takeoff(20.0), mission.return_to_launch()])
         assert [i.command for i in await vehicle.download_mission()] == [
             mav.MAV_CMD_NAV_TAKEOFF, mav.MAV_CMD_NAV_RETURN_TO_LAUNCH]
+
+
+async def test_a_lost_ack_does_not_make_a_command_fail_that_took_effect() -> None:
+    # ArduPilot answers an arm or a takeoff once; when that answer is lost, sending the command
+    # again is refused (a takeoff once climbing) or acts twice (an arm after an auto-disarm).
+    # The vehicle checks its telemetry before sending again, and the command stands.
+    async with _one("copter", ready_within_s=DEADLINE_S) as (vehicle, sim):
+        await vehicle.set_mode("GUIDED")
+        sim.faults.lose_acks = {mav.MAV_CMD_COMPONENT_ARM_DISARM: 1, mav.MAV_CMD_NAV_TAKEOFF: 1}
+        await vehicle.arm()
+        assert sim.armed
+        await vehicle.takeoff(30.0)
+        assert sim.faults.lose_acks == {mav.MAV_CMD_COMPONENT_ARM_DISARM: 0, mav.MAV_CMD_NAV_TAKEOFF: 0}
+        await _until(vehicle, lambda t: t.alt_rel_m > 25.0, "the climb to 30 m")
+        # a command that did not take effect is still sent again: a lost ACK of a mode change to
+        # LOITER is retried by set_mode's own confirmation from the heartbeat
+        sim.faults.lose_acks = {mav.MAV_CMD_DO_SET_MODE: 1}
+        await vehicle.set_mode("LOITER")
+        assert sim.mode == "LOITER"
