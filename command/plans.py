@@ -282,6 +282,7 @@ class TaskPlans:
                                                       **launch["override"], "overridden": launch["reasons"]})
         name = plan.mission.vehicle
         self.assignments[name] = row.incident_id  # type: ignore[attr-defined]
+        self._plan_of_vehicle[name] = plan_id  # type: ignore[attr-defined]
         incident = self.store.incident(row.incident_id)  # type: ignore[attr-defined]
         if incident.status == Status.OPEN:
             incident = self.store.update_incident(incident.id, status=transition(incident.status, Status.DISPATCHED),  # type: ignore[attr-defined]

@@ -112,6 +112,7 @@ COMMAND_ACK = timedelta(seconds=30)  # a station answers a siren/light command w
 TRACK_PERIOD_S = 2.0
 DISPATCH_ACTIVE = ("planning", "uploading", "flying", "returning")
 PLAN_ACTIVE = ("approved", "uploading", "flying", "returning")  # one per incident task at a time
+CHARGED_PCT = 95.0  # a vehicle at its base below this shows as charging
 PROGRESS_EVERY_S = 5.0  # a flying plan's progress (along the mission, coverage) is written this often
 
 
@@ -248,6 +249,12 @@ class Service(TaskPlans):
         # time, as the fleet's (a scaled demo clock would make every report look stale)
         self.traffic_watch = TrafficWatch(hold=self._traffic_hold, publish=self.bus.publish, clock=SystemClock())
         self._task_plans = {}  # plan id → (when proposed, the TaskPlan), for approval without planning again
+        self._plan_of_vehicle: dict[str, int] = {p.vehicle: p.id for p in self.store.plans(states=PLAN_ACTIVE)
+                                                 if p.vehicle}
+        # vehicles out of service now or later (the windows that have not ended)
+        self._down = {}
+        for w in self.store.vehicle_maintenance(at=self.clock.now()).values():
+            self._down[w.vehicle] = w
         self.writer = ReadingWriter(self.store, clock=self.clock.now, on_stored=self._on_stored)
         self.ingestor = Ingestor(
             registry=self.registry,
@@ -1164,11 +1171,13 @@ class Service(TaskPlans):
 
     def _candidates(self) -> list[Candidate]:
         states = self.fleet.states()
+        now = self.clock.now()
+        down = {n: w for n, w in self._down.items() if w.start <= now < w.end}
         out = []
         for name, spec in self.vehicle_specs.items():
             st = states.get(name, {})
             usable = (st.get("link") == "connected" and st.get("ekf_ok") and name not in self.assignments
-                      and st.get("lon") is not None and not st.get("armed"))
+                      and st.get("lon") is not None and not st.get("armed") and name not in down)
             out.append(Candidate(
                 name=name, type=spec.type,
                 lon=st.get("lon") if st.get("lon") is not None else spec.base_lon,
@@ -1376,6 +1385,7 @@ class Service(TaskPlans):
             self._spawn(self._fetch_flight_log(flight_id, name), name=f"log-{flight_id}")
         self._set_dispatch(sortie, "landed")
         self.assignments.pop(name, None)
+        self._plan_of_vehicle.pop(name, None)
         self._count_dispatch("completed")
         self.bus.publish("mission.completed", {"incident_id": incident_id, "plan_id": sortie.plan_id, "vehicle": name})
 
@@ -1425,6 +1435,7 @@ class Service(TaskPlans):
         self._set_dispatch(sortie, "failed", error=error)
         if name is not None:
             self.assignments.pop(name, None)
+            self._plan_of_vehicle.pop(name, None)
         self._count_dispatch("failed")
         row = self.store.incident(incident_id)
         if row.status == Status.DISPATCHED and not self._flying_for(incident_id):
@@ -1570,20 +1581,64 @@ class Service(TaskPlans):
             d = self.store.dispatch(incident_id)
             path = d.plan.get("path") if d and d.plan else None
         link = st.get("link", "never")
+        plan_id = self._plan_of_vehicle.get(name) if incident_id is not None else None
+        flying = [self.store.plan(plan_id)] if plan_id is not None else []
+        if flying and flying[-1].proposal.get("path"):
+            path = flying[-1].proposal["path"]
+        down = self._down.get(name)
+        if down is not None and not down.start <= self.clock.now() < down.end:
+            down = None
+        battery = st.get("battery_pct")
         if link == "lost":
             vstate = "lost"
+        elif down is not None:
+            vstate = "maintenance"
         elif link != "connected":
             vstate = "offline"
+        elif incident_id is not None:
+            d = self.store.dispatch(incident_id)
+            returning = (flying and flying[-1].state == "returning") or (
+                not flying and d is not None and d.vehicle == name and d.state == "returning")
+            vstate = "returning" if returning else "on_task"
+        elif not st.get("armed") and battery is not None and battery < CHARGED_PCT:
+            vstate = "charging"  # at its base below a full charge: it can still be planned if the battery suffices
         else:
-            vstate = "on_task" if incident_id is not None else "ready"
+            vstate = "ready"
         return {
             "name": name, "type": spec.type, "system_id": spec.system_id, "link": link, "state": vstate,
             "mode": st.get("mode"), "armed": st.get("armed"), "lon": st.get("lon"), "lat": st.get("lat"),
             "alt_rel_m": st.get("alt_rel_m"), "alt_amsl_m": st.get("alt_amsl_m"), "heading_deg": st.get("heading_deg"),
             "groundspeed_mps": st.get("groundspeed_mps"), "battery_pct": st.get("battery_pct"),
             "mission_path": path, "incident_id": incident_id, "controller": self._controllers.get(name),
-            "video_url": spec.video_url or self._video.get(name),
+            "video_url": spec.video_url or self._video.get(name), "payloads": sorted(spec.payloads),
+            "maintenance": None if down is None else {"id": down.id, "reason": down.reason, "by": down.created_by,
+                                                      "until": down.end.isoformat()},
         }
+
+    def vehicle_maintenance(self, name: str, *, by: str, reason: str, end: datetime,
+                            start: datetime | None = None) -> dict[str, Any]:
+        """Take a vehicle out of service until ``end`` (it is not planned meanwhile)."""
+        if name not in self.vehicle_specs:
+            raise NotFound(f"unknown vehicle {name!r}")
+        now = self.clock.now()
+        start = start or now
+        if end <= start:
+            raise Refused(f"the window must end after it starts ({start.isoformat()})")
+        if name in self.assignments:
+            raise Conflict(f"{name} is on a task (incident {self.assignments[name]}): bring it home first")
+        row = self.store.add_vehicle_maintenance(vehicle=name, start=start, end=end, reason=reason, created_by=by,
+                                                 created_at=now)
+        self._down[name] = row
+        self.bus.publish("vehicle.maintenance", {"name": name, "id": row.id, "reason": reason, "by": by,
+                                                 "until": end.isoformat()})
+        return self.vehicle_view(name)
+
+    def end_vehicle_maintenance(self, name: str, window_id: int, *, by: str) -> dict[str, Any]:
+        row = self.store.end_vehicle_maintenance(window_id, vehicle=name, end=self.clock.now())
+        if name in self._down and self._down[name].id == row.id:
+            del self._down[name]
+        self.bus.publish("vehicle.maintenance_ended", {"name": name, "id": window_id, "by": by})
+        return self.vehicle_view(name)
 
     def vehicles(self) -> list[dict[str, Any]]:
         states = self.fleet.states()

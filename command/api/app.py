@@ -340,6 +340,15 @@ def create_app(service: Service) -> FastAPI:
     async def vehicles() -> dict[str, Any]:
         return {"vehicles": service.vehicles()}
 
+    @app.post("/api/vehicles/{name}/maintenance", status_code=201, dependencies=[Auth])
+    async def vehicle_maintenance(name: str, body: MaintenanceBody) -> dict[str, Any]:
+        """Take a vehicle out of service until ``end`` (repairs, inspection): it is not planned meanwhile."""
+        return service.vehicle_maintenance(name, by=body.by, reason=body.reason, end=body.end, start=body.start)
+
+    @app.delete("/api/vehicles/{name}/maintenance/{window_id}", dependencies=[Auth])
+    async def end_vehicle_maintenance(name: str, window_id: int, body: EndMaintenanceBody) -> dict[str, Any]:
+        return service.end_vehicle_maintenance(name, window_id, by=body.by)
+
     @app.get("/api/vehicles/{name}/track")
     async def track(name: str, limit: int = 2000) -> dict[str, Any]:
         if name not in service.vehicle_specs:

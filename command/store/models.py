@@ -65,6 +65,19 @@ class MaintenanceRow(Base):
     created_at: Mapped[datetime]
 
 
+class VehicleMaintenanceRow(Base):
+    """A vehicle out of service (repairs, inspection) until ``end``: not planned, shown as such."""
+
+    __tablename__ = "vehicle_maintenance"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vehicle: Mapped[str] = mapped_column(String(64), index=True)
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
 class GrantRow(Base):
     """An airspace approval from air traffic management, recorded by a dispatcher (``command.dispatch.approvals``)."""
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sensors.model import Reading
 
 from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
-                     PlanRow, ReadingRow, TaskRow, TrackRow)
+                     PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow)
 
 
 class StoreError(Exception):
@@ -160,6 +160,30 @@ class Store:
     def officials(self) -> list[OfficialWarningRow]:
         with self.session() as s:
             return list(s.scalars(select(OfficialWarningRow).order_by(OfficialWarningRow.sent)).all())
+
+    def add_vehicle_maintenance(self, **fields: Any) -> VehicleMaintenanceRow:
+        with self.session() as s, s.begin():
+            row = VehicleMaintenanceRow(**fields)
+            s.add(row)
+        return row
+
+    def end_vehicle_maintenance(self, window_id: int, *, vehicle: str, end: datetime) -> VehicleMaintenanceRow:
+        with self.session() as s, s.begin():
+            row = s.get(VehicleMaintenanceRow, window_id)
+            if row is None or row.vehicle != vehicle:
+                raise NotFound(f"{vehicle} has no maintenance window {window_id}")
+            row.end = min(row.end, end)
+        return row
+
+    def vehicle_maintenance(self, *, at: datetime) -> dict[str, VehicleMaintenanceRow]:
+        """The maintenance window each vehicle is in at ``at`` (the latest ending)."""
+        q = select(VehicleMaintenanceRow).where(VehicleMaintenanceRow.start <= at, VehicleMaintenanceRow.end > at)
+        with self.session() as s:
+            out: dict[str, VehicleMaintenanceRow] = {}
+            for r in s.scalars(q).all():
+                if r.vehicle not in out or r.end > out[r.vehicle].end:
+                    out[r.vehicle] = r
+            return out
 
     def add_grant(self, **fields: Any) -> GrantRow:
         with self.session() as s, s.begin():

@@ -92,7 +92,7 @@ def test_a_plan_in_controlled_airspace_flies_only_under_a_valid_grant(district: 
     assert low["zone_name"] == "Jiangbei airport controlled airspace"
 
 
-def test_grants_over_the_api(live_system: LiveService) -> None:
+def test_grants_and_vehicle_maintenance_over_the_api(live_system: LiveService) -> None:
     live = live_system
     now = datetime.now(timezone.utc)
     body = {"zone_id": "ckg-control", "granted_by": "Chongqing ATM sub-bureau", "reference": "CQ-1",
@@ -122,3 +122,20 @@ def test_grants_over_the_api(live_system: LiveService) -> None:
         assert http.request("DELETE", "/api/airspace/grants/999", json={"by": "x"}).status_code == 404
     kinds = [e["kind"] for e in live.get("/api/events")["events"]]
     assert "airspace.granted" in kinds and "airspace.revoked" in kinds
+
+    # a vehicle out of service is shown so and never planned
+    vehicles = live.vehicles()
+    assert vehicles["UAV-1"]["state"] == "ready" and "gas_sensor" in vehicles["UAV-1"]["payloads"]
+    with live.client() as http:
+        body = {"by": "tech-zhou", "reason": "propeller change", "end": (now + timedelta(hours=3)).isoformat()}
+        assert http.post("/api/vehicles/UAV-9/maintenance", json=body).status_code == 404
+        down = http.post("/api/vehicles/UAV-1/maintenance", json=body)
+        assert down.status_code == 201 and down.json()["state"] == "maintenance", down.text
+        window = down.json()["maintenance"]
+        assert window["reason"] == "propeller change" and window["by"] == "tech-zhou"
+        live.publish_rainstorm()
+        incident = live.wait_incident()
+        [plan] = http.post(f"/api/incidents/{incident['id']}/plans", json={"by": "dispatcher-wang"}).json()["plans"]
+        assert plan["vehicle"] != "UAV-1"  # the nearest copter is out of service
+        up = http.request("DELETE", f"/api/vehicles/UAV-1/maintenance/{window['id']}", json={"by": "tech-zhou"})
+        assert up.status_code == 200 and up.json()["state"] == "ready" and up.json()["maintenance"] is None
