@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from command.dispatch.airspace import Zone
 from command.dispatch.geometry import UTM_48N, densify
+from command.dispatch.patrols import Patrol, PatrolError, load_patrols
 from command.dispatch.tasks import PAYLOADS
 from uav.signing import parse_key
 from uav.terrain import read_esri_ascii
@@ -347,6 +348,7 @@ class District:
     layers: Mapping[str, dict[str, Any]]  # raw GeoJSON for the API: boundary, rivers, roads, facilities, airspace
     sensors_path: Path
     scenario_path: Path | None = None
+    patrols: tuple[Patrol, ...] = ()  # scheduled patrols (patrols.yaml, optional)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -436,6 +438,21 @@ class District:
                                         frozenset(v.payloads)))
 
         scenario = root / "scenario.yaml"
+        patrols: tuple[Patrol, ...] = ()
+        if (root / "patrols.yaml").is_file():
+            try:
+                patrols = load_patrols(_yaml(root / "patrols.yaml"))
+            except PatrolError as err:
+                raise DistrictError(f"{root / 'patrols.yaml'}: {err}") from None
+            rivers_ids = {r.id for r in rivers}
+            forest_ids = {str(f.get("properties", {}).get("id")) for f in layers.get("landcover", {}).get("features", [])}
+            facility_ids = {x.id for x in facilities}
+            for pt in patrols:
+                t = pt.target
+                missing = (("river", rivers_ids), ("forest", forest_ids), ("facility", facility_ids))
+                for key, known in missing:
+                    if key in t and str(t[key]) not in known:
+                        raise DistrictError(f"{root / 'patrols.yaml'}: patrol {pt.id!r}: no {key} {t[key]!r}")
         return cls(
             path=root, name=meta.name, name_zh=meta.name_zh, synthetic=meta.synthetic, notice=meta.notice,
             bbox=meta.bbox, center=meta.center, timezone=meta.timezone, utm_epsg=meta.utm_epsg,
@@ -445,7 +462,7 @@ class District:
             playbook=MappingProxyType({k: tuple(MappingProxyType(t.model_dump()) for t in ts_)
                                        for k, ts_ in depts.playbook.items()}),
             layers=MappingProxyType(layers), sensors_path=root / "sensors.geojson",
-            scenario_path=scenario if scenario.is_file() else None,
+            scenario_path=scenario if scenario.is_file() else None, patrols=patrols,
             meta=MappingProxyType(meta.model_dump()),
         )
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 from scipy.optimize import linear_sum_assignment
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, Point, shape
 
 from .dispatch.energy import EnergyModel
 from .dispatch.errors import PlanRefused
@@ -35,6 +35,7 @@ from .dispatch.geometry import ground_distance_m, utm_transformers
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
 from .dispatch.launch import override as launch_override
 from .dispatch.planner import PlanVehicle, TaskPlan, layer_plans, plan_task
+from .dispatch.patrols import due, patrol_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
 from .store import AlreadyDecided
 from .store.models import PlanRow
@@ -103,6 +104,8 @@ class TaskPlans:
 
     def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:
         row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        if row.kind == "patrol":
+            return [self._patrol_task(row.detail["patrol_id"], row.id)]
         return tasks_for_incident(row.id, row.kind, row.level, row.lon, row.lat, row.detail,
                                   elevation=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
                                   water=self.district.water, epsg=self.district.utm_epsg)  # type: ignore[attr-defined]
@@ -170,6 +173,91 @@ class TaskPlans:
             out.append(view)
         return {"plans": out, "waiting": [{"key": t.key, "after": t.after, "reason": f"waits for {t.after}"}
                                           for t in waiting]}
+
+    # -- scheduled patrols -----------------------------------------------------------------
+    def _patrol_task(self, patrol_id: str, run_id: int) -> TaskSpec:
+        patrol = next(p for p in self.district.patrols if p.id == patrol_id)  # type: ignore[attr-defined]
+        d = self.district  # type: ignore[attr-defined]
+        forests = {str(f["properties"].get("id")): shape(f["geometry"])
+                   for f in d.layers.get("landcover", {}).get("features", []) if f.get("properties")}
+        return patrol_task(patrol, patrol_run=run_id, rivers={r.id: r.line for r in d.rivers}, forests=forests,
+                           facilities={f.id: (f.lon, f.lat) for f in d.facilities}, boundary=d.boundary,
+                           epsg=d.utm_epsg)
+
+    def run_patrols(self) -> list[int]:
+        """Start the patrol slots that have come: each a patrol run (an incident of kind ``patrol``) with its
+        plan, flown with the duty pilot when there is one (and the launch weather allows), else left for a
+        dispatcher. Patrols yield: none starts while an incident of yellow or above is open."""
+        from .runtime import LOCAL, Status
+
+        now = self.clock.now()  # type: ignore[attr-defined]
+        started = []
+        for patrol, slot in due(self.district.patrols, now.astimezone(LOCAL).replace(tzinfo=None),  # type: ignore[attr-defined]
+                                self._patrols_done):  # type: ignore[attr-defined]
+            self._patrols_done.add((patrol.id, slot.isoformat()))  # type: ignore[attr-defined]
+            busy = [r.id for r in self.store.incidents(status=Status.OPEN)  # type: ignore[attr-defined]
+                    if r.kind != "patrol" and r.level >= 2]
+            busy += [r.id for r in self.store.incidents(status=Status.DISPATCHED)  # type: ignore[attr-defined]
+                     if r.kind != "patrol" and r.level >= 2]
+            if busy:
+                self.bus.publish("patrol.skipped", {"patrol": patrol.id, "slot": slot.isoformat(),  # type: ignore[attr-defined]
+                                                    "reason": f"incidents {sorted(busy)} need the vehicles"})
+                continue
+            row = self.store.insert_incident(  # type: ignore[attr-defined]
+                kind="patrol", sensor_id=None, level=0, status=Status.OPEN, lon=0.0, lat=0.0, on_water=False,
+                opened_at=now, updated_at=now,
+                detail={"title": f"Scheduled patrol: {patrol.name}", "title_zh": f"定期巡查：{patrol.name_zh}",
+                        "reason": f"{patrol.name} at {slot:%H:%M} (scheduled)",
+                        "reason_zh": f"{patrol.name_zh}（{slot:%H:%M} 定期）", "patrol_id": patrol.id,
+                        "slot": slot.isoformat(), "members": {}})
+            task = self._patrol_task(patrol.id, row.id)
+            row = self.store.update_incident(row.id, lon=task.point[0], lat=task.point[1])  # type: ignore[attr-defined]
+            self.bus.publish("incident.opened", self.incident_view(row))  # type: ignore[attr-defined]
+            proposed = self.propose_plans(row.id, by="schedule")["plans"]
+            pilot = self.settings.duty_pilot  # type: ignore[attr-defined]
+            for view in proposed:
+                if view["state"] == "proposed" and pilot and self._tg is not None:  # type: ignore[attr-defined]
+                    try:
+                        self.approve_plan(view["id"], by="schedule", pilot=pilot)
+                    except Exception as err:  # noqa: BLE001 — a person decides then
+                        self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": row.id,  # type: ignore[attr-defined]
+                                                                         "reason": str(err)})
+            started.append(row.id)
+        return started
+
+    def yield_patrols(self) -> None:
+        """An orange or red incident opened: patrols in flight come home, their vehicles free for it."""
+        for p in self.store.plans(states=("approved", "uploading", "flying")):  # type: ignore[attr-defined]
+            if self.store.incident(p.incident_id).kind != "patrol" or not p.vehicle:  # type: ignore[attr-defined]
+                continue
+            self._spawn(self._recall_patrol(p.id, p.vehicle), name=f"recall-patrol-{p.id}")  # type: ignore[attr-defined]
+
+    async def _recall_patrol(self, plan_id: int, name: str) -> None:
+        try:
+            await self.fleet.vehicle(name).rtl()  # type: ignore[attr-defined]
+        except Exception as err:  # noqa: BLE001 — said, and the patrol flies on
+            self.bus.publish("dispatch.alert", {"plan_id": plan_id, "vehicle": name,  # type: ignore[attr-defined]
+                                                "text": f"patrol recall refused: {err}"})
+            return
+        self.bus.publish("patrol.recalled", {"id": plan_id, "vehicle": name,  # type: ignore[attr-defined]
+                                             "reason": "an orange or red incident needs the vehicles"})
+
+    def _end_patrol(self, incident_id: int, state: str) -> None:
+        """A patrol run ends with its flight: closed, with what it covered."""
+        from .runtime import Status, transition
+
+        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        if row.kind != "patrol" or row.status == Status.CLOSED:
+            return
+        plans = self.store.plans(incident_id=incident_id)  # type: ignore[attr-defined]
+        covered = max((p.progress.get("coverage", 0.0) or 0.0 for p in plans), default=0.0)
+        detail = {**row.detail, "closed_reason": f"patrol {state}", "closed_reason_zh": "巡查结束",
+                  "coverage": covered, "closed_at": self.clock.now().isoformat()}  # type: ignore[attr-defined]
+        row = self.store.update_incident(incident_id, status=transition(row.status, Status.CLOSED),  # type: ignore[attr-defined]
+                                         updated_at=self.clock.now(), detail=detail)  # type: ignore[attr-defined]
+        self.bus.publish("patrol.report", {"incident_id": incident_id, "patrol": row.detail.get("patrol_id"),  # type: ignore[attr-defined]
+                                           "state": state, "coverage": covered})
+        self.bus.publish("incident.resolved", self.incident_view(row))  # type: ignore[attr-defined]
 
     # -- policy ---------------------------------------------------------------------------
     def auto_recon(self, incident_id: int) -> list[dict[str, Any]]:
@@ -306,6 +394,7 @@ class TaskPlans:
         self._task_plans.pop(plan_id, None)
         view = self.plan_view(row)
         self.bus.publish("plan.rejected", view)  # type: ignore[attr-defined]
+        self._end_patrol(row.incident_id, "rejected")
         return view
 
     def edit_plan(self, plan_id: int, *, by: str, vehicle: str | None = None, clearance_m: float | None = None,

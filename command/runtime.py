@@ -249,6 +249,8 @@ class Service(TaskPlans):
         # time, as the fleet's (a scaled demo clock would make every report look stale)
         self.traffic_watch = TrafficWatch(hold=self._traffic_hold, publish=self.bus.publish, clock=SystemClock())
         self._task_plans = {}  # plan id → (when proposed, the TaskPlan), for approval without planning again
+        self._patrols_done: set[tuple[str, str]] = {  # (patrol, slot) already started or skipped
+            (r.detail.get("patrol_id", ""), r.detail.get("slot", "")) for r in self.store.incidents() if r.kind == "patrol"}
         self._plan_of_vehicle: dict[str, int] = {p.vehicle: p.id for p in self.store.plans(states=PLAN_ACTIVE)
                                                  if p.vehicle}
         # vehicles out of service now or later (the windows that have not ended)
@@ -288,6 +290,8 @@ class Service(TaskPlans):
                 tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self._watch_sensor_health(), name="sensor-health")
                 tg.create_task(self.traffic_watch.run(), name="traffic-watch")
+                if self.district.patrols and self.settings.patrols:
+                    tg.create_task(self._keep_patrols(), name="patrols")
                 if self.risk_model is not None:
                     tg.create_task(self._keep_risk_map(), name="risk-map")
                 if self.sl651 is not None:
@@ -571,6 +575,15 @@ class Service(TaskPlans):
             self.stage_slopes()
             # rate limit: new rain waits for the next period
             await asyncio.sleep(max(0.5, self.settings.risk_period_s / self.clock_speed()))
+
+    async def _keep_patrols(self) -> None:
+        """Start scheduled patrols when their time comes (checked every 30 s of service time)."""
+        while True:
+            try:
+                self.run_patrols()
+            except Exception:  # noqa: BLE001 — a bad patrol must not stop the others, or the service
+                log.exception("scheduled patrols")
+            await asyncio.sleep(max(1.0, 30.0 / self.clock_speed()))
 
     def clock_speed(self) -> float:
         return getattr(self.clock, "speed", 1.0)
@@ -868,6 +881,8 @@ class Service(TaskPlans):
         row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
+        if level >= Level.ORANGE and decision.action == "raise":
+            self.yield_patrols()
         if level == Level.RED and decision.action == "raise":
             self.auto_recon(row.id)
         self._regroup(row)
@@ -894,6 +909,8 @@ class Service(TaskPlans):
         log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
         self.bus.publish("incident.opened", self.incident_view(row))
         self._link_departments(row, spec)
+        if level >= Level.ORANGE:
+            self.yield_patrols()
         if level == Level.RED:
             self.auto_recon(row.id)
 
@@ -1384,6 +1401,8 @@ class Service(TaskPlans):
             self._close_flight(flight_id, max_agl_m, flown_m)
             self._spawn(self._fetch_flight_log(flight_id, name), name=f"log-{flight_id}")
         self._set_dispatch(sortie, "landed")
+        if sortie.plan_id is not None:
+            self._end_patrol(sortie.incident_id, "done")
         self.assignments.pop(name, None)
         self._plan_of_vehicle.pop(name, None)
         self._count_dispatch("completed")
@@ -1433,6 +1452,8 @@ class Service(TaskPlans):
         if flight is not None:
             self._close_flight(flight.id, None, state="aborted")
         self._set_dispatch(sortie, "failed", error=error)
+        if sortie.plan_id is not None:
+            self._end_patrol(sortie.incident_id, "failed")
         if name is not None:
             self.assignments.pop(name, None)
             self._plan_of_vehicle.pop(name, None)

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
     return_battery_pct: float = Field(25.0, ge=5, le=90, description="A vehicle on a mission below this "
                                       "battery level is ordered home (RTL) by the service")
+    patrols: bool = Field(True, description="Start the district's scheduled patrols (patrols.yaml) on their calendar")
     auto_approve_red_recon: bool = Field(False, description="Policy: a red incident's recon plans outside "
                                          "controlled airspace fly without waiting for a dispatcher (duty_pilot flies)")
     duty_pilot: str | None = Field(None, min_length=1, description="Pilot in command of auto-approved flights "

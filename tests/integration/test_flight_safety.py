@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI, Response
 
+from command.dispatch.patrols import load_patrols
+from command.hazards import LOCAL
 from command.runtime import Service
-from tests.fixtures_mqtt import free_port
 from sensors.model import Reading
+from tests.fixtures_mqtt import free_port
 from tests.fixtures_service import DEADLINE_S, RAIN_GAUGE, _publish, open_rain_incident, rainstorm_senml
 
 
@@ -221,3 +224,41 @@ async def test_the_policy_flies_a_red_incidents_recon_with_the_duty_pilot(make_s
         ("landslide", "runout-search", "refused")]
     assert all(p.decided_by is None and p.proposal["reasons"] for p in others)
     assert service.store.incident(plan.incident_id).level == 4
+
+
+async def test_a_scheduled_patrol_flies_yields_to_an_incident_and_reports(make_service, mosquitto) -> None:
+    service, sim = await make_service(duty_pilot="Pilot Duty")
+    now = service.clock.now()
+    service.ingest_http([Reading("wx-luoqi-valley", q, v, u, now) for q, v, u in (
+        ("wind_speed", 3.0, "m/s"), ("temp", 27.0, "Cel"), ("rain", 0.0, "mm"))])
+    slot = now.astimezone(LOCAL).strftime("%H:%M")
+    service.district = dataclasses.replace(service.district, patrols=load_patrols({"patrols": [
+        {"id": "luoqi-plant", "name": "Luoqi plant patrol", "around": {"facility": "chem-luoqi", "radius_m": 300},
+         "at": [slot], "needs": ["gas_sensor"]}]}))
+    [run] = service.run_patrols()
+    assert service.run_patrols() == []  # a slot runs once
+    incident = service.store.incident(run)
+    assert incident.kind == "patrol" and incident.level == 0 and "Luoqi plant patrol" in incident.detail["title"]
+    [plan] = service.store.plans(incident_id=run)
+    assert plan.task_key == "patrol-luoqi-plant" and plan.vehicle == "UAV-1" and plan.pilot == "Pilot Duty"
+    assert plan.decided_by == "schedule"
+    async with asyncio.timeout(DEADLINE_S):
+        while sim.alt_rel_m < 30.0:
+            await asyncio.sleep(0.05)
+    # an orange incident opens: the patrol comes home, its vehicle free for it
+    events = service.bus.subscribe(maxsize=100_000)
+    await _publish(mosquitto.url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", rainstorm_senml(RAIN_GAUGE))])
+    async with asyncio.timeout(DEADLINE_S):
+        while (event := await events.queue.get()).kind != "patrol.recalled":
+            pass
+    assert event.data["vehicle"] == "UAV-1"
+    async with asyncio.timeout(DEADLINE_S * 2):
+        while service.store.plan(plan.id).state != "landed":
+            await asyncio.sleep(0.2)
+    done = service.store.incident(run)
+    assert done.status == "closed" and done.detail["closed_reason"] == "patrol done" and "coverage" in done.detail
+    # while the incident is open, the next patrol slot yields
+    service._patrols_done.clear()  # noqa: SLF001 — the same slot again, as a later one would come
+    assert service.run_patrols() == []
+    skipped = [e.data for e in service.store.events(limit=100_000) if e.kind == "patrol.skipped"]
+    assert skipped and "need the vehicles" in skipped[-1]["reason"]

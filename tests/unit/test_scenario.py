@@ -16,7 +16,7 @@ from sitl.scenarios.yubei import NOTICE, generate
 
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml",
-         "landcover.geojson")
+         "landcover.geojson", "patrols.yaml")
 
 
 @pytest.fixture(scope="module")

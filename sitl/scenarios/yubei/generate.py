@@ -676,6 +676,15 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         z, x0, y0, slope, _axis_point(tongluo_axis, 29.900))
     facilities += hazard_facilities
     _write_geojson(out / "facilities.geojson", facilities)
+    _write_yaml(out / "patrols.yaml", {"patrols": [
+        {"id": "yangtze-bank", "name": "Yangtze bank patrol", "name_zh": "长江岸线巡查", "along": {"river": "yangtze"},
+         "months": [6, 7, 8, 9], "at": ["09:00", "16:00"], "needs": ["zoom_camera"]},
+        {"id": "tongluo-forest", "name": "Tongluo Shan forest patrol", "name_zh": "铜锣山林区巡护",
+         "over": {"forest": "forest-tongluo"}, "months": [1, 2, 3, 4, 11, 12], "at": ["10:30"],
+         "needs": ["thermal_camera"]},
+        {"id": "luoqi-plant", "name": "Luoqi chemical plant patrol", "name_zh": "洛碛化工园区巡查",
+         "around": {"facility": CHEMICAL_SITE[0], "radius_m": 400}, "at": ["14:00"], "needs": ["gas_sensor"]},
+    ]}, header="# Scheduled patrols (daily management): flood season banks, fire season forest, the chemical plant\n")
     _write_geojson(out / "landcover.geojson", [
         _feature(_round(_to_lonlat(_to_utm(LineString(axis)).buffer(FOREST_HALF_WIDTH_M)).intersection(boundary)),
                  {"id": f"forest-{rid}", "kind": "forest", "name": f"{name} forest", "name_zh": f"{name_zh}林区"})
