@@ -134,12 +134,14 @@ class TaskPlans:
         vehicles = self._plan_vehicles()
         plans: dict[tuple[int, int], TaskPlan] = {}
         refusals: dict[int, list[str]] = {i: [] for i in range(len(todo))}
+        refusals_zh: dict[int, list[str]] = {i: [] for i in range(len(todo))}
         for i, task in enumerate(todo):
             for j, v in enumerate(vehicles):
                 try:
                     plans[(i, j)] = self._plan_one(task, v, now)
                 except PlanRefused as err:
                     refusals[i].append(f"{v.name}: {'; '.join(err.reasons)}")
+                    refusals_zh[i].append(f"{v.name}：{'；'.join(err.reasons_zh)}")
         chosen: dict[int, TaskPlan] = {}
         if plans:
             cost = np.full((len(todo), len(vehicles)), INFEASIBLE)
@@ -162,12 +164,15 @@ class TaskPlans:
                     task=task.to_wire(), proposal=wire, proposed_by=by, proposed_at=now, updated_at=now)
                 self._task_plans[prow.id] = (time.monotonic(), p)
             else:
-                why = refusals[i] or ["no vehicle is ready (all busy, charging, lost or not heard)"]
+                why = refusals[i] or ["no vehicle is ready (all busy, in maintenance, lost or not heard)"]
+                why_zh = refusals_zh[i] or ["无可用无人机（均在任务中、维护中、失联或未连接）"]
                 if any(k == i for (k, _) in plans):
                     why = [*why, "the vehicles that could fly it are taken by other tasks of this proposal"]
+                    why_zh = [*why_zh, "可执行该任务的无人机已分配给本次规划的其他任务"]
                 prow = self.store.insert_plan(  # type: ignore[attr-defined]
                     incident_id=incident_id, task_key=task.key, vehicle=None, state="refused",
-                    task=task.to_wire(), proposal={"reasons": why}, proposed_by=by, proposed_at=now, updated_at=now)
+                    task=task.to_wire(), proposal={"reasons": why, "reasons_zh": why_zh}, proposed_by=by,
+                    proposed_at=now, updated_at=now)
             view = self.plan_view(prow)
             self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)  # type: ignore[attr-defined]
             out.append(view)
@@ -483,7 +488,9 @@ class TaskPlans:
         progress: dict[str, Any] = {"item": int(t.mission_seq), "items": items, "reached": follow.reached,
                                     "distance_to_target_m": round(to_target, 1), "battery_pct": t.battery_pct}
         gs = float(t.groundspeed_mps)
-        speed = gs if math.isfinite(gs) and gs > 1.0 else 1.0
+        # on the ground or hovering, the time to target is at the cruise speed it will fly at
+        cruise = follow.energy.cruise_speed_mps if follow.energy is not None else 1.0
+        speed = gs if math.isfinite(gs) and gs > 1.0 else cruise
         if not follow.reached:
             progress["time_to_target_s"] = round(to_target / speed, 1)
         if follow.area_m is not None and follow.swath_m:

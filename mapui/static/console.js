@@ -24,6 +24,17 @@ const RECONNECT_MAX_MS = 30000;
 const TOKEN_KEY = "yingji.token";
 const LANG_KEY = "yingji.lang";
 const OPERATOR_KEY = "yingji.operator";
+// Task plans (docs/dispatch.md). A plan moves forward only: a snapshot fetched before an
+// event must not undo it, so a view whose state ranks lower than the one held is stale.
+const PLAN_RANK = {
+  proposed: 0, refused: 0, approved: 1, uploading: 2, flying: 3, returning: 4,
+  landed: 5, failed: 5, rejected: 5, superseded: 5,
+};
+const PLAN_OPEN = new Set(["proposed", "approved", "uploading", "flying", "returning"]); // drawn on the map
+// Plan colours keep clear of the warning colours (blue, yellow, orange, red) of the incidents.
+const PLAN_COLOURS = ["#c2185b", "#00897b", "#5e35b1", "#6d4c41", "#0097a7", "#7cb342", "#37474f", "#8e24aa"];
+const LAUNCH_WEATHER_REFUSAL = "refused: launch weather"; // 422 detail of a failed launch weather check
+const DEFAULT_DISPATCHER = "dispatcher";
 
 /** Console state, exposed as window.yingji for tests and for the curious. */
 const state = {
@@ -36,6 +47,8 @@ const state = {
   lastSeq: null,
   sensors: new Map(), // id -> {feature, status, latest}
   incidents: new Map(), // id -> Incident
+  selectedIncident: null, // id of the incident whose plans are shown and drawn
+  plans: new Map(), // plan id -> plan view (GET /api/plans, plan.* events)
   vehicles: new Map(), // name -> last telemetry (vehicle object)
   trails: new Map(), // name -> [[lon, lat], ...]
   events: [], // newest first, bounded
@@ -60,6 +73,17 @@ const ui = {
   popup: null, // {kind, id, popup} of the open popup
   lastResync: 0,
   logReadings: false,
+  planForms: new Map(), // plan id -> {kind: approve|override|reject|edit, field drafts, error, reasons}
+  planPending: new Set(), // plan ids with a decision in flight
+  proposing: new Set(), // incident ids with a proposal in flight
+  planErrors: new Map(), // incident id -> readable reason (proposal or loading failed)
+  planNotes: new Map(), // incident id -> {waiting, nothingNew} from the last proposal
+  plansLoading: new Set(),
+  plansReload: new Set(),
+  checksOpen: new Set(), // plan ids whose checks are unfolded
+  focusNext: null, // data-focus key to focus after the next incident render
+  composing: false, // an IME composition is under way in a form field: do not re-render under it
+  lastPilot: "",
 };
 
 // ---------------------------------------------------------------- small helpers
@@ -137,9 +161,10 @@ function getToken({ ask }) {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, detail = "") {
     super(message);
     this.status = status;
+    this.detail = detail; // the server's own words, without the status
   }
 }
 
@@ -170,7 +195,7 @@ async function api(path, { method = "GET", body, token } = {}) {
   }
   if (!resp.ok) {
     const reason = detailText(payload) || text.slice(0, 200) || resp.statusText;
-    throw new ApiError(resp.status, `${resp.status}: ${reason}`);
+    throw new ApiError(resp.status, `${resp.status}: ${reason}`, reason);
   }
   return payload;
 }
@@ -232,12 +257,45 @@ function summarise(kind, data) {
     case "task.acknowledged":
       return `#${d.incident_id ?? "?"} ${pick(d, "department_name") || d.department || ""}: ${pick(d, "text")}`
         + (d.acknowledged_by ? ` (${d.acknowledged_by})` : "");
+    case "plan.proposed":
+    case "plan.refused":
+    case "plan.approved":
+    case "plan.rejected":
+    case "plan.edited":
+    case "plan.state": {
+      const task = taskLabel(d.task?.kind ?? d.task_key);
+      const who = d.decided_by ? ` · ${d.decided_by}` : "";
+      const why = d.decision_reason ?? d.reason ?? d.error ?? (d.state === "refused" ? d.proposal?.reasons?.join("; ") : "");
+      return `#${d.incident_id ?? "?"} ${t("plan")} ${d.id ?? "?"} ${task} ${d.vehicle ?? ""} · ${t(`planState.${d.state}`)}`
+        + who + (d.pilot && kind === "plan.approved" ? ` · ${t("pilot")} ${d.pilot}` : "") + (why ? `: ${why}` : "");
+    }
+    case "plan.recall":
+      return `#${d.incident_id ?? "?"} ${t("plan")} ${d.id ?? "?"} ${d.vehicle ?? ""}: ${t("battery")} `
+        + `${fmtNumber(d.battery_pct, 0)} % · ${t("homeNeeds")} ${fmtNumber(d.home_pct, 0)} % + ${fmtNumber(d.reserve_pct, 0)} %`;
+    case "plan.handover":
+      return `#${d.incident_id ?? "?"} ${t("plan")} ${d.id ?? "?"} ${taskLabel(d.task_key)}: ${d.why ?? ""}`
+        + (d.proposals?.length ? ` → ${d.proposals.map((x) => `${t("plan")} ${x}`).join(", ")}` : "");
+    case "plan.launch_override":
+      return `#${d.incident_id ?? "?"} ${t("plan")} ${d.id ?? "?"} · ${d.by ?? ""}: ${d.reason ?? ""}`
+        + (d.overridden?.length ? ` (${d.overridden.join("; ")})` : "");
+    case "plan.auto_approval_skipped":
+      return `#${d.incident_id ?? "?"} ${t("plan")} ${d.id ?? "?"}: ${d.reason ?? ""}`;
+    case "traffic.alert":
+    case "traffic.clear":
+      return `${d.drone ?? ""} · ${d.aircraft ?? d.icao ?? ""}: ${pick(d, "reason")}`;
+    case "traffic.hold_failed":
+      return `${d.drone ?? ""} · ${d.icao ?? ""}: ${d.error ?? ""}`;
+    case "airspace.granted":
+    case "airspace.revoked":
+      return `${pick(d, "zone_name") || d.zone_id || ""} #${d.id ?? "?"} ${d.reference ?? ""} (${d.granted_by ?? ""})`
+        + (d.max_alt_agl_m != null ? ` ≤ ${fmtNumber(d.max_alt_agl_m, 0)} m` : "");
     default:
       return typeof data === "string" ? data : JSON.stringify(d).slice(0, 160);
   }
 }
 
-const WARN_KINDS = new Set(["reading.rejected", "dispatch.refused", "vehicle.lost", "console.error"]);
+const WARN_KINDS = new Set(["reading.rejected", "dispatch.refused", "vehicle.lost", "console.error",
+  "plan.refused", "plan.recall", "plan.handover", "plan.launch_override", "traffic.alert", "traffic.hold_failed"]);
 
 function logEvent(kind, time, data) {
   const entry = { kind, time: time ?? new Date().toISOString(), data };
@@ -313,6 +371,7 @@ function upsertIncident(incident, { force = false } = {}) {
     return; // a stale snapshot must not undo a newer event
   }
   state.incidents.set(incident.id, { ...current, ...incident });
+  mergePlanSummaries(incident);
   markDirty("incidents");
 }
 
@@ -350,6 +409,94 @@ function setVehicleLink(name, link) {
   markDirty(`vehicle:${name}`);
 }
 
+// Task plans: full views come from GET /api/plans and the plan.* events; incident views
+// carry a summary of each (state, progress) that keeps the held views current.
+
+function planColour(id) {
+  return PLAN_COLOURS[Math.abs(Number(id) || 0) % PLAN_COLOURS.length];
+}
+
+function planRank(planState) {
+  return PLAN_RANK[planState] ?? 0;
+}
+
+function markPlans() {
+  markDirty("plans");
+  markDirty("incidents");
+}
+
+function upsertPlan(view) {
+  if (!view || view.id == null) return;
+  const current = state.plans.get(view.id);
+  if (current && planRank(view.state) < planRank(current.state)) return; // stale
+  const { replaces, by, reason, ...plan } = view; // plan.edited adds who and why of the edit
+  state.plans.set(view.id, { ...current, ...plan });
+  if (plan.state !== "proposed") ui.planForms.delete(view.id);
+  markPlans();
+}
+
+function supersedePlan(id) {
+  const plan = state.plans.get(id);
+  if (plan) state.plans.set(id, { ...plan, state: "superseded" });
+  ui.planForms.delete(id);
+  markPlans();
+}
+
+function applyPlanProgress(d) {
+  const plan = state.plans.get(d?.id);
+  if (!plan) {
+    if (d?.incident_id != null && d.incident_id === state.selectedIncident) loadPlans(d.incident_id);
+    return;
+  }
+  const { id, incident_id: incidentId, vehicle, ...progress } = d;
+  state.plans.set(id, { ...plan, progress }); // the service replaces a plan's progress as a whole
+  markPlans();
+}
+
+function mergePlanSummaries(incident) {
+  if (!Array.isArray(incident?.plans)) return;
+  let unknown = false;
+  for (const summary of incident.plans) {
+    const current = state.plans.get(summary.id);
+    if (!current) { unknown = true; continue; }
+    if (planRank(summary.state) < planRank(current.state)) continue;
+    state.plans.set(summary.id, { ...current, state: summary.state, progress: summary.progress ?? current.progress });
+    if (summary.state !== "proposed") ui.planForms.delete(summary.id);
+  }
+  if (unknown && incident.id === state.selectedIncident) loadPlans(incident.id);
+  markDirty("plans");
+}
+
+async function loadPlans(incidentId) {
+  if (ui.plansLoading.has(incidentId)) { ui.plansReload.add(incidentId); return; }
+  ui.plansLoading.add(incidentId);
+  try {
+    const body = await api(`/api/plans?incident_id=${encodeURIComponent(incidentId)}`);
+    for (const view of body?.plans ?? []) upsertPlan(view);
+    if (ui.planErrors.get(incidentId)?.startsWith(t("plans"))) ui.planErrors.delete(incidentId);
+  } catch (err) {
+    ui.planErrors.set(incidentId, `${t("plans")}: ${err.message}`);
+    logEvent("console.error", null, `#${incidentId} ${t("plans")}: ${err.message}`);
+  } finally {
+    ui.plansLoading.delete(incidentId);
+    markPlans();
+    if (ui.plansReload.delete(incidentId)) loadPlans(incidentId);
+  }
+}
+
+/** The incident whose plans are listed in its card and drawn on the map. */
+function selectIncident(id, { focus = true } = {}) {
+  const inc = state.incidents.get(id);
+  if (!inc) return;
+  if (state.selectedIncident !== id) {
+    state.selectedIncident = id;
+    ui.planForms.clear();
+    loadPlans(id);
+    markPlans();
+  }
+  if (focus) focusOn(inc.lon, inc.lat, 13);
+}
+
 // ---------------------------------------------------------------- snapshots and WebSocket
 
 async function loadSnapshots() {
@@ -362,7 +509,9 @@ async function loadSnapshots() {
         upsertIncident(incident);
       }
       for (const id of [...state.incidents.keys()]) if (!fresh.has(id)) state.incidents.delete(id);
-      markDirty("incidents");
+      if (!state.incidents.has(state.selectedIncident)) state.selectedIncident = null;
+      if (state.selectedIncident !== null) loadPlans(state.selectedIncident);
+      markPlans();
     }),
     api("/api/vehicles").then((body) => { for (const v of body?.vehicles ?? []) upsertVehicle(v); }),
   ]);
@@ -423,6 +572,32 @@ function handleMessage(raw) {
       if (d.incident_id != null) ui.incidentErrors.set(d.incident_id, d.reason ?? d.detail ?? eventLabel("dispatch.refused"));
       markDirty("incidents");
       break;
+    case "plan.proposed":
+    case "plan.refused":
+    case "plan.approved":
+    case "plan.rejected":
+    case "plan.state":
+      upsertPlan(d);
+      break;
+    case "plan.edited":
+      if (d.replaces != null) supersedePlan(d.replaces);
+      upsertPlan(d);
+      break;
+    case "plan.progress":
+      applyPlanProgress(d);
+      return; // every few seconds per flight: the plan list shows it
+    case "plan.handover":
+      // the relieved plan is marked handed over, and the new proposals come as plan.proposed
+      if (d.incident_id === state.selectedIncident) loadPlans(d.incident_id);
+      break;
+    case "plan.recall":
+    case "plan.launch_override":
+    case "plan.auto_approval_skipped":
+    case "traffic.alert":
+    case "traffic.clear":
+    case "traffic.hold_failed":
+    case "airspace.granted":
+    case "airspace.revoked":
     case "dispatch.approved":
     case "dispatch.state":
     case "mission.uploaded":
@@ -574,6 +749,209 @@ async function toggleEvidence(id) {
   renderIncidents();
 }
 
+// Plan decisions: small inline forms under the plan (no dialogs), each field kept as a
+// draft in ui.planForms so live re-renders never lose what is being typed.
+
+function operatorName() {
+  return document.getElementById("operator-name").value.trim() || DEFAULT_DISPATCHER;
+}
+
+function failureText(err) {
+  if (err.status === 401) {
+    storageSet(TOKEN_KEY, null);
+    return `${t("tokenRejected")} ${err.message}`;
+  }
+  return err.message;
+}
+
+async function proposePlans(incidentId) {
+  const token = getToken({ ask: true });
+  if (!token) {
+    ui.planErrors.set(incidentId, t("tokenMissing"));
+    markPlans();
+    return;
+  }
+  ui.proposing.add(incidentId);
+  ui.planErrors.delete(incidentId);
+  ui.planNotes.delete(incidentId);
+  markPlans();
+  try {
+    const body = await api(`/api/incidents/${encodeURIComponent(incidentId)}/plans`,
+      { method: "POST", token, body: { by: operatorName() } });
+    const plans = body?.plans ?? [];
+    const waiting = body?.waiting ?? [];
+    for (const view of plans) upsertPlan(view);
+    ui.planNotes.set(incidentId, { waiting, nothingNew: !plans.length && !waiting.length });
+    logEvent("console.info", null, `#${incidentId} ${t("planVehicles")}: ${plans.length}`);
+  } catch (err) {
+    const message = failureText(err);
+    ui.planErrors.set(incidentId, message);
+    logEvent("console.error", null, `#${incidentId} ${t("planVehicles")}: ${message}`);
+  } finally {
+    ui.proposing.delete(incidentId);
+    ui.focusNext = `plans:${incidentId}:propose`;
+    markPlans();
+  }
+}
+
+const FORM_FIRST_FIELD = { approve: "pilot", override: "reason", reject: "reason", edit: "vehicle" };
+
+function togglePlanForm(planId, kind) {
+  if (ui.planForms.get(planId)?.kind === kind) {
+    closePlanForm(planId);
+    return;
+  }
+  ui.planForms.set(planId, {
+    kind, pilot: ui.lastPilot, reason: "", vehicle: "", clearance: "", error: null, reasons: [],
+  });
+  ui.focusNext = `plan:${planId}:${FORM_FIRST_FIELD[kind]}`;
+  if (kind === "edit") refreshVehicleChoices();
+  markDirty("incidents");
+}
+
+function closePlanForm(planId) {
+  const kind = ui.planForms.get(planId)?.kind;
+  ui.planForms.delete(planId);
+  ui.focusNext = `plan:${planId}:${kind === "override" ? "approve" : kind}-btn`;
+  markDirty("incidents");
+}
+
+function formError(planId, message, field = null) {
+  const form = ui.planForms.get(planId);
+  if (form) form.error = message;
+  if (field) ui.focusNext = `plan:${planId}:${field}`;
+  markDirty("incidents");
+}
+
+/** The vehicle choices of an edit come from /api/vehicles, fetched again when the form opens. */
+async function refreshVehicleChoices() {
+  try {
+    const body = await api("/api/vehicles");
+    for (const v of body?.vehicles ?? []) upsertVehicle(v);
+  } catch (err) {
+    logEvent("console.error", null, `/api/vehicles: ${err.message}`);
+  }
+  markDirty("incidents");
+}
+
+/** The failed checks of a launch-weather refusal: "refused: launch weather: a; b (approve with ...)". */
+function launchReasons(detail) {
+  const text = String(detail).slice(LAUNCH_WEATHER_REFUSAL.length).replace(/^:\s*/, "")
+    .replace(/\s*\(approve with an override reason[^)]*\)\s*$/, "");
+  const reasons = text.split(/;\s+/).map((r) => r.trim()).filter(Boolean);
+  return reasons.length ? reasons : [String(detail)];
+}
+
+async function decidePlan(planId, action, body) {
+  const token = getToken({ ask: true });
+  if (!token) {
+    formError(planId, t("tokenMissing"));
+    return null;
+  }
+  ui.planPending.add(planId);
+  const form = ui.planForms.get(planId);
+  if (form) form.error = null;
+  markDirty("incidents");
+  try {
+    return await api(`/api/plans/${encodeURIComponent(planId)}/${action}`, { method: "POST", token, body });
+  } finally {
+    ui.planPending.delete(planId);
+    markDirty("incidents");
+  }
+}
+
+async function approvePlan(planId) {
+  const form = ui.planForms.get(planId);
+  if (!form) return;
+  const override = form.kind === "override";
+  const pilot = form.pilot.trim();
+  const reason = form.reason.trim();
+  if (!pilot) { formError(planId, t("pilotRequired"), "pilot"); return; }
+  if (override && !reason) { formError(planId, t("reasonRequired"), "reason"); return; }
+  ui.lastPilot = pilot;
+  try {
+    const view = await decidePlan(planId, "approve",
+      { by: operatorName(), pilot, ...(override ? { override_reason: reason } : {}) });
+    if (!view) return;
+    ui.planForms.delete(planId);
+    upsertPlan(view);
+    ui.focusNext = `plan:${planId}:item`;
+    logEvent("console.info", null, `${t("plan")} ${planId} ${t("approvePlan")} · ${t("pilot")} ${pilot}`
+      + (override ? ` · ${t("launchAnyway")}: ${reason}` : ""));
+  } catch (err) {
+    const current = ui.planForms.get(planId);
+    if (err.status === 422 && String(err.detail).startsWith(LAUNCH_WEATHER_REFUSAL) && current) {
+      // The dispatcher may launch anyway, with a reason that is logged with their name.
+      ui.planForms.set(planId, {
+        ...current, kind: "override", reason: override ? current.reason : "", error: null,
+        reasons: launchReasons(err.detail),
+      });
+      ui.focusNext = `plan:${planId}:reason`;
+      markDirty("incidents");
+    } else {
+      formError(planId, failureText(err));
+      logEvent("console.error", null, `${t("plan")} ${planId} ${t("approvePlan")}: ${err.message}`);
+    }
+  }
+}
+
+async function rejectPlan(planId) {
+  const form = ui.planForms.get(planId);
+  if (!form) return;
+  const reason = form.reason.trim();
+  if (!reason) { formError(planId, t("reasonRequired"), "reason"); return; }
+  try {
+    const view = await decidePlan(planId, "reject", { by: operatorName(), reason });
+    if (!view) return;
+    ui.planForms.delete(planId);
+    upsertPlan(view);
+    ui.focusNext = `plan:${planId}:item`;
+    logEvent("console.info", null, `${t("plan")} ${planId} ${t("rejectPlan")}: ${reason}`);
+  } catch (err) {
+    formError(planId, failureText(err));
+    logEvent("console.error", null, `${t("plan")} ${planId} ${t("rejectPlan")}: ${err.message}`);
+  }
+}
+
+// The API's bounds for an edited clearance over the highest ground (command/api/app.py EditBody).
+const CLEARANCE_MIN_M = 20;
+const CLEARANCE_MAX_M = 120;
+
+async function editPlan(planId) {
+  const form = ui.planForms.get(planId);
+  if (!form) return;
+  const reason = form.reason.trim();
+  const clearanceText = String(form.clearance ?? "").trim();
+  const clearance = clearanceText === "" ? null : Number(clearanceText);
+  if (clearance !== null && !(clearance >= CLEARANCE_MIN_M && clearance <= CLEARANCE_MAX_M)) {
+    formError(planId, t("clearanceRange"), "clearance");
+    return;
+  }
+  if (!reason) { formError(planId, t("reasonRequired"), "reason"); return; }
+  const body = { by: operatorName(), reason };
+  if (form.vehicle) body.vehicle = form.vehicle;
+  if (clearance !== null) body.clearance_m = clearance;
+  try {
+    const view = await decidePlan(planId, "edit", body);
+    if (!view) return;
+    ui.planForms.delete(planId);
+    supersedePlan(planId);
+    upsertPlan(view);
+    ui.focusNext = `plan:${view.id}:item`;
+    logEvent("console.info", null, `${t("plan")} ${planId} → ${view.id} ${t("editPlan")}: ${reason}`);
+  } catch (err) {
+    formError(planId, failureText(err));
+    logEvent("console.error", null, `${t("plan")} ${planId} ${t("editPlan")}: ${err.message}`);
+  }
+}
+
+function submitPlanForm(planId) {
+  const kind = ui.planForms.get(planId)?.kind;
+  if (kind === "approve" || kind === "override") approvePlan(planId);
+  else if (kind === "reject") rejectPlan(planId);
+  else if (kind === "edit") editPlan(planId);
+}
+
 // ---------------------------------------------------------------- panels
 
 function sortedIncidents() {
@@ -598,16 +976,257 @@ function renderTask(task) {
     }, t("ack")));
 }
 
+function taskLabel(kind) {
+  return kind ? t(`taskKind.${kind}`) : "—";
+}
+
+function minutes(seconds) {
+  return typeof seconds === "number" && Number.isFinite(seconds)
+    ? `${fmtNumber(seconds / 60, 1)} ${t("minutes")}` : "—";
+}
+
+function percent(value) {
+  return typeof value === "number" && Number.isFinite(value) ? `${fmtNumber(value, 0)} %` : "—";
+}
+
+/** "item 3/12 · coverage 37 % · reached" for a flying plan, or null before its first report. */
+function progressText(progress) {
+  if (!progress || progress.item == null) return null;
+  const parts = [`${t("progressItem")} ${progress.item}/${progress.items ?? "?"}`];
+  if (typeof progress.coverage === "number") parts.push(`${t("coverage")} ${Math.round(progress.coverage * 100)} %`);
+  if (progress.reached) parts.push(t("reached"));
+  else if (typeof progress.time_to_target_s === "number") parts.push(`${t("timeToTarget")} ${minutes(progress.time_to_target_s)}`);
+  if (typeof progress.battery_pct === "number") parts.push(`${t("battery")} ${percent(progress.battery_pct)}`);
+  return parts.join(" · ");
+}
+
+/** The plans of an incident worth showing, newest first: every open plan, and for each task its
+ * newest refused, rejected or finished entry unless a newer plan of the task replaced it. */
+function incidentPlans(incidentId) {
+  const plans = [...state.plans.values()]
+    .filter((p) => p.incident_id === incidentId && p.state !== "superseded")
+    .sort((a, b) => b.id - a.id);
+  const shown = new Set();
+  return plans.filter((p) => {
+    const keep = PLAN_OPEN.has(p.state) || !shown.has(p.task_key);
+    if (keep) shown.add(p.task_key);
+    return keep;
+  });
+}
+
+function approvalText(a) {
+  return `${a.zone_id}: ${t("grant")} #${a.grant_id} ${a.reference ?? ""} (${a.granted_by ?? ""}), `
+    + `${t("flownUpTo")} ${fmtNumber(a.flight_max_agl_m, 0)} m / ${t("cap")} ${fmtNumber(a.max_alt_agl_m, 0)} m`;
+}
+
+function renderPlanChecks(p) {
+  const proposal = p.proposal ?? {};
+  const launch = proposal.launch;
+  const rows = [
+    ...(proposal.checks ?? []),
+    ...(proposal.notes ?? []).map((n) => `${t("note")}: ${n}`),
+  ];
+  if (launch) {
+    const w = launch.weather ?? {};
+    const observed = [
+      w.wind_mps != null ? `${t("wind")} ${fmtNumber(w.wind_mps, 1)} m/s` : null,
+      w.temp_c != null ? `${fmtNumber(w.temp_c, 1)} °C` : null,
+      w.rain_mm_per_h != null ? `${t("rain")} ${fmtNumber(w.rain_mm_per_h, 1)} mm/h` : null,
+    ].filter(Boolean).join(", ");
+    rows.push(`${t("launchWeather")}: ${launch.ok ? t("passed") : t("failed")}`
+      + (launch.station_id ? ` · ${launch.station_id}${observed ? ` (${observed})` : ""}` : "")
+      + (launch.reasons?.length ? ` · ${launch.reasons.join("; ")}` : ""));
+    for (const n of launch.not_checked ?? []) rows.push(`${t("notChecked")}: ${n}`);
+  }
+  if (!rows.length) return null;
+  return h("details", {
+    class: "plan-checks", open: ui.checksOpen.has(p.id),
+    ontoggle: (ev) => { if (ev.target.open) ui.checksOpen.add(p.id); else ui.checksOpen.delete(p.id); },
+  },
+  h("summary", { dataset: { focus: `plan:${p.id}:checks` } }, `${t("checks")} (${rows.length})`),
+  h("ul", {}, rows.map((r) => h("li", {}, r))));
+}
+
+function renderPlanFacts(p) {
+  const proposal = p.proposal ?? {};
+  const approvals = proposal.approvals ?? [];
+  const progress = progressText(p.progress);
+  const launch = proposal.launch;
+  const decided = p.decided_by && p.state !== "superseded"
+    ? (p.state === "rejected"
+      ? `${t("rejectedBy")} ${p.decided_by}${p.decision_reason ? `: ${p.decision_reason}` : ""}`
+      : `${t("approvedBy")} ${p.decided_by} · ${t("pilot")} ${p.pilot ?? "—"}`)
+    : null;
+  return [
+    h("div", { class: "plan-facts" },
+      h("span", { class: "plan-ttt" }, `${t("timeToTarget")} ${minutes(proposal.time_to_target_s)}`),
+      h("span", { class: "plan-battery" }, `${t("batteryAtLanding")} ${percent(proposal.battery_at_landing_pct)}`),
+      h("span", { class: "plan-duration" }, `${t("flightTime")} ${minutes(proposal.est_duration_s)}`),
+      h("span", { class: "plan-energy" }, `${t("energy")} ${percent(proposal.energy_pct)}`),
+      h("span", { class: "plan-agl" }, `${t("maxAgl")} ${fmtNumber(proposal.max_agl_m, 0)} m`),
+      h("span", { class: "plan-return" }, `${t("returnMode")} ${proposal.return?.mode ?? "—"}`)),
+    h("div", { class: "plan-approvals" },
+      `${t("approvals")}: `,
+      approvals.length ? h("ul", {}, approvals.map((a) => h("li", {}, approvalText(a)))) : t("approvalsNone")),
+    proposal.pattern_text ? h("div", { class: "plan-pattern muted" }, proposal.pattern_text) : null,
+    proposal.handover_from != null ? h("div", { class: "plan-origin" }, `${t("handoverOf")} ${proposal.handover_from}`) : null,
+    proposal.edited_from != null ? h("div", { class: "plan-origin" },
+      `${t("editedFrom")} ${proposal.edited_from}${proposal.edit_reason ? `: ${proposal.edit_reason}` : ""}`) : null,
+    decided ? h("div", { class: "plan-decision" }, decided) : null,
+    launch?.override ? h("div", { class: "plan-override" },
+      `${t("launchOverride")}: ${launch.override.by}: ${launch.override.reason}`
+        + (launch.reasons?.length ? ` (${launch.reasons.join("; ")})` : "")) : null,
+    progress ? h("div", { class: "plan-progress" }, progress) : null,
+    p.progress?.handed_over ? h("div", { class: "plan-handover" },
+      `${t("handedOver")}${p.progress.handed_over_why ? `: ${p.progress.handed_over_why}` : ""}`) : null,
+    p.error ? h("div", { class: "plan-error error-text" }, p.error) : null,
+    renderPlanChecks(p),
+  ];
+}
+
+function formField(label, control) {
+  return h("label", { class: "plan-field" }, h("span", {}, label), control);
+}
+
+function renderPlanForm(p, form) {
+  const pending = ui.planPending.has(p.id);
+  const key = (name) => `plan:${p.id}:${name}`;
+  const draft = (name) => (ev) => { form[name] = ev.target.value; };
+  const text = (name, attrs = {}) => h("input", {
+    type: "text", name, value: form[name] ?? "", required: true, "aria-required": "true",
+    dataset: { focus: key(name) }, oninput: draft(name),
+    oncompositionstart: () => { ui.composing = true; },
+    oncompositionend: (ev) => { ui.composing = false; form[name] = ev.target.value; },
+    ...attrs,
+  });
+  const body = [];
+  if (form.kind === "override") {
+    body.push(h("div", { class: "launch-refusal", role: "alert" },
+      h("strong", {}, t("launchRefused")),
+      h("ul", {}, form.reasons.map((r) => h("li", {}, r)))));
+  }
+  if (form.kind === "approve" || form.kind === "override") {
+    body.push(formField(t("pilot"), text("pilot", { maxlength: 64, autocomplete: "name" })));
+  }
+  if (form.kind === "override") body.push(formField(t("overrideReason"), text("reason", { maxlength: 500 })));
+  if (form.kind === "reject") body.push(formField(t("reason"), text("reason", { maxlength: 500 })));
+  if (form.kind === "edit") {
+    const vehicles = [...state.vehicles.values()].sort((a, b) => a.name.localeCompare(b.name));
+    body.push(
+      formField(t("vehicle"), h("select", {
+        name: "vehicle", dataset: { focus: key("vehicle") },
+        onchange: draft("vehicle"), oninput: draft("vehicle"),
+      },
+      h("option", { value: "", selected: !form.vehicle }, `${t("keepVehicle")} (${p.vehicle ?? "—"})`),
+      vehicles.map((v) => h("option", { value: v.name, selected: form.vehicle === v.name },
+        `${v.name} · ${t(`vehicleType.${v.type}`)} · ${t(`vehicleState.${v.state}`)}`)))),
+      formField(t("clearance"), h("input", {
+        type: "number", name: "clearance", min: CLEARANCE_MIN_M, max: CLEARANCE_MAX_M, step: 1,
+        inputmode: "numeric", placeholder: `${CLEARANCE_MIN_M}–${CLEARANCE_MAX_M}`, value: form.clearance ?? "",
+        dataset: { focus: key("clearance") }, oninput: draft("clearance"),
+      })),
+      formField(t("reason"), text("reason", { maxlength: 500 })));
+  }
+  const submitLabel = { approve: t("approvePlan"), override: t("launchAnyway"), reject: t("rejectPlan"),
+    edit: t("replan") }[form.kind];
+  return h("form", {
+    class: `plan-form ${form.kind}-form`, dataset: { kind: form.kind }, novalidate: true,
+    onsubmit: (ev) => { ev.preventDefault(); if (!pending) submitPlanForm(p.id); },
+    onkeydown: (ev) => { if (ev.key === "Escape") { ev.preventDefault(); closePlanForm(p.id); } },
+  },
+  ...body,
+  form.error ? h("div", { class: "plan-form-error", role: "alert" }, form.error) : null,
+  h("div", { class: "plan-form-buttons" },
+    h("button", { type: "submit", class: `plan-submit ${form.kind}`, disabled: pending, dataset: { focus: key("submit") } },
+      pending ? t("approving") : submitLabel),
+    h("button", { type: "button", class: "plan-cancel", dataset: { focus: key("cancel") },
+      onclick: () => closePlanForm(p.id) }, t("cancel"))));
+}
+
+function renderPlanActions(p) {
+  const open = ui.planForms.get(p.id)?.kind;
+  const button = (kind, label) => h("button", {
+    type: "button", class: `plan-action plan-${kind}`, dataset: { focus: `plan:${p.id}:${kind}-btn` },
+    "aria-expanded": String(open === kind || (kind === "approve" && open === "override")),
+    disabled: ui.planPending.has(p.id),
+    onclick: () => togglePlanForm(p.id, kind),
+  }, label);
+  return h("div", { class: "plan-actions" },
+    button("approve", t("approvePlan")), button("reject", t("rejectPlan")), button("edit", t("editPlan")));
+}
+
+function renderPlan(p) {
+  const task = p.task ?? {};
+  const refused = p.state === "refused";
+  const form = p.state === "proposed" ? ui.planForms.get(p.id) : null;
+  return h("li", {
+    class: `plan state-${p.state}`,
+    dataset: { id: p.id, state: p.state, task: p.task_key, vehicle: p.vehicle ?? "", focus: `plan:${p.id}:item` },
+    tabindex: -1,
+    style: `border-left-color:${refused ? "#9e9e9e" : planColour(p.id)}`,
+  },
+  h("div", { class: "plan-head" },
+    h("span", { class: "plan-id muted" }, `${t("plan")} ${p.id}`),
+    h("strong", { class: "plan-task" }, taskLabel(task.kind ?? p.task_key)),
+    task.kind && p.task_key !== task.kind ? h("span", { class: "plan-key muted" }, p.task_key) : null,
+    h("span", { class: "plan-vehicle" }, p.vehicle ?? "—"),
+    h("span", { class: `badge plan-state state-${p.state}` }, t(`planState.${p.state}`))),
+  pick(task, "reason") ? h("div", { class: "plan-reason" }, pick(task, "reason")) : null,
+  task.needs?.length ? h("div", { class: "plan-needs muted" },
+    `${t("needs")}: ${task.needs.map((n) => t(`payload.${n}`)).join(", ")}`) : null,
+  refused
+    ? h("div", { class: "plan-refusals" },
+      h("span", {}, t("refusedReasons")),
+      h("ul", {}, (p.proposal?.reasons ?? []).map((r) => h("li", {}, r))))
+    : renderPlanFacts(p),
+  p.state === "proposed" ? renderPlanActions(p) : null,
+  form ? renderPlanForm(p, form) : null);
+}
+
+function renderPlansSection(inc) {
+  const plans = incidentPlans(inc.id);
+  const notes = ui.planNotes.get(inc.id);
+  const error = ui.planErrors.get(inc.id);
+  const proposing = ui.proposing.has(inc.id);
+  return h("section", {
+    class: "plans", dataset: { incident: inc.id }, "aria-label": t("plans"),
+    // clicks and keys inside the plans belong to them, not to the card that selects the incident
+    onclick: (ev) => ev.stopPropagation(),
+    onkeydown: (ev) => ev.stopPropagation(),
+  },
+  h("h3", {}, t("plans")),
+  inc.status !== "closed" ? h("button", {
+    type: "button", class: "plan-btn", dataset: { focus: `plans:${inc.id}:propose` }, disabled: proposing,
+    onclick: () => proposePlans(inc.id),
+  }, proposing ? t("planning") : t("planVehicles")) : null,
+  error ? h("div", { class: "incident-error plans-error", role: "alert" }, error) : null,
+  notes?.nothingNew ? h("div", { class: "plans-note muted" }, t("planNothingNew")) : null,
+  notes?.waiting?.length ? h("ul", { class: "plans-waiting muted" }, notes.waiting.map((w) =>
+    h("li", {}, `${taskLabel(w.key)} ${t("waitsFor")} ${taskLabel(w.after)}`))) : null,
+  plans.length
+    ? h("ol", { class: "plan-list" }, plans.map(renderPlan))
+    : h("div", { class: "empty" }, ui.plansLoading.has(inc.id) ? t("loading") : t("noPlans")));
+}
+
 function renderIncident(inc) {
   const colour = LEVEL_COLOURS[inc.level] ?? "#777";
   const error = ui.incidentErrors.get(inc.id);
   const dispatch = inc.dispatch;
   const evidence = ui.expanded.has(inc.id) ? ui.evidence.get(inc.id) : null;
+  const selected = state.selectedIncident === inc.id;
   return h("li", {
-    class: `incident ${inc.status}`,
-    dataset: { id: inc.id, level: inc.level, status: inc.status },
+    class: `incident ${inc.status}${selected ? " selected" : ""}`,
+    dataset: { id: inc.id, level: inc.level, status: inc.status, focus: `incident:${inc.id}` },
     style: `border-left-color:${colour}`,
-    onclick: () => focusOn(inc.lon, inc.lat, 13),
+    tabindex: 0,
+    "aria-current": selected ? "true" : null,
+    onclick: () => selectIncident(inc.id),
+    onkeydown: (ev) => {
+      if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
+        ev.preventDefault();
+        selectIncident(inc.id);
+      }
+    },
   },
   h("div", { class: "incident-head" },
     h("span", { class: "level-badge", style: `background:${colour}` }, t(`level.${inc.level}`)),
@@ -631,6 +1250,7 @@ function renderIncident(inc) {
     onclick: (ev) => { ev.stopPropagation(); approveDispatch(inc.id); },
   }, ui.pending.has(inc.id) ? t("approving") : (getLang() === "zh" ? "批准派遣 / Approve dispatch" : "Approve dispatch / 批准派遣")) : null,
   error ? h("div", { class: "incident-error", role: "alert" }, error) : null,
+  selected ? renderPlansSection(inc) : null,
   inc.tasks?.length ? h("div", { class: "tasks" },
     h("h3", {}, t("tasks")),
     h("ul", { class: "task-list" }, inc.tasks.map(renderTask))) : null,
@@ -644,10 +1264,27 @@ function renderIncident(inc) {
 
 function renderIncidents() {
   const list = document.getElementById("incident-list");
+  // The list is rebuilt on every change: keep keyboard focus (and the caret) where it was.
+  const active = document.activeElement;
+  const kept = active && list.contains(active) ? active.dataset?.focus : null;
+  const focusKey = ui.focusNext ?? kept;
+  const caret = !ui.focusNext && kept && typeof active.selectionStart === "number"
+    ? [active.selectionStart, active.selectionEnd] : null;
+  const scrollTop = list.scrollTop;
   const incidents = sortedIncidents();
   list.replaceChildren(...(incidents.length
     ? incidents.map(renderIncident)
     : [h("li", { class: "empty" }, t("noIncidents"))]));
+  list.scrollTop = scrollTop;
+  const moved = ui.focusNext !== null;
+  ui.focusNext = null;
+  if (focusKey) {
+    const el = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+    if (el) {
+      el.focus({ preventScroll: !moved });
+      if (caret) try { el.setSelectionRange(...caret); } catch { /* not a text field */ }
+    }
+  }
   document.getElementById("incident-count").textContent =
     String(incidents.filter((i) => i.status !== "closed").length);
 }
@@ -735,7 +1372,9 @@ function renderLegend() {
       swatch("rgba(211,47,47,0.45)", t("airspace.prohibited"), "box"),
       swatch("rgba(245,124,0,0.4)", `${t("airspace.height_limited")} ≤30 m`, "box"),
       swatch("rgba(230,184,0,0.35)", t("airspace.height_limited"), "box"),
-      swatch("rgba(126,87,194,0.25)", t("airspace.controlled"), "box")));
+      swatch("rgba(126,87,194,0.25)", t("airspace.controlled"), "box"),
+      h("li", {}, h("span", { class: "swatch line dashed" }), t("planProposedLine")),
+      h("li", {}, h("span", { class: "swatch line" }), t("planActiveLine"))));
 }
 
 function renderStaticText() {
@@ -785,7 +1424,8 @@ function buildStyle(district) {
     sources.basemap = { type: "raster", tiles: [district.tile_url], tileSize: 256 };
     layers.push({ id: "basemap", type: "raster", source: "basemap" });
   }
-  for (const name of [...GEO_LAYERS, "mission-paths", "vehicle-trails", "sensors", "incidents"]) {
+  for (const name of [...GEO_LAYERS, "mission-paths", "plan-areas", "plan-paths", "vehicle-trails", "sensors",
+    "incidents"]) {
     sources[name] = geojson();
   }
   const isPolygon = ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]];
@@ -873,6 +1513,26 @@ function buildStyle(district) {
         "line-color": ["match", ["get", "type"], "boat", VEHICLE_COLOURS.boat, VEHICLE_COLOURS.copter],
         "line-width": 2.5, "line-dasharray": [2, 1.5], "line-opacity": 0.85,
       },
+    },
+    {
+      // The selected incident's plans, each in its own colour: a search's area outlined,
+      // a proposed path dashed, an approved or flying one solid.
+      id: "plan-areas-fill", type: "fill", source: "plan-areas",
+      paint: { "fill-color": ["get", "colour"], "fill-opacity": 0.08 },
+    },
+    {
+      id: "plan-areas", type: "line", source: "plan-areas",
+      paint: { "line-color": ["get", "colour"], "line-width": 1.5, "line-dasharray": [1, 1] },
+    },
+    {
+      id: "plan-paths-proposed", type: "line", source: "plan-paths", filter: ["==", ["get", "style"], "proposed"],
+      layout: { "line-join": "round" },
+      paint: { "line-color": ["get", "colour"], "line-width": 3, "line-dasharray": [2, 1.5], "line-opacity": 0.9 },
+    },
+    {
+      id: "plan-paths-active", type: "line", source: "plan-paths", filter: ["==", ["get", "style"], "active"],
+      layout: { "line-join": "round", "line-cap": "round" },
+      paint: { "line-color": ["get", "colour"], "line-width": 3.5, "line-opacity": 0.95 },
     },
     {
       id: "vehicle-trails", type: "line", source: "vehicle-trails",
@@ -966,6 +1626,29 @@ function missionCollection() {
   return { type: "FeatureCollection", features: [...byVehicle.values()] };
 }
 
+function planCollections() {
+  const paths = [];
+  const areas = [];
+  const selected = state.selectedIncident;
+  for (const p of state.plans.values()) {
+    if (selected === null || p.incident_id !== selected || !PLAN_OPEN.has(p.state)) continue;
+    const props = {
+      id: p.id, state: p.state, vehicle: p.vehicle, colour: planColour(p.id),
+      style: p.state === "proposed" ? "proposed" : "active",
+    };
+    const path = (p.proposal?.path ?? []).filter((c) => Array.isArray(c) && validLonLat(c[0], c[1]));
+    if (path.length > 1) paths.push(line(path.map((c) => [c[0], c[1]]), props));
+    const area = p.proposal?.coverage_area;
+    if (area && (area.type === "Polygon" || area.type === "MultiPolygon")) {
+      areas.push({ type: "Feature", geometry: area, properties: props });
+    }
+  }
+  return {
+    paths: { type: "FeatureCollection", features: paths },
+    areas: { type: "FeatureCollection", features: areas },
+  };
+}
+
 function trailCollection() {
   const features = [];
   for (const [name, trail] of state.trails) {
@@ -1023,7 +1706,9 @@ function flushNow() {
     refreshPopup("sensor");
   }
   if (dirty.has("incidents")) {
-    renderIncidents();
+    // Rebuilding a form under an IME composition would cut it: render once it ends.
+    if (ui.composing) markDirty("incidents");
+    else renderIncidents();
     if (mapReady) {
       setSource("incidents", incidentCollection());
       setSource("mission-paths", missionCollection());
@@ -1037,6 +1722,11 @@ function flushNow() {
       setSource("vehicle-trails", trailCollection());
       setSource("mission-paths", missionCollection());
     }
+  }
+  if (dirty.has("plans") && mapReady) {
+    const { paths, areas } = planCollections();
+    setSource("plan-paths", paths);
+    setSource("plan-areas", areas);
   }
 }
 
@@ -1121,6 +1811,7 @@ function wireMapInteraction(map) {
     const props = hit.properties ?? {};
     if (hit.layer.id === "incidents") {
       showPopup("incident", props.id, ev.lngLat, incidentPopupContent(props.id));
+      selectIncident(props.id, { focus: false });
       const item = document.querySelector(`#incident-list .incident[data-id="${CSS.escape(String(props.id))}"]`);
       item?.scrollIntoView({ block: "nearest", behavior: "smooth" });
     } else if (hit.layer.id === "sensors") {
@@ -1172,7 +1863,7 @@ function createMap(district) {
     wireMapInteraction(map);
     loadGeography();
     for (const v of state.vehicles.values()) updateVehicleMarker(v);
-    ui.dirty.add("sensors").add("incidents").add("vehicles");
+    ui.dirty.add("sensors").add("incidents").add("vehicles").add("plans");
     flushNow();
   });
   map.on("error", (ev) => {
