@@ -34,7 +34,8 @@ from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
 from .dispatch.launch import override as launch_override
-from .dispatch.planner import PlanVehicle, TaskPlan, layer_plans, plan_task
+from .dispatch.patterns import WIDE_24MM_HFOV_DEG, partition_area
+from .dispatch.planner import SEARCH_SPEED_MPS, PlanVehicle, TaskPlan, layer_plans, plan_task
 from .dispatch.patrols import due, patrol_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
 from .store import AlreadyDecided
@@ -102,6 +103,30 @@ class TaskPlans:
                 chosen[i] = result
         return chosen
 
+    def _split_area(self, task: TaskSpec, n: int) -> list[TaskSpec]:
+        """``task``'s area in ``n`` equal parts across its long axis (``patterns.partition_area``)."""
+        try:
+            shares = partition_area(task.area, n, agl_m=self.settings.clearance_m, hfov_deg=WIDE_24MM_HFOV_DEG,  # type: ignore[attr-defined]
+                                    speed_mps=SEARCH_SPEED_MPS)
+        except (ValueError, TypeError):
+            return []
+        return [replace(task, key=f"{task.key}-{k + 1}of{n}", area=sh.area,
+                        point=sh.area.representative_point().coords[0],
+                        reason=f"{task.reason} (part {k + 1} of {n}, {sh.area_m2 / 1e6:.2f} km²)",
+                        reason_zh=f"{task.reason_zh}（第 {k + 1}/{n} 块）") for k, sh in enumerate(shares)]
+
+    def _task_by_key(self, incident_id: int, key: str) -> TaskSpec | None:
+        """One of the incident's tasks, or a part of a split one (``<task>-<k>of<n>``)."""
+        tasks = {t.key: t for t in self._incident_tasks(incident_id)}
+        if key in tasks:
+            return tasks[key]
+        base, _, part = key.rpartition("-")
+        k, _, n = part.partition("of")
+        if base in tasks and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n):
+            parts = self._split_area(tasks[base], int(n))
+            return parts[int(k) - 1] if parts else None
+        return None
+
     def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:
         row = self.store.incident(incident_id)  # type: ignore[attr-defined]
         if row.kind == "patrol":
@@ -126,22 +151,49 @@ class TaskPlans:
         busy = {p.task_key for p in self.store.plans(  # type: ignore[attr-defined]
             incident_id=incident_id, states=("proposed", "approved", "uploading", "flying", "returning"))
                 if not p.progress.get("handed_over")}
+        busy |= {b.rpartition("-")[0] for b in busy if "of" in b.rpartition("-")[2]}  # a split task is busy
         if handover is not None:
-            tasks = [t for t in tasks if t.key in handover]
+            tasks = [t for k in handover if (t := self._task_by_key(incident_id, k)) is not None]
         done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}  # type: ignore[attr-defined]
         waiting = [t for t in tasks if t.after in keys and t.after not in done]
         todo = [t for t in tasks if t.key not in busy and t not in waiting]
         vehicles = self._plan_vehicles()
         plans: dict[tuple[int, int], TaskPlan] = {}
-        refusals: dict[int, list[str]] = {i: [] for i in range(len(todo))}
-        refusals_zh: dict[int, list[str]] = {i: [] for i in range(len(todo))}
-        for i, task in enumerate(todo):
+        refusals: dict[int, list[str]] = {}
+        refusals_zh: dict[int, list[str]] = {}
+
+        def plan_all(i: int, task: TaskSpec) -> None:
+            refusals[i], refusals_zh[i] = [], []
             for j, v in enumerate(vehicles):
                 try:
                     plans[(i, j)] = self._plan_one(task, v, now)
                 except PlanRefused as err:
                     refusals[i].append(f"{v.name}: {'; '.join(err.reasons)}")
                     refusals_zh[i].append(f"{v.name}：{'；'.join(err.reasons_zh)}")
+
+        for i, task in enumerate(list(todo)):
+            plan_all(i, task)
+            if task.area is None or any(k == i for (k, _) in plans):
+                continue
+            # an area no single vehicle can cover within its battery: equal parts, one vehicle each
+            for n in range(2, len([v for v in vehicles if v.type in task.vehicle_types]) + 1):
+                parts = self._split_area(task, n)
+                if not parts:
+                    break
+                first = len(todo)
+                for part in parts:
+                    todo.append(part)
+                    plan_all(len(todo) - 1, part)
+                if all(any(k == first + m for (k, _) in plans) for m in range(n)):
+                    todo[i] = replace(task, key=f"{task.key}-whole")  # the split stands in for it
+                    refusals[i] = [f"split into {n} equal parts, one vehicle each"]
+                    refusals_zh[i] = [f"已等分为 {n} 块，每架无人机一块"]
+                    break
+                for m in range(n):  # this split does not fit either: forget it
+                    idx = first + m
+                    for key in [k for k in plans if k[0] == idx]:
+                        del plans[key]
+                del todo[first:]
         chosen: dict[int, TaskPlan] = {}
         if plans:
             cost = np.full((len(todo), len(vehicles)), INFEASIBLE)
@@ -154,6 +206,8 @@ class TaskPlans:
             chosen = self._layered(chosen, todo, vehicles, refusals, now)
         out = []
         for i, task in enumerate(todo):
+            if task.key.endswith("-whole"):
+                continue  # replaced by its parts
             p = chosen.get(i)
             if p is not None:
                 wire = p.to_wire()
@@ -338,7 +392,7 @@ class TaskPlans:
         cached = self._task_plans.get(plan_id)
         plan = cached[1] if cached and time.monotonic() - cached[0] <= PROPOSAL_FRESH_S else None
         if plan is None:  # stale or from before a restart: plan again from where the vehicle is now
-            task = next((t for t in self._incident_tasks(row.incident_id) if t.key == row.task_key), None)
+            task = self._task_by_key(row.incident_id, row.task_key)
             vehicles = self._plan_vehicles(only=row.vehicle)
             if task is None or not vehicles:
                 raise Refused(f"plan {plan_id} can no longer be flown: "
@@ -413,7 +467,7 @@ class TaskPlans:
         name = vehicle or row.vehicle
         if name not in self.vehicle_specs:  # type: ignore[attr-defined]
             raise NotFound(f"no vehicle {name!r}")
-        task = next((t for t in self._incident_tasks(row.incident_id) if t.key == row.task_key), None)
+        task = self._task_by_key(row.incident_id, row.task_key)
         vehicles = self._plan_vehicles(only=name)
         if task is None or not vehicles:
             raise Refused("its task is gone" if task is None else f"{name} is not ready")

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 
 import pytest_asyncio
+import shapely.geometry
 import uvicorn
 from fastapi import FastAPI, Response
 
@@ -262,3 +263,31 @@ async def test_a_scheduled_patrol_flies_yields_to_an_incident_and_reports(make_s
     assert service.run_patrols() == []
     skipped = [e.data for e in service.store.events(limit=100_000) if e.kind == "patrol.skipped"]
     assert skipped and "need the vehicles" in skipped[-1]["reason"]
+
+
+async def test_an_area_too_big_for_one_drone_is_split_among_two(make_service, sim_vehicle) -> None:
+    service, _ = await make_service()
+    # a second copter at the same base (UAV-2's identity, flown from Luoqi)
+    uav1, spec = service.vehicle_specs["UAV-1"], service.vehicle_specs["UAV-2"]
+    await sim_vehicle(kind="copter", system_id=spec.system_id, home_lon=uav1.base_lon, home_lat=uav1.base_lat,
+                      home_alt_amsl_m=uav1.base_alt_m, gcs_port=int(spec.url.rsplit(":", 1)[1]), speedup=20.0,
+                      ekf_ready_after_s=1.0, cruise_speed_mps=spec.cruise_speed_mps, name="UAV-2")
+    async with asyncio.timeout(DEADLINE_S):
+        while not service.fleet.states().get("UAV-2", {}).get("ekf_ok"):
+            await asyncio.sleep(0.1)
+    slot = service.clock.now().astimezone(LOCAL).strftime("%H:%M")
+    # 0.8 km² around the plant: about 76 % of a battery for one copter, more than the 30 % reserve allows
+    service.district = dataclasses.replace(service.district, patrols=load_patrols({"patrols": [
+        {"id": "plant-wide", "name": "Wide plant patrol", "around": {"facility": "chem-luoqi", "radius_m": 500},
+         "at": [slot]}]}))
+    [run] = service.run_patrols()
+    plans = service.store.plans(incident_id=run)
+    assert sorted((p.task_key, p.state) for p in plans) == [
+        ("patrol-plant-wide-1of2", "proposed"), ("patrol-plant-wide-2of2", "proposed")], [
+        (p.task_key, p.state, p.proposal.get("reasons")) for p in plans]
+    assert {p.vehicle for p in plans} == {"UAV-1", "UAV-2"}
+    areas = [shapely.geometry.shape(p.proposal["coverage_area"]) for p in plans]
+    assert abs(areas[0].area - areas[1].area) / areas[0].area < 0.02 and not areas[0].overlaps(areas[1])
+    assert all(p.proposal["battery_at_landing_pct"] >= 30.0 for p in plans)
+    # the split task is busy: asking again proposes nothing new
+    assert service.propose_plans(run, by="dispatcher")["plans"] == []
