@@ -78,7 +78,8 @@ class TaskPlans:
                          rtl_alt_m=kw.get("rtl_alt_m"))
 
     def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
-                 refusals: dict[int, list[str]], now: datetime) -> dict[int, TaskPlan]:
+                 refusals: dict[int, list[str]], refusals_zh: dict[int, list[str]],
+                 now: datetime) -> dict[int, TaskPlan]:
         """Copters over one incident fly on altitude layers that keep them vertically apart, with staggered
         return altitudes (``planner.layer_plans``); a copter no layer separates is not proposed."""
         copters = sorted(i for i, p in chosen.items() if p.mission.vehicle_type == "copter")
@@ -98,6 +99,7 @@ class TaskPlans:
             if isinstance(result, PlanRefused):
                 refusals[i].append(f"{chosen[i].mission.vehicle}, kept apart from the other vehicles: "
                                    + "; ".join(result.reasons))
+                refusals_zh[i].append(f"{chosen[i].mission.vehicle}（与其他无人机保持间隔）：" + "；".join(result.reasons_zh))
                 chosen.pop(i)
             else:
                 chosen[i] = result
@@ -203,7 +205,7 @@ class TaskPlans:
             for i, j in zip(rows, cols, strict=True):
                 if cost[i, j] < INFEASIBLE:
                     chosen[int(i)] = plans[(int(i), int(j))]
-            chosen = self._layered(chosen, todo, vehicles, refusals, now)
+            chosen = self._layered(chosen, todo, vehicles, refusals, refusals_zh, now)
         out = []
         for i, task in enumerate(todo):
             if task.key.endswith("-whole"):
