@@ -211,8 +211,8 @@ class DeviceFleet:
                         sid, _ = parse_topic(message.topic.value)
                         answer = by_id[sid].obey(bytes(message.payload) if isinstance(
                             message.payload, (bytes, bytearray)) else str(message.payload).encode())
+                        self.stats.commands += 1  # obeyed (counted before the answer can reach anyone)
                         await client.publish(ack_topic(sid), json.dumps(answer), qos=1)
-                        self.stats.commands += 1
             except aiomqtt.MqttError as err:
                 log.warning("actuator connection lost (%s); retrying in %.1f s", err, backoff_s)
                 await asyncio.sleep(backoff_s)
