@@ -23,11 +23,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
-from shapely.geometry import Point, Polygon, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from sensors.registry import Registry
 
+from .dispatch.geometry import circle_lonlat
 from .district import District
 from .risk.grid import Grid
 from .risk.hotspots import HotspotParams, SensorRef
@@ -144,7 +145,7 @@ class HazardMap:
                     spec = self.registry.get(sid)
                     if spec is not None and isinstance(spec.properties.get("radius_m"), (int, float)):
                         radius = float(spec.properties["radius_m"])
-                    slopes.append((self._disk(ref.lon, ref.lat, radius), value))
+                    slopes.append((circle_lonlat(ref.lon, ref.lat, radius, epsg=self.grid.epsg), value))
                     refs[LANDSLIDE_SLOPE].append(SensorRef(ref.sensor_id, ref.lon, ref.lat, radius))
             elif row.kind == "fire":
                 geom = None
@@ -154,7 +155,7 @@ class HazardMap:
                     ref = self._ref(m.get("sensor_id", ""), 2_000.0)
                     if ref:
                         refs[FIRE].append(ref)
-                fires.append(geom if geom is not None else self._disk(row.lon, row.lat, 200.0))
+                fires.append(geom if geom is not None else circle_lonlat(row.lon, row.lat, 200.0, epsg=self.grid.epsg))
             elif row.kind == "chemical_leak":
                 for key, m in members.items():
                     plume = (m.get("model") or {}).get("plume") or {}
@@ -179,12 +180,6 @@ class HazardMap:
         unique = {n: tuple({r.sensor_id: r for r in rs}.values()) for n, rs in refs.items()}
         return Layers(layers, unique, tuple(sorted((s.station_id, s.danger) for s in fire_stations)))
 
-    def _disk(self, lon: float, lat: float, radius_m: float) -> BaseGeometry:
-        x, y = self.grid.to_xy([lon], [lat])
-        ring = Point(float(x[0]), float(y[0])).buffer(radius_m, 32)
-        xs, ys = np.asarray(ring.exterior.coords).T
-        lons, lats = self.grid.to_lonlat(xs, ys)
-        return Polygon(np.column_stack([lons, lats]))
 
 
 def district_risk_model(district: District, registry: Registry, *, cell_m: float,

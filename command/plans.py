@@ -6,8 +6,8 @@ event bus and flight code. The planning itself is pure (``command.dispatch``):
 
 * ``tasks_for_incident``: what the incident calls for (recon, searches, boat survey, ...);
 * ``plan_task`` for every task × ready vehicle: a checked mission or the reasons it is refused;
-* an optimal assignment of tasks to vehicles (``scipy.optimize.linear_sum_assignment`` over
-  time to target plus task time, refused pairs excluded), one task per vehicle per proposal.
+* an optimal assignment of tasks to vehicles (``dispatch.assign.solve``: priority tiers first, then
+  time to target plus task time; refused pairs excluded), one task per vehicle per proposal.
 
 A task whose predecessor is proposed in the same round (a fire's overwatch after its recon)
 waits for the next proposal. Approval is idempotent: a plan is approved once, and a task has
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
-from scipy.optimize import linear_sum_assignment
 from shapely.geometry import LineString, Point, shape
 
+from .dispatch.assign import solve
 from .dispatch.energy import EnergyModel
 from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
@@ -42,14 +42,29 @@ from .store import AlreadyDecided
 from .store.models import PlanRow
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Coroutine, Mapping
+
+    from sensors.registry import Registry
+    from uav.fleet import Fleet
+
+    from .clock import Clock
+    from .dispatch.allocation import Candidate
+    from .dispatch.mission import MissionPlan
+    from .district import District, VehicleSpec
+    from .events import EventBus
+    from .grants import AirspaceGrants
     from .runtime import Follow, Sortie
+    from .sensing import Sensing
+    from .settings import Settings
+    from .store import Store
+    from .store.models import IncidentRow
 
 __all__ = ["TaskPlans"]
 
 log = logging.getLogger("command.plans")
 
 PROPOSAL_FRESH_S = 300.0  # an approval older than this re-plans the task first (the vehicle has moved on)
-INFEASIBLE = 1e12
 REACHED_M = 60.0  # within this of the task's first point: "on task"
 
 
@@ -57,24 +72,47 @@ class TaskPlans:
     """Mixin of ``command.runtime.Service``: the dispatcher's task plans."""
 
     _task_plans: dict[int, tuple[float, TaskPlan]]
+    if TYPE_CHECKING:  # what the service provides
+        store: Store
+        bus: EventBus
+        district: District
+        registry: Registry
+        sensing: Sensing
+        settings: Settings
+        clock: Clock
+        fleet: Fleet
+        grants: AirspaceGrants
+        vehicle_specs: dict[str, VehicleSpec]
+        assignments: dict[str, int]
+        _tg: asyncio.TaskGroup | None
+        _plan_of_vehicle: dict[str, int]
+        _patrols_done: set[tuple[str, str]]
+
+        def _candidates(self) -> list[Candidate]: ...
+        def incident_view(self, row: IncidentRow, *, evidence: bool = False) -> dict[str, Any]: ...
+        def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None: ...
+        def _count_dispatch(self, outcome: str) -> None: ...
+        async def _fly(self, sortie: Sortie, name: str, plan: MissionPlan, *, approved_by: str,
+                       approved_at: datetime, pilot: str, params: Mapping[str, float] | None = None,
+                       follow: Follow | None = None) -> None: ...
 
     # -- proposing ------------------------------------------------------------------------
     def _plan_vehicles(self, *, only: str | None = None) -> list[PlanVehicle]:
         out = []
-        for c in self._candidates():  # type: ignore[attr-defined]
+        for c in self._candidates():
             if not c.available or (only is not None and c.name != only):
                 continue
-            spec = self.vehicle_specs[c.name]  # type: ignore[attr-defined]
-            ground = spec.base_alt_m if spec.type == "boat" else self.district.terrain.elevation_at(c.lon, c.lat)  # type: ignore[attr-defined]
+            spec = self.vehicle_specs[c.name]
+            ground = spec.base_alt_m if spec.type == "boat" else self.district.terrain.elevation_at(c.lon, c.lat)
             out.append(PlanVehicle(c.name, c.type, (c.lon, c.lat), float(ground), c.battery_pct, c.cruise_speed_mps,
                                    c.endurance_s, spec.payloads))
         return out
 
     def _plan_one(self, task: TaskSpec, vehicle: PlanVehicle, now: datetime, **kw: Any) -> TaskPlan:
-        return plan_task(task, vehicle, terrain=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
-                         zones=self.district.airspace, water=self.district.water,  # type: ignore[attr-defined]
-                         grants=self.grants.active(now), now=now,  # type: ignore[attr-defined]
-                         clearance_m=kw.get("clearance_m", self.settings.clearance_m),  # type: ignore[attr-defined]
+        return plan_task(task, vehicle, terrain=self.district.terrain.elevation_along,
+                         zones=self.district.airspace, water=self.district.water,
+                         grants=self.grants.active(now), now=now,
+                         clearance_m=kw.get("clearance_m", self.settings.clearance_m),
                          rtl_alt_m=kw.get("rtl_alt_m"))
 
     def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
@@ -86,7 +124,7 @@ class TaskPlans:
         if len(copters) < 2:
             return chosen
         by_name = {v.name: v for v in vehicles}
-        base = self.settings.clearance_m  # type: ignore[attr-defined]
+        base = self.settings.clearance_m
 
         def replan(k: int, clearance: float, rtl: float) -> TaskPlan:
             i = copters[k]
@@ -108,7 +146,7 @@ class TaskPlans:
     def _split_area(self, task: TaskSpec, n: int) -> list[TaskSpec]:
         """``task``'s area in ``n`` equal parts across its long axis (``patterns.partition_area``)."""
         try:
-            shares = partition_area(task.area, n, agl_m=self.settings.clearance_m, hfov_deg=WIDE_24MM_HFOV_DEG,  # type: ignore[attr-defined]
+            shares = partition_area(task.area, n, agl_m=self.settings.clearance_m, hfov_deg=WIDE_24MM_HFOV_DEG,
                                     speed_mps=SEARCH_SPEED_MPS)
         except (ValueError, TypeError):
             return []
@@ -130,12 +168,12 @@ class TaskPlans:
         return None
 
     def _incident_tasks(self, incident_id: int) -> list[TaskSpec]:
-        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        row = self.store.incident(incident_id)
         if row.kind == "patrol":
             return [self._patrol_task(row.detail["patrol_id"], row.id)]
         return tasks_for_incident(row.id, row.kind, row.level, row.lon, row.lat, row.detail,
-                                  elevation=self.district.terrain.elevation_along,  # type: ignore[attr-defined]
-                                  water=self.district.water, epsg=self.district.utm_epsg)  # type: ignore[attr-defined]
+                                  elevation=self.district.terrain.elevation_along,
+                                  water=self.district.water, epsg=self.district.utm_epsg)
 
     def propose_plans(self, incident_id: int, *, by: str, handover: dict[str, int] | None = None) -> dict[str, Any]:
         """Plans for the incident's tasks that have none yet: the best vehicle for each, or why none can.
@@ -144,19 +182,19 @@ class TaskPlans:
         its vehicle is leaving the task."""
         from .runtime import Conflict, Status
 
-        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        row = self.store.incident(incident_id)
         if row.status == Status.CLOSED:
             raise Conflict(f"incident {incident_id} is closed")
-        now = self.clock.now()  # type: ignore[attr-defined]
+        now = self.clock.now()
         tasks = self._incident_tasks(incident_id)
         keys = {t.key for t in tasks}
-        busy = {p.task_key for p in self.store.plans(  # type: ignore[attr-defined]
+        busy = {p.task_key for p in self.store.plans(
             incident_id=incident_id, states=("proposed", "approved", "uploading", "flying", "returning"))
                 if not p.progress.get("handed_over")}
         busy |= {b.rpartition("-")[0] for b in busy if "of" in b.rpartition("-")[2]}  # a split task is busy
         if handover is not None:
             tasks = [t for k in handover if (t := self._task_by_key(incident_id, k)) is not None]
-        done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}  # type: ignore[attr-defined]
+        done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}
         waiting = [t for t in tasks if t.after in keys and t.after not in done]
         todo = [t for t in tasks if t.key not in busy and t not in waiting]
         vehicles = self._plan_vehicles()
@@ -198,13 +236,14 @@ class TaskPlans:
                 del todo[first:]
         chosen: dict[int, TaskPlan] = {}
         if plans:
-            cost = np.full((len(todo), len(vehicles)), INFEASIBLE)
+            # vehicles × tasks, by the allocation's own solver (priority tiers, then time), on the plans' figures
+            time_s = np.zeros((len(vehicles), len(todo)))
+            feasible = np.zeros((len(vehicles), len(todo)), dtype=bool)
             for (i, j), p in plans.items():
-                cost[i, j] = p.time_to_target_s + p.mission.est_duration_s
-            rows, cols = linear_sum_assignment(cost)
-            for i, j in zip(rows, cols, strict=True):
-                if cost[i, j] < INFEASIBLE:
-                    chosen[int(i)] = plans[(int(i), int(j))]
+                time_s[j, i] = p.time_to_target_s + p.mission.est_duration_s
+                feasible[j, i] = True
+            for j, i in solve(time_s, feasible, [(t.priority, 0) for t in todo]):
+                chosen[i] = plans[(i, j)]
             chosen = self._layered(chosen, todo, vehicles, refusals, refusals_zh, now)
         out = []
         for i, task in enumerate(todo):
@@ -215,7 +254,7 @@ class TaskPlans:
                 wire = p.to_wire()
                 if handover and task.key in handover:
                     wire["handover_from"] = handover[task.key]
-                prow = self.store.insert_plan(  # type: ignore[attr-defined]
+                prow = self.store.insert_plan(
                     incident_id=incident_id, task_key=task.key, vehicle=p.mission.vehicle, state="proposed",
                     task=task.to_wire(), proposal=wire, proposed_by=by, proposed_at=now, updated_at=now)
                 self._task_plans[prow.id] = (time.monotonic(), p)
@@ -225,20 +264,20 @@ class TaskPlans:
                 if any(k == i for (k, _) in plans):
                     why = [*why, "the vehicles that could fly it are taken by other tasks of this proposal"]
                     why_zh = [*why_zh, "可执行该任务的无人机已分配给本次规划的其他任务"]
-                prow = self.store.insert_plan(  # type: ignore[attr-defined]
+                prow = self.store.insert_plan(
                     incident_id=incident_id, task_key=task.key, vehicle=None, state="refused",
                     task=task.to_wire(), proposal={"reasons": why, "reasons_zh": why_zh}, proposed_by=by,
                     proposed_at=now, updated_at=now)
             view = self.plan_view(prow)
-            self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)  # type: ignore[attr-defined]
+            self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)
             out.append(view)
         return {"plans": out, "waiting": [{"key": t.key, "after": t.after, "reason": f"waits for {t.after}"}
                                           for t in waiting]}
 
     # -- scheduled patrols -----------------------------------------------------------------
     def _patrol_task(self, patrol_id: str, run_id: int) -> TaskSpec:
-        patrol = next(p for p in self.district.patrols if p.id == patrol_id)  # type: ignore[attr-defined]
-        d = self.district  # type: ignore[attr-defined]
+        patrol = next(p for p in self.district.patrols if p.id == patrol_id)
+        d = self.district
         forests = {str(f["properties"].get("id")): shape(f["geometry"])
                    for f in d.layers.get("landcover", {}).get("features", []) if f.get("properties")}
         return patrol_task(patrol, patrol_run=run_id, rivers={r.id: r.line for r in d.rivers}, forests=forests,
@@ -251,20 +290,20 @@ class TaskPlans:
         dispatcher. Patrols yield: none starts while an incident of yellow or above is open."""
         from .runtime import LOCAL, Status
 
-        now = self.clock.now()  # type: ignore[attr-defined]
+        now = self.clock.now()
         started = []
-        for patrol, slot in due(self.district.patrols, now.astimezone(LOCAL).replace(tzinfo=None),  # type: ignore[attr-defined]
-                                self._patrols_done):  # type: ignore[attr-defined]
-            self._patrols_done.add((patrol.id, slot.isoformat()))  # type: ignore[attr-defined]
-            busy = [r.id for r in self.store.incidents(status=Status.OPEN)  # type: ignore[attr-defined]
+        for patrol, slot in due(self.district.patrols, now.astimezone(LOCAL).replace(tzinfo=None),
+                                self._patrols_done):
+            self._patrols_done.add((patrol.id, slot.isoformat()))
+            busy = [r.id for r in self.store.incidents(status=Status.OPEN)
                     if r.kind != "patrol" and r.level >= 2]
-            busy += [r.id for r in self.store.incidents(status=Status.DISPATCHED)  # type: ignore[attr-defined]
+            busy += [r.id for r in self.store.incidents(status=Status.DISPATCHED)
                      if r.kind != "patrol" and r.level >= 2]
             if busy:
-                self.bus.publish("patrol.skipped", {"patrol": patrol.id, "slot": slot.isoformat(),  # type: ignore[attr-defined]
+                self.bus.publish("patrol.skipped", {"patrol": patrol.id, "slot": slot.isoformat(),
                                                     "reason": f"incidents {sorted(busy)} need the vehicles"})
                 continue
-            row = self.store.insert_incident(  # type: ignore[attr-defined]
+            row = self.store.insert_incident(
                 kind="patrol", sensor_id=None, level=0, status=Status.OPEN, lon=0.0, lat=0.0, on_water=False,
                 opened_at=now, updated_at=now,
                 detail={"title": f"Scheduled patrol: {patrol.name}", "title_zh": f"定期巡查：{patrol.name_zh}",
@@ -272,60 +311,60 @@ class TaskPlans:
                         "reason_zh": f"{patrol.name_zh}（{slot:%H:%M} 定期）", "patrol_id": patrol.id,
                         "slot": slot.isoformat(), "members": {}})
             task = self._patrol_task(patrol.id, row.id)
-            row = self.store.update_incident(row.id, lon=task.point[0], lat=task.point[1])  # type: ignore[attr-defined]
-            self.bus.publish("incident.opened", self.incident_view(row))  # type: ignore[attr-defined]
+            row = self.store.update_incident(row.id, lon=task.point[0], lat=task.point[1])
+            self.bus.publish("incident.opened", self.incident_view(row))
             proposed = self.propose_plans(row.id, by="schedule")["plans"]
-            pilot = self.settings.duty_pilot  # type: ignore[attr-defined]
+            pilot = self.settings.duty_pilot
             for view in proposed:
-                if view["state"] == "proposed" and pilot and self._tg is not None:  # type: ignore[attr-defined]
+                if view["state"] == "proposed" and pilot and self._tg is not None:
                     try:
                         self.approve_plan(view["id"], by="schedule", pilot=pilot)
                     except Exception as err:  # noqa: BLE001 — a person decides then
-                        self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": row.id,  # type: ignore[attr-defined]
+                        self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": row.id,
                                                                          "reason": str(err)})
             started.append(row.id)
         return started
 
     def yield_patrols(self) -> None:
         """An orange or red incident opened: patrols in flight come home, their vehicles free for it."""
-        for p in self.store.plans(states=("approved", "uploading", "flying")):  # type: ignore[attr-defined]
-            if self.store.incident(p.incident_id).kind != "patrol" or not p.vehicle:  # type: ignore[attr-defined]
+        for p in self.store.plans(states=("approved", "uploading", "flying")):
+            if self.store.incident(p.incident_id).kind != "patrol" or not p.vehicle:
                 continue
-            self._spawn(self._recall_patrol(p.id, p.vehicle), name=f"recall-patrol-{p.id}")  # type: ignore[attr-defined]
+            self._spawn(self._recall_patrol(p.id, p.vehicle), name=f"recall-patrol-{p.id}")
 
     async def _recall_patrol(self, plan_id: int, name: str) -> None:
         try:
-            await self.fleet.vehicle(name).rtl()  # type: ignore[attr-defined]
+            await self.fleet.vehicle(name).rtl()
         except Exception as err:  # noqa: BLE001 — said, and the patrol flies on
-            self.bus.publish("dispatch.alert", {"plan_id": plan_id, "vehicle": name,  # type: ignore[attr-defined]
+            self.bus.publish("dispatch.alert", {"plan_id": plan_id, "vehicle": name,
                                                 "text": f"patrol recall refused: {err}"})
             return
-        self.bus.publish("patrol.recalled", {"id": plan_id, "vehicle": name,  # type: ignore[attr-defined]
+        self.bus.publish("patrol.recalled", {"id": plan_id, "vehicle": name,
                                              "reason": "an orange or red incident needs the vehicles"})
 
     def _end_patrol(self, incident_id: int, state: str) -> None:
         """A patrol run ends with its flight: closed, with what it covered."""
         from .runtime import Status, transition
 
-        row = self.store.incident(incident_id)  # type: ignore[attr-defined]
+        row = self.store.incident(incident_id)
         if row.kind != "patrol" or row.status == Status.CLOSED:
             return
-        plans = self.store.plans(incident_id=incident_id)  # type: ignore[attr-defined]
+        plans = self.store.plans(incident_id=incident_id)
         covered = max((p.progress.get("coverage", 0.0) or 0.0 for p in plans), default=0.0)
         detail = {**row.detail, "closed_reason": f"patrol {state}", "closed_reason_zh": "巡查结束",
-                  "coverage": covered, "closed_at": self.clock.now().isoformat()}  # type: ignore[attr-defined]
-        row = self.store.update_incident(incident_id, status=transition(row.status, Status.CLOSED),  # type: ignore[attr-defined]
-                                         updated_at=self.clock.now(), detail=detail)  # type: ignore[attr-defined]
-        self.bus.publish("patrol.report", {"incident_id": incident_id, "patrol": row.detail.get("patrol_id"),  # type: ignore[attr-defined]
+                  "coverage": covered, "closed_at": self.clock.now().isoformat()}
+        row = self.store.update_incident(incident_id, status=transition(row.status, Status.CLOSED),
+                                         updated_at=self.clock.now(), detail=detail)
+        self.bus.publish("patrol.report", {"incident_id": incident_id, "patrol": row.detail.get("patrol_id"),
                                            "state": state, "coverage": covered})
-        self.bus.publish("incident.resolved", self.incident_view(row))  # type: ignore[attr-defined]
+        self.bus.publish("incident.resolved", self.incident_view(row))
 
     # -- policy ---------------------------------------------------------------------------
     def auto_recon(self, incident_id: int) -> list[dict[str, Any]]:
         """The auto-approval policy for a red incident: its recon plans that need no airspace approval and
         pass the launch weather check fly with the duty pilot; the others wait for a dispatcher (said why)."""
-        s = self.settings  # type: ignore[attr-defined]
-        if not s.auto_approve_red_recon or not s.duty_pilot or self._tg is None:  # type: ignore[attr-defined]
+        s = self.settings
+        if not s.auto_approve_red_recon or not s.duty_pilot or self._tg is None:
             return []
         by = "policy: red-incident recon"
         flown = []
@@ -341,7 +380,7 @@ class TaskPlans:
                 except Exception as err:  # noqa: BLE001 — the policy never overrides: a person decides
                     why = str(err)
             if why is not None:
-                self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": incident_id,  # type: ignore[attr-defined]
+                self.bus.publish("plan.auto_approval_skipped", {"id": view["id"], "incident_id": incident_id,
                                                                  "reason": why})
         return flown
 
@@ -351,12 +390,12 @@ class TaskPlans:
         """The nearest weather station's newest good observation at a launch site, the vehicle's limits for
         what that station measures, and what is not measured (so not checked: said, never silent)."""
         limits = MULTIROTOR if vehicle_type == "copter" else boat_limits(cruise_speed_mps)
-        stations = [s for s in self.registry.values() if s.kind == "weather_station"]  # type: ignore[attr-defined]
+        stations = [s for s in self.registry.values() if s.kind == "weather_station"]
         if not stations:
             return None, limits, ["no weather station in the district"]
         st = min(stations, key=lambda s: ground_distance_m((lon, lat), (s.lon, s.lat)))
         newest = {q: r for q in ("wind_speed", "temp", "rain")
-                  if (r := self.sensing.newest(st.sensor_id, q)) is not None and r.flag != "bad"}  # type: ignore[attr-defined]
+                  if (r := self.sensing.newest(st.sensor_id, q)) is not None and r.flag != "bad"}
         if not newest:
             return None, limits, []
         weather: dict[str, Any] = {"station_id": st.sensor_id, "observed_at": min(r.time for r in newest.values()),
@@ -383,14 +422,14 @@ class TaskPlans:
         anyway with ``override_reason``, which is logged with its author."""
         from .runtime import Conflict, Refused, Sortie, Status, Unavailable, transition
 
-        if self._tg is None:  # type: ignore[attr-defined]
+        if self._tg is None:
             raise Unavailable("the service is starting or stopping")
-        row = self.store.plan(plan_id)  # type: ignore[attr-defined]
+        row = self.store.plan(plan_id)
         if row.state != "proposed":
             raise Conflict(f"plan {plan_id} is {row.state}" + (f" (by {row.decided_by})" if row.decided_by else ""))
-        if row.vehicle in self.assignments:  # type: ignore[attr-defined]
-            raise Conflict(f"{row.vehicle} is on another task (incident {self.assignments[row.vehicle]})")  # type: ignore[attr-defined]
-        now = self.clock.now()  # type: ignore[attr-defined]
+        if row.vehicle in self.assignments:
+            raise Conflict(f"{row.vehicle} is on another task (incident {self.assignments[row.vehicle]})")
+        now = self.clock.now()
         cached = self._task_plans.get(plan_id)
         plan = cached[1] if cached and time.monotonic() - cached[0] <= PROPOSAL_FRESH_S else None
         if plan is None:  # stale or from before a restart: plan again from where the vehicle is now
@@ -405,7 +444,7 @@ class TaskPlans:
                 raise Refused("; ".join(err.reasons)) from None
         home = plan.mission.path[0]
         weather, limits, unmeasured = self.launch_weather(
-            home[0], home[1], plan.mission.vehicle_type, self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps)  # type: ignore[attr-defined]
+            home[0], home[1], plan.mission.vehicle_type, self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps)
         check = check_launch(limits, weather, now=now)
         launch: dict[str, Any] = {"ok": check.ok, "reasons": list(check.reasons), "station_id": check.station_id,
                                   "weather": {k: (v.isoformat() if isinstance(v, datetime) else v)
@@ -420,41 +459,41 @@ class TaskPlans:
         try:
             # a hand-over flies while the vehicle it relieves is still on its way home
             active = () if row.proposal.get("handover_from") else ("approved", "uploading", "flying", "returning")
-            row = self.store.decide_plan(plan_id, to="approved", by=by, now=now, pilot=pilot,  # type: ignore[attr-defined]
+            row = self.store.decide_plan(plan_id, to="approved", by=by, now=now, pilot=pilot,
                                          active=active)
         except AlreadyDecided as err:
             raise Conflict(str(err)) from None
-        row = self.store.update_plan(plan_id, proposal={**plan.to_wire(), "launch": launch}, state="uploading",  # type: ignore[attr-defined]
+        row = self.store.update_plan(plan_id, proposal={**plan.to_wire(), "launch": launch}, state="uploading",
                                      updated_at=now)
         if "override" in launch:
-            self.bus.publish("plan.launch_override", {"id": plan_id, "incident_id": row.incident_id,  # type: ignore[attr-defined]
+            self.bus.publish("plan.launch_override", {"id": plan_id, "incident_id": row.incident_id,
                                                       **launch["override"], "overridden": launch["reasons"]})
         name = plan.mission.vehicle
-        self.assignments[name] = row.incident_id  # type: ignore[attr-defined]
-        self._plan_of_vehicle[name] = plan_id  # type: ignore[attr-defined]
-        incident = self.store.incident(row.incident_id)  # type: ignore[attr-defined]
+        self.assignments[name] = row.incident_id
+        self._plan_of_vehicle[name] = plan_id
+        incident = self.store.incident(row.incident_id)
         if incident.status == Status.OPEN:
-            incident = self.store.update_incident(incident.id, status=transition(incident.status, Status.DISPATCHED),  # type: ignore[attr-defined]
+            incident = self.store.update_incident(incident.id, status=transition(incident.status, Status.DISPATCHED),
                                                   updated_at=now)
-        self._count_dispatch("approved")  # type: ignore[attr-defined]
+        self._count_dispatch("approved")
         view = self.plan_view(row)
-        self.bus.publish("plan.approved", view)  # type: ignore[attr-defined]
-        self._spawn(self._fly(Sortie(row.incident_id, plan_id), name, plan.mission, approved_by=by,  # type: ignore[attr-defined]
+        self.bus.publish("plan.approved", view)
+        self._spawn(self._fly(Sortie(row.incident_id, plan_id), name, plan.mission, approved_by=by,
                               approved_at=now, pilot=pilot, params=plan.return_params,
                               follow=self._follow_of(plan)), name=f"plan-{plan_id}")
-        self.bus.publish("incident.updated", self.incident_view(incident))  # type: ignore[attr-defined]
+        self.bus.publish("incident.updated", self.incident_view(incident))
         return view
 
     def reject_plan(self, plan_id: int, *, by: str, reason: str) -> dict[str, Any]:
         from .runtime import Conflict
 
         try:
-            row = self.store.decide_plan(plan_id, to="rejected", by=by, now=self.clock.now(), reason=reason)  # type: ignore[attr-defined]
+            row = self.store.decide_plan(plan_id, to="rejected", by=by, now=self.clock.now(), reason=reason)
         except AlreadyDecided as err:
             raise Conflict(str(err)) from None
         self._task_plans.pop(plan_id, None)
         view = self.plan_view(row)
-        self.bus.publish("plan.rejected", view)  # type: ignore[attr-defined]
+        self.bus.publish("plan.rejected", view)
         self._end_patrol(row.incident_id, "rejected")
         return view
 
@@ -463,34 +502,34 @@ class TaskPlans:
         """Replace a proposal by one with the dispatcher's changes (another vehicle, another clearance)."""
         from .runtime import Conflict, NotFound, Refused
 
-        row = self.store.plan(plan_id)  # type: ignore[attr-defined]
+        row = self.store.plan(plan_id)
         if row.state != "proposed":
             raise Conflict(f"plan {plan_id} is {row.state}: only a proposal can be edited")
         name = vehicle or row.vehicle
-        if name not in self.vehicle_specs:  # type: ignore[attr-defined]
+        if name not in self.vehicle_specs:
             raise NotFound(f"no vehicle {name!r}")
         task = self._task_by_key(row.incident_id, row.task_key)
         vehicles = self._plan_vehicles(only=name)
         if task is None or not vehicles:
             raise Refused("its task is gone" if task is None else f"{name} is not ready")
-        now = self.clock.now()  # type: ignore[attr-defined]
+        now = self.clock.now()
         kw = {"clearance_m": clearance_m} if clearance_m is not None else {}
         try:
             plan = self._plan_one(task, vehicles[0], now, **kw)
         except PlanRefused as err:
             raise Refused("; ".join(err.reasons)) from None
         try:
-            self.store.decide_plan(plan_id, to="superseded", by=by, now=now, reason=reason)  # type: ignore[attr-defined]
+            self.store.decide_plan(plan_id, to="superseded", by=by, now=now, reason=reason)
         except AlreadyDecided as err:
             raise Conflict(str(err)) from None
         self._task_plans.pop(plan_id, None)
-        new = self.store.insert_plan(  # type: ignore[attr-defined]
+        new = self.store.insert_plan(
             incident_id=row.incident_id, task_key=row.task_key, vehicle=name, state="proposed", task=task.to_wire(),
             proposal={**plan.to_wire(), "edited_from": plan_id, "edit_reason": reason}, proposed_by=by,
             proposed_at=now, updated_at=now)
         self._task_plans[new.id] = (time.monotonic(), plan)
         view = self.plan_view(new)
-        self.bus.publish("plan.edited", {**view, "replaces": plan_id, "by": by, "reason": reason})  # type: ignore[attr-defined]
+        self.bus.publish("plan.edited", {**view, "replaces": plan_id, "by": by, "reason": reason})
         return view
 
     # -- following ------------------------------------------------------------------------
@@ -499,30 +538,30 @@ class TaskPlans:
 
         area_m = None
         if plan.coverage_area is not None and not plan.coverage_area.is_empty and plan.swath_m:
-            fwd, _ = utm_transformers(self.district.utm_epsg)  # type: ignore[attr-defined]
+            fwd, _ = utm_transformers(self.district.utm_epsg)
             area_m = shapely.transform(plan.coverage_area,
                                        lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
         return Follow(plan.pattern.waypoints[0], area_m, plan.swath_m, home=plan.mission.path[0],
                       energy=EnergyModel.for_vehicle(plan.mission.vehicle_type,
-                                                     self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps,  # type: ignore[attr-defined]
-                                                     self.vehicle_specs[plan.mission.vehicle].endurance_s))  # type: ignore[attr-defined]
+                                                     self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps,
+                                                     self.vehicle_specs[plan.mission.vehicle].endurance_s))
 
     def _hand_over(self, sortie: Sortie, why: str) -> None:
         """A task in progress is handed over, not dropped: its vehicle left it (recalled, low, lost), so the
         task gets a new proposal for another vehicle, marked as the hand-over (the dispatcher approves it)."""
         if sortie.plan_id is None:
             return
-        row = self.store.plan(sortie.plan_id)  # type: ignore[attr-defined]
+        row = self.store.plan(sortie.plan_id)
         if row.progress.get("handed_over"):
             return
-        self.store.update_plan(row.id, progress={**row.progress, "handed_over": True, "handed_over_why": why},  # type: ignore[attr-defined]
-                               updated_at=self.clock.now())  # type: ignore[attr-defined]
+        self.store.update_plan(row.id, progress={**row.progress, "handed_over": True, "handed_over_why": why},
+                               updated_at=self.clock.now())
         try:
             result = self.propose_plans(row.incident_id, by="hand-over", handover={row.task_key: row.id})
         except Exception as err:  # noqa: BLE001 — a hand-over must never break the flight it comes from
             log.warning("hand-over of plan %d failed: %s", row.id, err)
             return
-        self.bus.publish("plan.handover", {"id": row.id, "incident_id": row.incident_id, "task_key": row.task_key,  # type: ignore[attr-defined]
+        self.bus.publish("plan.handover", {"id": row.id, "incident_id": row.incident_id, "task_key": row.task_key,
                                            "why": why, "proposals": [p["id"] for p in result["plans"]]})
 
     def _follow(self, sortie: Sortie, follow: Follow, t: Any, items: int, *, final: bool = False) -> None:
@@ -533,7 +572,7 @@ class TaskPlans:
         to_target = ground_distance_m(here, follow.target)
         follow.reached = follow.reached or to_target <= REACHED_M
         if follow.reached and follow.area_m is not None:
-            fwd, _ = utm_transformers(self.district.utm_epsg)  # type: ignore[attr-defined]
+            fwd, _ = utm_transformers(self.district.utm_epsg)
             x, y = fwd.transform(here[0], here[1])
             if not follow.seen_xy or math.dist(follow.seen_xy[-1], (x, y)) >= 5.0:
                 follow.seen_xy.append((float(x), float(y)))
@@ -556,8 +595,8 @@ class TaskPlans:
             if seen is not None:
                 covered = seen.buffer(follow.swath_m / 2.0).intersection(follow.area_m).area / follow.area_m.area
             progress["coverage"] = round(min(covered, 1.0), 3)
-        row = self.store.update_plan(sortie.plan_id, progress=progress, updated_at=self.clock.now())  # type: ignore[attr-defined]
-        self.bus.publish("plan.progress", {"id": row.id, "incident_id": row.incident_id, "vehicle": row.vehicle,  # type: ignore[attr-defined]
+        row = self.store.update_plan(sortie.plan_id, progress=progress, updated_at=self.clock.now())
+        self.bus.publish("plan.progress", {"id": row.id, "incident_id": row.incident_id, "vehicle": row.vehicle,
                                            **progress})
 
     # -- views ----------------------------------------------------------------------------
@@ -570,4 +609,4 @@ class TaskPlans:
                 "error": row.error, "updated_at": iso(row.updated_at)}
 
     def plans_of(self, incident_id: int | None = None, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-        return [self.plan_view(r) for r in self.store.plans(incident_id=incident_id, states=states)]  # type: ignore[attr-defined]
+        return [self.plan_view(r) for r in self.store.plans(incident_id=incident_id, states=states)]

@@ -45,7 +45,7 @@ from uav.vehicle import Vehicle
 
 from .clock import Clock, SystemClock
 from .dispatch.allocation import DEFAULT_RESERVE_PCT, Candidate, choose_vehicle
-from .dispatch.approvals import check_grants, needed_approvals
+from .dispatch.approvals import approval_check, require_grants
 from .dispatch.energy import EnergyModel, must_turn_back
 from .dispatch.envelope import mission_fence
 from .dispatch.errors import PlanRefused
@@ -85,7 +85,7 @@ from .sensing import MaintenanceWindow, Sensing, reading_wire
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
 from .store.leases import SqlLeases
-from .store.models import FlightRow, IncidentRow, TaskRow
+from .store.models import DispatchRow, FlightRow, IncidentRow, PlanRow, TaskRow
 from .store.writer import ReadingWriter
 
 log = logging.getLogger("command.runtime")
@@ -1225,28 +1225,10 @@ class Service(TaskPlans):
         now = self.clock.now()
         ground = self.district.terrain.elevation_along(np.array([p[0] for p in plan.path]),
                                                        np.array([p[1] for p in plan.path]))
-        controlled = [z for z in self.district.airspace if z.kind == "controlled"]
-        needs = needed_approvals(plan.path, plan.cruise_amsl_m - ground, controlled, when_start=now,
-                                 when_end=now + timedelta(seconds=plan.est_duration_s))
-        if not needs:
-            return replace(plan, approvals=())
-        check = check_grants(needs, self.grants.active(now), now=now)
-        if not check.ok:
-            reasons, reasons_zh = [], []
-            for c in check.uncovered:
-                why = "; ".join(r.reason for r in c.refusals)
-                why_zh = "；".join(r.reason_zh for r in c.refusals)
-                reasons.append(f"{c.need.reason} — not covered: {why}")
-                reasons_zh.append(f"{c.need.reason_zh}——未获批准：{why_zh}")
-            raise PlanRefused(reasons, reasons_zh)
-        approvals = tuple({"grant_id": c.grant.id, "zone_id": c.need.zone_id, "reference": c.grant.reference,
-                           "granted_by": c.grant.granted_by, "max_alt_agl_m": c.grant.max_alt_agl_m,
-                           "valid_to": c.grant.valid_to.isoformat(), "flight_max_agl_m": round(c.need.max_agl_m, 1)}
-                          for c in check.covered if c.grant is not None)
-        checks = tuple(f"approval: {a['zone_id']} flown up to {a['flight_max_agl_m']:.0f} m above ground under grant "
-                       f"#{a['grant_id']} ({a['reference']}, {a['granted_by']}, cap {a['max_alt_agl_m']:.0f} m, "
-                       f"valid to {a['valid_to']})" for a in approvals)
-        return replace(plan, checks=plan.checks + checks, approvals=approvals)
+        approvals = require_grants(plan.path, plan.cruise_amsl_m - ground, self.district.airspace,
+                                   self.grants.active(now), now=now,
+                                   until=now + timedelta(seconds=plan.est_duration_s))
+        return replace(plan, checks=plan.checks + tuple(approval_check(a) for a in approvals), approvals=approvals)
 
     def _count_dispatch(self, outcome: str) -> None:
         self.metrics.dispatches[outcome] = self.metrics.dispatches.get(outcome, 0) + 1
@@ -1597,15 +1579,13 @@ class Service(TaskPlans):
         spec = self.vehicle_specs[name]
         st = state if state is not None else self.fleet.states().get(name, {})
         incident_id = self.assignments.get(name)
-        path = None
+        # what it flies for: a task plan, else the incident's own dispatch (one store read, only while on task)
+        sortie: PlanRow | DispatchRow | None = None
         if incident_id is not None:
-            d = self.store.dispatch(incident_id)
-            path = d.plan.get("path") if d and d.plan else None
+            plan_id = self._plan_of_vehicle.get(name)
+            sortie = self.store.plan(plan_id) if plan_id is not None else self.store.dispatch(incident_id)
+        path = ((sortie.proposal if isinstance(sortie, PlanRow) else sortie.plan) or {}).get("path") if sortie else None
         link = st.get("link", "never")
-        plan_id = self._plan_of_vehicle.get(name) if incident_id is not None else None
-        flying = [self.store.plan(plan_id)] if plan_id is not None else []
-        if flying and flying[-1].proposal.get("path"):
-            path = flying[-1].proposal["path"]
         down = self._down.get(name)
         if down is not None and not down.start <= self.clock.now() < down.end:
             down = None
@@ -1617,10 +1597,7 @@ class Service(TaskPlans):
         elif link != "connected":
             vstate = "offline"
         elif incident_id is not None:
-            d = self.store.dispatch(incident_id)
-            returning = (flying and flying[-1].state == "returning") or (
-                not flying and d is not None and d.vehicle == name and d.state == "returning")
-            vstate = "returning" if returning else "on_task"
+            vstate = "returning" if sortie is not None and sortie.state == "returning" else "on_task"
         elif not st.get("armed") and battery is not None and battery < CHARGED_PCT:
             vstate = "charging"  # at its base below a full charge: it can still be planned if the battery suffices
         else:

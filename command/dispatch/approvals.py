@@ -43,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import substring
 
 from command.dispatch.airspace import NATIONAL_CEILING_AGL_M, Zone
+from command.dispatch.errors import PlanRefused
 
 __all__ = [
     "NATIONAL_CEILING_ID",
@@ -54,6 +55,8 @@ __all__ = [
     "check_grants",
     "grant_caps",
     "needed_approvals",
+    "approval_check",
+    "require_grants",
 ]
 
 # Zone id of the airspace above the national true-height ceiling (Interim Regulations 2024, art. 19).
@@ -377,3 +380,31 @@ def grant_caps(check: GrantCheck) -> dict[str, float]:
         cap = c.grant.max_alt_agl_m
         caps[c.need.zone_id] = min(caps.get(c.need.zone_id, cap), cap)
     return caps
+
+
+def require_grants(path_lonlat: Sequence[tuple[float, float]], alts_agl_m: Sequence[float] | float,
+                   zones: Sequence[Zone], grants: Sequence[Grant], *, now: datetime,
+                   until: datetime) -> tuple[dict[str, object], ...]:
+    """The grants a flight flies under (one record per approval it needs; empty when it needs none), or
+    ``PlanRefused`` saying which approvals are missing and why the grants on record do not cover them."""
+    needs = needed_approvals(path_lonlat, alts_agl_m, [z for z in zones if z.kind == "controlled"],
+                             when_start=now, when_end=until)
+    if not needs:
+        return ()
+    check = check_grants(needs, grants, now=now)
+    if not check.ok:
+        raise PlanRefused(
+            [f"{c.need.reason} — not covered: {'; '.join(r.reason for r in c.refusals)}" for c in check.uncovered],
+            [f"{c.need.reason_zh}——未获批准：{'；'.join(r.reason_zh for r in c.refusals)}" for c in check.uncovered])
+    return tuple({"grant_id": c.grant.id, "zone_id": c.need.zone_id, "reference": c.grant.reference,
+                  "granted_by": c.grant.granted_by, "max_alt_agl_m": c.grant.max_alt_agl_m,
+                  "valid_to": c.grant.valid_to.isoformat(), "flight_max_agl_m": round(c.need.max_agl_m, 1)}
+                 for c in check.covered if c.grant is not None)
+
+
+def approval_check(record: dict[str, object]) -> str:
+    """One grant a plan flies under (a ``require_grants`` record), as a line of the plan's checks."""
+    a = record
+    return (f"approval: {a['zone_id']} flown up to {a['flight_max_agl_m']:.0f} m above ground under grant "
+            f"#{a['grant_id']} ({a['reference']}, {a['granted_by']}, cap {a['max_alt_agl_m']:.0f} m, "
+            f"valid to {a['valid_to']})")

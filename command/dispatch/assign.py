@@ -81,6 +81,7 @@ __all__ = [
     "assign",
     "new_task",
     "replan",
+    "solve",
     "split_area_task",
 ]
 
@@ -513,22 +514,32 @@ def _weights(ranks: Sequence[tuple[int, int]], k: int) -> NDArray[np.float64]:
     return np.array([weight[r] for r in ranks], dtype=float)
 
 
-def _solve(rows: list[_Row], ranks: Sequence[tuple[int, int]], offsets: Sequence[float]) -> list[tuple[int, int]]:
-    """Lexicographic optimum of one round: (row, column) pairs of feasible assignments."""
-    n_r, n_c = len(rows), len(ranks)
-    if n_r == 0 or n_c == 0:
+def solve(time_s: NDArray[np.float64], feasible: NDArray[np.bool_],
+          ranks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The lexicographic optimum (priority tiers first, then total time) of assets (rows) × tasks (columns):
+    ``time_s`` per pair, ``feasible`` pairs only, ``ranks`` per task (higher first); (row, column) pairs.
+
+    Also for callers whose times and feasibility come from full mission plans (``command.plans``).
+    """
+    n_r, n_c = time_s.shape
+    if n_r == 0 or n_c == 0 or not feasible.any():
         return []
-    feasible = np.vstack([r.code == _OK for r in rows])
-    if not feasible.any():
-        return []
-    time = np.vstack([off + r.transit_s + r.duration_s for r, off in zip(rows, offsets, strict=True)])
     k = min(n_r, n_c)
-    t_max = float(time[feasible].max())
+    t_max = float(time_s[feasible].max())
     scale = k * t_max + 1.0
     w = _weights(ranks, k)
-    cost = np.where(feasible, time / scale - w[None, :], 0.0)
+    cost = np.where(feasible, time_s / scale - w[None, :], 0.0)
     r_idx, c_idx = linear_sum_assignment(cost)
     return [(int(i), int(j)) for i, j in zip(r_idx, c_idx, strict=True) if feasible[i, j]]
+
+
+def _solve(rows: list[_Row], ranks: Sequence[tuple[int, int]], offsets: Sequence[float]) -> list[tuple[int, int]]:
+    """Lexicographic optimum of one round: (row, column) pairs of feasible assignments."""
+    if not rows or not ranks:
+        return []
+    feasible = np.vstack([r.code == _OK for r in rows])
+    time = np.vstack([off + r.transit_s + r.duration_s for r, off in zip(rows, offsets, strict=True)])
+    return solve(time, feasible, ranks)
 
 
 @dataclass(frozen=True, slots=True)

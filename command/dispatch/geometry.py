@@ -9,8 +9,9 @@ from functools import lru_cache
 
 import numpy as np
 from pyproj import Transformer
+from shapely.geometry import Polygon
 
-__all__ = ["UTM_48N", "densify", "path_length_m", "utm_transformers"]
+__all__ = ["UTM_48N", "circle_lonlat", "densify", "ground_distance_m", "path_length_m", "utm_transformers"]
 
 UTM_48N = 32648  # EPSG code of WGS84 / UTM zone 48N (Chongqing)
 
@@ -75,3 +76,14 @@ def ground_distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     h = (math.sin((p2 - p1) / 2) ** 2
          + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b[0] - a[0]) / 2) ** 2)
     return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def circle_lonlat(lon: float, lat: float, radius_m: float, *, segments: int = 64, epsg: int = UTM_48N) -> Polygon:
+    """A circle of ``radius_m`` metres around a lon/lat point (drawn in the metric CRS), as a lon/lat polygon."""
+    if not radius_m > 0:
+        raise ValueError(f"radius_m must be positive, got {radius_m}")
+    fwd, inv = utm_transformers(epsg)
+    x, y = fwd.transform(lon, lat)
+    a = np.linspace(0.0, 2.0 * math.pi, segments, endpoint=False)
+    lons, lats = inv.transform(x + radius_m * np.cos(a), y + radius_m * np.sin(a))
+    return Polygon(np.column_stack([lons, lats]))

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
-from .geometry import UTM_48N, utm_transformers
+from .geometry import UTM_48N, circle_lonlat
 from .tasks import PAYLOADS, TaskSpec
 
 __all__ = ["Patrol", "PatrolError", "due", "load_patrols", "patrol_task"]
@@ -163,10 +163,7 @@ def patrol_task(patrol: Patrol, *, patrol_run: int, rivers: Mapping[str, BaseGeo
     at = facilities.get(str(t["facility"]))
     if at is None:
         raise PatrolError(f"patrol {patrol.id!r}: no facility {t['facility']!r}")
-    fwd, inv = utm_transformers(epsg)
-    x, y = fwd.transform(*at)
-    disk_m = Point(x, y).buffer(float(t.get("radius_m", 300.0)), 16)
-    disk = Polygon(list(zip(*inv.transform(*disk_m.exterior.coords.xy), strict=True)))
+    disk = circle_lonlat(at[0], at[1], float(t.get("radius_m", 300.0)), epsg=epsg)
     return TaskSpec(f"patrol-{patrol.id}", "area_search", patrol_run, 1, at, frozenset({"copter"}), patrol.needs,
                     area=disk, reason=f"Scheduled patrol: {patrol.name}", reason_zh=f"定期巡查：{patrol.name_zh}")
 

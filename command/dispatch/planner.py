@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import shapely
+from pyproj import Geod
+from scipy.spatial import cKDTree
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -39,7 +41,7 @@ from uav.mission import FRAME_GLOBAL_AMSL, MissionItem, loiter_time, return_to_l
 from . import patterns as pt
 from .airspace import Zone
 from .allocation import DEFAULT_RESERVE_PCT
-from .approvals import Grant, check_grants, needed_approvals
+from .approvals import Grant, approval_check, require_grants
 from .energy import EnergyModel, Flow, Leg, check_reserve, mission_energy_pct, path_legs
 from .errors import PlanRefused
 from .geometry import UTM_48N, ground_distance_m, path_length_m, utm_transformers
@@ -68,6 +70,7 @@ BOAT_SWATH_M = 40.0  # what a boat's crew camera and echosounder cover either si
 SAMPLE_M = 10.0
 # MAV_CMD_NAV_WAYPOINT, LOITER_UNLIM, LOITER_TURNS, LOITER_TIME: the items that are places
 _POSITION_ITEMS = frozenset({16, 17, 18, 19})
+_GEOD = Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +160,7 @@ def _pattern(task: TaskSpec, v: PlanVehicle, *, agl_m: float, water: BaseGeometr
 
 
 def _bearing(a: LonLat, b: LonLat) -> float:
-    from pyproj import Geod
-
-    az, _, _ = Geod(ellps="WGS84").inv(a[0], a[1], b[0], b[1])
+    az, _, _ = _GEOD.inv(a[0], a[1], b[0], b[1])
     return float(az) % 360.0
 
 
@@ -250,20 +251,8 @@ def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones
         + (last[2] - vehicle.home_ground_amsl_m) / model.descent_speed_mps
     if not math.isfinite(duration) or now + timedelta(seconds=duration) > horizon:
         duration = min(duration, vehicle.endurance_s)
-    needs = needed_approvals([(p[0], p[1]) for p in wps], agl, [z for z in zones if z.kind == "controlled"],
-                             when_start=now, when_end=now + timedelta(seconds=duration))
-    approvals: tuple[Mapping[str, Any], ...] = ()
-    if needs:
-        check = check_grants(needs, grants, now=now)
-        if not check.ok:
-            raise PlanRefused(
-                [f"{c.need.reason} — not covered: {'; '.join(r.reason for r in c.refusals)}" for c in check.uncovered],
-                [f"{c.need.reason_zh}——未获批准：{'；'.join(r.reason_zh for r in c.refusals)}"
-                 for c in check.uncovered])
-        approvals = tuple({"grant_id": c.grant.id, "zone_id": c.need.zone_id, "reference": c.grant.reference,
-                           "granted_by": c.grant.granted_by, "max_alt_agl_m": c.grant.max_alt_agl_m,
-                           "valid_to": c.grant.valid_to.isoformat(), "flight_max_agl_m": round(c.need.max_agl_m, 1)}
-                          for c in check.covered if c.grant is not None)
+    approvals = require_grants([(p[0], p[1]) for p in wps], agl, zones, grants, now=now,
+                               until=now + timedelta(seconds=duration))
     max_agl = max(leg.max_agl_m for leg in profile.legs)
     min_agl = min(leg.min_agl_m for leg in profile.legs)
     checks = [
@@ -275,8 +264,7 @@ def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones
         f"battery: {vehicle.battery_pct:.0f} % minus about {energy:.0f} % (mission, way home, landing) leaves "
         f"{vehicle.battery_pct - energy:.0f} %, reserve {reserve_pct:.0f} %",
     ]
-    checks += [f"approval: {a['zone_id']} under grant #{a['grant_id']} ({a['reference']}, {a['granted_by']}, "
-               f"cap {a['max_alt_agl_m']:.0f} m, to {a['valid_to']})" for a in approvals]
+    checks += [approval_check(a) for a in approvals]
     mission = MissionPlan(
         vehicle.name, "copter", tuple(_items(profile, pattern, vehicle.home_ground_amsl_m)),
         tuple([vehicle.home, *[(p[0], p[1]) for p in wps], vehicle.home]),
@@ -352,8 +340,6 @@ def vertical_conflict(a: TaskPlan, b: TaskPlan, *, horizontal_m: float = 50.0, v
 
     Both may fly at the same time over one incident; times along the missions are not compared (a
     conservative check: the places alone must be separated)."""
-    from scipy.spatial import cKDTree
-
     pa, pb = _flown_3d(a, step_m, epsg), _flown_3d(b, step_m, epsg)
     if not len(pa) or not len(pb):
         return None

@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from .geometry import UTM_48N, utm_transformers
+from .geometry import UTM_48N, path_length_m, utm_transformers
 
 __all__ = [
     "PAYLOADS",
@@ -196,7 +196,7 @@ def tasks_for_incident(incident_id: int, kind: str, level: int, lon: float, lat:
         area, line = runout_area(lon, lat, elevation, epsg=epsg)
         return [TaskSpec("runout-search", "area_search", incident_id, priority, (lon, lat), both,
                          frozenset({"zoom_camera"}), area=area, line=line,
-                         reason=f"Search the run-out below the slope ({_length_m(line, epsg):.0f} m downhill) "
+                         reason=f"Search the run-out below the slope ({path_length_m(list(line.coords), epsg=epsg):.0f} m downhill) "
                                 f"for people, houses and roads",
                          reason_zh="搜索边坡下方滑坡可能影响范围内的人员、房屋和道路")]
     if kind == "fire":
@@ -245,9 +245,3 @@ def tasks_for_incident(incident_id: int, kind: str, level: int, lon: float, lat:
 
 def replace_reason(task: TaskSpec, reason: str, reason_zh: str) -> TaskSpec:
     return replace(task, reason=reason, reason_zh=reason_zh)
-
-
-def _length_m(line: LineString, epsg: int) -> float:
-    fwd, _ = utm_transformers(epsg)
-    xs, ys = fwd.transform(*np.asarray(line.coords).T)
-    return float(np.hypot(np.diff(xs), np.diff(ys)).sum())

@@ -136,6 +136,7 @@ def test_grants_and_vehicle_maintenance_over_the_api(live_system: LiveService) -
         live.publish_rainstorm()
         incident = live.wait_incident()
         [plan] = http.post(f"/api/incidents/{incident['id']}/plans", json={"by": "dispatcher-wang"}).json()["plans"]
-        assert plan["vehicle"] != "UAV-1"  # the nearest copter is out of service
+        # the nearest copter is out of service: not even considered
+        assert plan["vehicle"] != "UAV-1" and not any("UAV-1" in r for r in plan["proposal"].get("reasons", []))
         up = http.request("DELETE", f"/api/vehicles/UAV-1/maintenance/{window['id']}", json={"by": "tech-zhou"})
         assert up.status_code == 200 and up.json()["state"] == "ready" and up.json()["maintenance"] is None

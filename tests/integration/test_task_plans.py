@@ -98,7 +98,9 @@ def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveServ
     done = live.wait_until(landed, "the plan's flight to end", timeout_s=FLIGHT_DEADLINE_S)
     progress = done["progress"]
     assert progress["reached"] is True and progress["items"] == plan["proposal"]["items"]
-    assert progress["distance_to_target_m"] < 1000.0 * 20
+    # last written at landing: home again, as far from the target as the base is
+    home, target = tuple(plan["proposal"]["path"][0]), tuple(plan["task"]["point"])
+    assert abs(progress["distance_to_target_m"] - _metres(home, target)) < 50.0
     after = live.get(f"/api/incidents/{live.incident_id}")
     assert [(p["task_key"], p["state"]) for p in after["plans"] if p["id"] == plan["id"]] == [("recon", "landed")]
     [entry] = live.get("/api/flights")["flights"]
