@@ -34,13 +34,16 @@ __all__ = [
     "District",
     "DistrictError",
     "DepartmentSpec",
+    "Bridge",
     "Facility",
     "River",
     "Road",
     "Terrain",
+    "Township",
     "VehicleSpec",
 ]
 
+# Optional files: landcover.geojson, bridges.geojson, townships.geojson, patrols.yaml, scenario.yaml.
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml")
 
@@ -136,6 +139,36 @@ class Facility:
     name_zh: str
     lon: float
     lat: float
+    population: int | None = None  # towns, villages: residents; nursing homes: residents
+    capacity: int | None = None  # shelters: people they take
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """A bridge over a river: a line across the water; boats pass under it only with room to spare."""
+
+    id: str
+    name: str
+    name_zh: str
+    river: str
+    line: LineString  # across the water, bank to bank
+    underside_amsl_m: float  # the lowest point of the deck's underside over the water
+    road: str | None = None
+
+    def headroom_m(self, surface_amsl_m: float) -> float:
+        """Room between the water at ``surface_amsl_m`` and the bridge's underside."""
+        return self.underside_amsl_m - surface_amsl_m
+
+
+@dataclass(frozen=True, slots=True)
+class Township:
+    """A township-level unit (town 镇 or street office 街道): the recipients of a hazard's warnings."""
+
+    id: str
+    kind: str  # town | street
+    name: str
+    name_zh: str
+    area: Polygon | MultiPolygon
     population: int | None = None
 
 
@@ -155,6 +188,7 @@ class VehicleSpec:
     signing_key: str | None = field(default=None, repr=False)  # MAVLink 2 signing secret (hex/base64)
     video_url: str | None = None  # where the console finds the vehicle's video (else asked of the vehicle)
     payloads: frozenset[str] = frozenset()  # zoom_camera, thermal_camera, loudspeaker, ... (PAYLOADS)
+    air_draft_m: float = 1.5  # boats: height above the water (mast, antennas), for bridge headroom
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +243,7 @@ class _Vehicle(BaseModel):
     signing_key: str | None = Field(None, min_length=1, repr=False)
     video_url: str | None = Field(None, min_length=1)
     payloads: list[str] = Field(default_factory=list)
+    air_draft_m: float = Field(1.5, gt=0, le=20)
 
     @field_validator("payloads")
     @classmethod
@@ -316,6 +351,20 @@ class _FacilityProps(_Named):
     id: str = Field(min_length=1)
     kind: str = Field(pattern=r"^[a-z_]+$")
     population: int | None = Field(None, ge=0)
+    capacity: int | None = Field(None, ge=0)
+
+
+class _BridgeProps(_Named):
+    id: str = Field(min_length=1)
+    river: str = Field(min_length=1)
+    underside_amsl_m: float
+    road: str | None = None
+
+
+class _TownshipProps(_Named):
+    id: str = Field(min_length=1)
+    kind: Literal["town", "street"]
+    population: int | None = Field(None, ge=0)
 
 
 # --- the district -------------------------------------------------------------------------------
@@ -350,6 +399,8 @@ class District:
     scenario_path: Path | None = None
     patrols: tuple[Patrol, ...] = ()  # scheduled patrols (patrols.yaml, optional)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    bridges: tuple[Bridge, ...] = ()  # bridges.geojson, optional
+    townships: tuple[Township, ...] = ()  # townships.geojson, optional
 
     @classmethod
     def load(cls, path: str | Path) -> District:
@@ -408,8 +459,32 @@ class District:
         facilities = []
         for i, (geom, props) in enumerate(_features(f, layers["facilities"], ("Point",))):
             p = _model(f, _FacilityProps, props, f"feature {i}")
-            facilities.append(Facility(p.id, p.kind, p.name, p.name_zh, geom.x, geom.y, p.population))
+            facilities.append(Facility(p.id, p.kind, p.name, p.name_zh, geom.x, geom.y, p.population, p.capacity))
         _unique_ids(f, [x.id for x in facilities])
+
+        f = root / "bridges.geojson"  # optional: bridges over the rivers (boat headroom)
+        bridges = []
+        if f.is_file():
+            layers["bridges"] = _geojson(f)
+            river_ids = {r.id for r in rivers}
+            road_ids = {r.id for r in roads}
+            for i, (geom, props) in enumerate(_features(f, layers["bridges"], ("LineString",))):
+                p = _model(f, _BridgeProps, props, f"feature {i}")
+                if p.river not in river_ids:
+                    raise DistrictError(f"{f}: bridge {p.id!r}: no river {p.river!r} in rivers.geojson")
+                if p.road is not None and p.road not in road_ids:
+                    raise DistrictError(f"{f}: bridge {p.id!r}: no road {p.road!r} in roads.geojson")
+                bridges.append(Bridge(p.id, p.name, p.name_zh, p.river, geom, p.underside_amsl_m, p.road))
+            _unique_ids(f, [b.id for b in bridges])
+
+        f = root / "townships.geojson"  # optional: township-level areas (towns, street offices)
+        townships = []
+        if f.is_file():
+            layers["townships"] = _geojson(f)
+            for i, (geom, props) in enumerate(_features(f, layers["townships"], ("Polygon", "MultiPolygon"))):
+                p = _model(f, _TownshipProps, props, f"feature {i}")
+                townships.append(Township(p.id, p.kind, p.name, p.name_zh, geom, p.population))
+            _unique_ids(f, [t.id for t in townships])
 
         f = root / "landcover.geojson"  # optional: land cover areas (kind forest, ...)
         forests = []
@@ -435,7 +510,7 @@ class District:
                 raise DistrictError(f"{root / 'fleet.yaml'}: vehicle {v.name!r} base {list(v.base)} lies outside the bbox")
             vehicles.append(VehicleSpec(v.name, v.type, v.url, v.system_id, lon, lat, v.base_alt_m,
                                         v.cruise_speed_mps, v.endurance_s, v.signing_key, v.video_url,
-                                        frozenset(v.payloads)))
+                                        frozenset(v.payloads), v.air_draft_m))
 
         scenario = root / "scenario.yaml"
         patrols: tuple[Patrol, ...] = ()
@@ -463,7 +538,7 @@ class District:
                                        for k, ts_ in depts.playbook.items()}),
             layers=MappingProxyType(layers), sensors_path=root / "sensors.geojson",
             scenario_path=scenario if scenario.is_file() else None, patrols=patrols,
-            meta=MappingProxyType(meta.model_dump()),
+            meta=MappingProxyType(meta.model_dump()), bridges=tuple(bridges), townships=tuple(townships),
         )
 
     def on_water(self, lon: float, lat: float) -> bool:

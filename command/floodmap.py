@@ -5,7 +5,8 @@ the water. Here the surface is the gauge's level (converted to the terrain's dat
 gauge's ``terrain_offset_m``), held flat over the reach the gauge watches (``reach_m`` around
 it: a flat surface is a fair picture of a reach, not of a whole river), seeded from the water
 areas inside that reach. The result is an upper bound (no hydraulics: walls, culverts and
-the time water takes are ignored) with the people and facilities inside it.
+the time water takes are ignored) with the people and facilities inside it, and the flooded
+ground deep enough for a boat (``boat_geometry``, at least ``BOAT_MIN_DEPTH_M``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .risk.flood import cell_area_m2, flood_extent, mask_polygons, water_mask
 __all__ = ["FloodMapper"]
 
 DEFAULT_REACH_M = 20_000.0
+# Flooded ground a boat may cross: at least this deep. A survey boat draws 0.3-0.5 m; the rest
+# is margin for what a flood hides (kerbs, walls, cars, debris). Our figure.
+BOAT_MIN_DEPTH_M = 1.0
 
 
 class FloodMapper:
@@ -56,6 +60,7 @@ class FloodMapper:
         extent = result.extent & near
         polygons = mask_polygons(self.terrain, extent)
         land = extent & ~self.water
+        deep = mask_polygons(self.terrain, land & (result.depth_m >= BOAT_MIN_DEPTH_M))
         area_row = cell_area_m2(self.terrain)  # m² of a cell, by row
         inside = [f for f in self._places if polygons.contains(shapely.Point(f.lon, f.lat))]
         return {
@@ -67,5 +72,7 @@ class FloodMapper:
             "people": int(sum(f.population or 0 for f in inside)),
             "facilities": [f.id for f in inside],
             "geometry": mapping(polygons),
+            # flooded ground (outside the river's own water areas) deep enough for a boat
+            "boat_geometry": mapping(deep), "boat_min_depth_m": BOAT_MIN_DEPTH_M,
             "note": "upper bound: flat water surface over the gauge's reach, no hydraulics",
         }

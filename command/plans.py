@@ -38,6 +38,7 @@ from .dispatch.patterns import WIDE_24MM_HFOV_DEG, partition_area
 from .dispatch.planner import SEARCH_SPEED_MPS, PlanVehicle, TaskPlan, layer_plans, plan_task
 from .dispatch.patrols import due, patrol_task
 from .dispatch.tasks import TaskSpec, tasks_for_incident
+from .dispatch.waterways import Crossing, RiverFlow, Waterway
 from .store import AlreadyDecided
 from .store.models import PlanRow
 
@@ -66,12 +67,15 @@ log = logging.getLogger("command.plans")
 
 PROPOSAL_FRESH_S = 300.0  # an approval older than this re-plans the task first (the vehicle has moved on)
 REACHED_M = 60.0  # within this of the task's first point: "on task"
+CURRENT_FRESH_S = 2 * 3600.0  # a river's measured current counts for boats this long
+CHANNEL_DEG = 0.005  # about 500 m: a river's current holds in the water this near its centre line
 
 
 class TaskPlans:
     """Mixin of ``command.runtime.Service``: the dispatcher's task plans."""
 
     _task_plans: dict[int, tuple[float, TaskPlan]]
+    _waterway_cache: tuple[Any, Waterway] | None = None
     if TYPE_CHECKING:  # what the service provides
         store: Store
         bus: EventBus
@@ -105,7 +109,7 @@ class TaskPlans:
             spec = self.vehicle_specs[c.name]
             ground = spec.base_alt_m if spec.type == "boat" else self.district.terrain.elevation_at(c.lon, c.lat)
             out.append(PlanVehicle(c.name, c.type, (c.lon, c.lat), float(ground), c.battery_pct, c.cruise_speed_mps,
-                                   c.endurance_s, spec.payloads))
+                                   c.endurance_s, spec.payloads, spec.air_draft_m))
         return out
 
     def _plan_one(self, task: TaskSpec, vehicle: PlanVehicle, now: datetime, **kw: Any) -> TaskPlan:
@@ -113,7 +117,54 @@ class TaskPlans:
                          zones=self.district.airspace, water=self.district.water,
                          grants=self.grants.active(now), now=now,
                          clearance_m=kw.get("clearance_m", self.settings.clearance_m),
-                         rtl_alt_m=kw.get("rtl_alt_m"))
+                         rtl_alt_m=kw.get("rtl_alt_m"), epsg=self.district.utm_epsg,
+                         waterway=self._waterway(now) if vehicle.type == "boat" else None)
+
+    def waterway(self) -> Waterway:
+        return self._waterway(self.clock.now())
+
+    def _waterway(self, now: datetime) -> Waterway:
+        """Where boats may go now: the rivers and the flooded ground deep enough (open flood incidents),
+        each bridge's headroom over today's water, the rivers' measured currents (``dispatch.waterways``)."""
+        from .runtime import Status
+
+        floods = [r for r in self.store.incidents() if r.kind == "flood" and r.status != Status.CLOSED]
+        readings = []
+        for sid in self.registry:
+            spec = self.registry[sid]
+            if spec.kind == "river_level":
+                newest = self.sensing.newest(spec.sensor_id, "velocity")
+                if newest is not None and newest.flag != "bad" and (now - newest.time).total_seconds() <= CURRENT_FRESH_S:
+                    readings.append((spec.sensor_id, str(spec.properties.get("river") or ""), newest.value,
+                                     newest.time))
+        key = (tuple((r.id, r.updated_at) for r in floods), tuple(readings))
+        cached = self._waterway_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        d = self.district
+        extents = [(m.get("model") or {}).get("extent") or {} for r in floods
+                   for m in (r.detail.get("members") or {}).values()]
+        deep = [shape(e["boat_geometry"]) for e in extents if e.get("boat_geometry")]
+        water = shapely.union_all([d.water, *deep]) if deep else d.water
+        crossings = []
+        for b in d.bridges:
+            centre = b.line.interpolate(0.5, normalized=True)
+            surface = float(d.terrain.elevation_at(centre.x, centre.y))  # water areas hold their low-water surface
+            for e in extents:
+                if e.get("geometry") and e.get("surface_m") is not None and shape(e["geometry"]).intersects(b.line):
+                    surface = max(surface, float(e["surface_m"]))
+            crossings.append(Crossing(b.id, b.name, b.name_zh, b.line, b.headroom_m(surface)))
+        flows = []
+        for river in d.rivers:
+            found = [(v, sid) for sid, rid, v, _ in readings if rid == river.id]
+            if found:  # the strongest measured on the river holds for all of it (the boat must beat it anywhere)
+                speed, sid = max(found)
+                # its channel: the water within CHANNEL_DEG of its centre line (the water areas are one union)
+                flows.append(RiverFlow(river.id, river.line, d.water.intersection(river.line.buffer(CHANNEL_DEG)),
+                                       float(speed), sid))
+        out = Waterway(water, tuple(crossings), tuple(flows), epsg=d.utm_epsg)  # type: ignore[arg-type]
+        self._waterway_cache = (key, out)
+        return out
 
     def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
                  refusals: dict[int, list[str]], refusals_zh: dict[int, list[str]],

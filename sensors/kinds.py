@@ -103,9 +103,13 @@ KINDS: Mapping[str, Kind] = MappingProxyType({k.name: k for k in (
     # Water level above the gauge's stated vertical datum (China: Wusong or Huanghai 1985).
     # A step of 1 m in 5 min is far beyond a river's rise (the Yangtze at Cuntan rises
     # by up to a few metres a day) but within a dam-break surge: beyond it, a spike.
+    # Optional "velocity": the surface current, from a radar gauge that measures level and surface
+    # velocity together (boats are refused legs against a current faster than they are). 15 m/s
+    # is beyond any river's surface velocity; a step of 2 m/s in 5 min is a spike.
     Kind("river_level", (
         Quantity("level", "m", -_INF, _INF, step_max=1.0, step_base_s=300.0,
                  flat_min_change=0.005, flat_window_s=6 * 3600.0),
+        Quantity("velocity", "m/s", 0.0, 15.0, step_max=2.0, step_base_s=300.0),
     ), _LEVEL_KEYS, datum_required=True),
     Kind("reservoir_level", (
         Quantity("level", "m", -_INF, _INF, step_max=0.5, step_base_s=300.0,

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import shapely
 from pyproj import Transformer
 from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
-__all__ = ["UTM_48N", "circle_lonlat", "densify", "ground_distance_m", "path_length_m", "utm_transformers"]
+__all__ = ["UTM_48N", "circle_lonlat", "densify", "ground_distance_m", "path_length_m", "to_lonlat", "to_utm",
+           "utm_transformers"]
 
 UTM_48N = 32648  # EPSG code of WGS84 / UTM zone 48N (Chongqing)
 
@@ -22,6 +25,18 @@ def utm_transformers(epsg: int = UTM_48N) -> tuple[Transformer, Transformer]:
     fwd = Transformer.from_crs(4326, epsg, always_xy=True)
     inv = Transformer.from_crs(epsg, 4326, always_xy=True)
     return fwd, inv
+
+
+def to_utm(geom: BaseGeometry, epsg: int = UTM_48N) -> BaseGeometry:
+    """A lon/lat geometry in the projected CRS's metres."""
+    fwd, _ = utm_transformers(epsg)
+    return shapely.transform(geom, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+
+
+def to_lonlat(geom: BaseGeometry, epsg: int = UTM_48N) -> BaseGeometry:
+    """A geometry in the projected CRS's metres back in lon/lat."""
+    _, inv = utm_transformers(epsg)
+    return shapely.transform(geom, lambda c: np.column_stack(inv.transform(c[:, 0], c[:, 1])))
 
 
 def _xy(path_lonlat: Sequence[tuple[float, float]], epsg: int) -> tuple[np.ndarray, np.ndarray]:

@@ -55,7 +55,7 @@ from shapely.geometry.polygon import orient
 
 from command.dispatch.airspace import NATIONAL_CEILING_AGL_M, Zone
 from command.dispatch.errors import DispatchError, PlanRefused
-from command.dispatch.geometry import UTM_48N, utm_transformers
+from command.dispatch.geometry import UTM_48N, to_utm, utm_transformers
 from uav.mission import FRAME_GLOBAL_AMSL, MissionItem, waypoint
 from uav.rally import RallyPoint
 
@@ -151,11 +151,6 @@ def _lonlat(p: Sequence[float], what: str) -> LonLat:
 
 def _fmt(p: Sequence[float]) -> str:
     return f"({p[0]:.5f}, {p[1]:.5f})"
-
-
-def _to_utm(geom: BaseGeometry, epsg: int) -> BaseGeometry:
-    fwd, _ = utm_transformers(epsg)
-    return shapely.transform(geom, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
 
 
 def _xy(points: Sequence[LonLat] | np.ndarray, epsg: int) -> np.ndarray:
@@ -455,7 +450,7 @@ class PathPlanner(_Planner):
                 raise TypeError(f"obstacle {i}: expected a Polygon, MultiPolygon or Zone, got {type(ob).__name__}")
             if geom.is_empty:
                 raise ValueError(f"obstacle {i} ({name}) is empty")
-            hard.append(shapely.make_valid(_to_utm(geom, epsg)))
+            hard.append(shapely.make_valid(to_utm(geom, epsg)))
             names.append((name, name_zh))
         self.buffer_m = float(buffer_m)
         self.hard = np.array(hard, dtype=object)
@@ -532,9 +527,9 @@ class WaterPlanner(_Planner):
         if not (math.isfinite(margin_m) and margin_m >= 0):
             raise ValueError(f"margin_m must be >= 0, got {margin_m}")
         self.water_lonlat = water
-        self.water = shapely.make_valid(_to_utm(water, epsg))
+        self.water = shapely.make_valid(to_utm(water, epsg))
         self.margin_m = float(margin_m)
-        blocks = [shapely.make_valid(_to_utm(b, epsg)) for b in blocked if not b.is_empty]
+        blocks = [shapely.make_valid(to_utm(b, epsg)) for b in blocked if not b.is_empty]
         self.blocked = np.array(blocks, dtype=object)
         for b in self.blocked:
             shapely.prepare(b)

@@ -52,7 +52,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
-from command.dispatch.geometry import UTM_48N, utm_transformers
+from command.dispatch.geometry import UTM_48N, to_utm, utm_transformers
 
 __all__ = [
     "BANK_CLEARANCE_M",
@@ -413,7 +413,7 @@ def route_patrol(line: BaseGeometry | Sequence[LonLat], *, speed_mps: float, off
     geom = shapely.line_merge(geom) if geom.geom_type == "MultiLineString" else geom
     if geom.geom_type != "LineString":
         raise ValueError(f"patrol line must be one connected line, got a {geom.geom_type}")
-    xy = _to_utm(geom, epsg)
+    xy = to_utm(geom, epsg)
     if xy.length <= 0:
         raise ValueError("patrol line has zero length")
     notes: list[str] = []
@@ -460,7 +460,7 @@ def boat_survey(area: AreaLike, water: BaseGeometry, *, swath_m: float, speed_mp
     area_xy = _area_utm(area, epsg)
     if water is None or water.is_empty:
         raise ValueError("water geometry is empty: a boat survey needs water areas")
-    water_xy = _to_utm(water, epsg)
+    water_xy = to_utm(water, epsg)
     target = shapely.intersection(area_xy, water_xy)
     if target.area <= 0:
         raise ValueError("the survey area has no water")
@@ -588,11 +588,6 @@ def _lonlat(p: Sequence[float]) -> LonLat:
     return (lon, lat)
 
 
-def _to_utm(geom: BaseGeometry, epsg: int) -> BaseGeometry:
-    fwd, _ = utm_transformers(epsg)
-    return shapely.transform(geom, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
-
-
 def _area_utm(area: AreaLike, epsg: int) -> BaseGeometry:
     """Validate an area (lon/lat polygon, multipolygon or ring of points) and project it."""
     if isinstance(area, BaseGeometry):
@@ -608,7 +603,7 @@ def _area_utm(area: AreaLike, epsg: int) -> BaseGeometry:
         raise TypeError(f"area must be a polygon, got a {geom.geom_type}")
     if not geom.is_valid:
         raise ValueError(f"area polygon is not valid ({shapely.is_valid_reason(geom)})")
-    xy = _to_utm(geom, epsg)
+    xy = to_utm(geom, epsg)
     if not xy.area > 0:
         raise ValueError("area polygon has zero area")
     return xy

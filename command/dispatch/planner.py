@@ -42,7 +42,7 @@ from . import patterns as pt
 from .airspace import Zone
 from .allocation import DEFAULT_RESERVE_PCT
 from .approvals import Grant, approval_check, require_grants
-from .energy import EnergyModel, Flow, Leg, check_reserve, mission_energy_pct, path_legs
+from .energy import EnergyModel, Flow, Leg, check_reserve, leg_energy_pct, leg_time_s, mission_energy_pct, path_legs
 from .errors import PlanRefused
 from .geometry import UTM_48N, ground_distance_m, path_length_m, utm_transformers
 from .mission import MissionPlan
@@ -51,12 +51,14 @@ from .paths import (
     AltitudeProfile,
     NoPath,
     altitude_profile,
+    check_current,
     choose_return,
     obstacle_zones,
     plan_path,
     plan_water_path,
 )
 from .tasks import TaskSpec
+from .waterways import HEADROOM_MARGIN_M, Waterway
 
 __all__ = ["PlanVehicle", "TaskPlan", "layer_plans", "plan_task", "vertical_conflict"]
 
@@ -66,7 +68,10 @@ LonLat = tuple[float, float]
 RECON_RADIUS_M = 60.0  # orbit radius over a recon target: the camera keeps it in view at 60 m height
 SEARCH_SPEED_MPS = 8.0  # over a search area: slow enough for the camera (our choice)
 THERMAL_HFOV_DEG = 50.0  # a typical 640 px thermal core behind a ~13 mm lens (our assumption)
-BOAT_SWATH_M = 40.0  # what a boat's crew camera and echosounder cover either side together (our assumption)
+# A flood survey boat looks for people cut off (on roofs, at windows, at the waterline) with its
+# camera, about 100 m either side in the open, and sounds the depth along its track: a
+# reconnaissance, not a hydrographic survey. Our assumption.
+BOAT_SWATH_M = 200.0
 SAMPLE_M = 10.0
 # MAV_CMD_NAV_WAYPOINT, LOITER_UNLIM, LOITER_TURNS, LOITER_TIME: the items that are places
 _POSITION_ITEMS = frozenset({16, 17, 18, 19})
@@ -85,6 +90,7 @@ class PlanVehicle:
     cruise_speed_mps: float
     endurance_s: float
     payloads: frozenset[str] = frozenset()
+    air_draft_m: float = 1.5  # boats: height above the water, for bridges
 
 
 @dataclass(frozen=True)
@@ -191,8 +197,12 @@ def _items(profile: AltitudeProfile, pattern: pt.Pattern, home_ground_amsl_m: fl
 def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones: Sequence[Zone],
               water: BaseGeometry | None, grants: Sequence[Grant] = (), now: datetime,
               clearance_m: float = DEFAULT_CLEARANCE_M, reserve_pct: float = DEFAULT_RESERVE_PCT,
-              wind: Flow | None = None, rtl_alt_m: float | None = None, epsg: int = UTM_48N) -> TaskPlan:
+              wind: Flow | None = None, rtl_alt_m: float | None = None, epsg: int = UTM_48N,
+              waterway: Waterway | None = None) -> TaskPlan:
     """The mission for ``task`` flown by ``vehicle``, or ``PlanRefused`` with every reason.
+
+    A boat goes where ``waterway`` says (flooded ground, bridges, currents); without one, on
+    ``water`` in still water, or in the uniform current ``wind``.
 
     ``clearance_m`` and ``rtl_alt_m`` (the lowest RTL altitude to try) are a vehicle's altitude layer
     when several fly over one incident (``paths.altitude_layers``)."""
@@ -205,7 +215,9 @@ def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones
         raise PlanRefused([f"{vehicle.name} does not carry {', '.join(sorted(missing))}"],
                           [f"{vehicle.name} 未搭载 {'、'.join(sorted(missing))}"])
     if vehicle.type == "boat":
-        return _plan_boat(task, vehicle, water=water, reserve_pct=reserve_pct, current=wind, epsg=epsg)
+        if waterway is None and water is not None and not water.is_empty:
+            waterway = Waterway(water, epsg=epsg)  # type: ignore[arg-type]
+        return _plan_boat(task, vehicle, waterway=waterway, reserve_pct=reserve_pct, current=wind, epsg=epsg)
     model = EnergyModel.for_vehicle("copter", vehicle.cruise_speed_mps, vehicle.endurance_s)
     horizon = now + timedelta(seconds=vehicle.endurance_s)
     caps = _approved(grants, now, now + timedelta(minutes=5))
@@ -275,27 +287,58 @@ def plan_task(task: TaskSpec, vehicle: PlanVehicle, *, terrain: TerrainFn, zones
                     dict(ret.params), approvals, area, pattern.swath_m, pattern.notes)
 
 
-def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, water: BaseGeometry | None, reserve_pct: float,
+def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, waterway: Waterway | None, reserve_pct: float,
                current: Flow | None, epsg: int) -> TaskPlan:
-    if water is None or water.is_empty:
+    if waterway is None or waterway.water.is_empty:
         raise PlanRefused(["no water areas known: cannot plan a boat"], ["无水域数据，无法规划无人船"])
     model = EnergyModel.for_vehicle("boat", vehicle.cruise_speed_mps, vehicle.endurance_s)
-    pattern = _pattern(task, vehicle, agl_m=0.0, water=water, usable=None)
+    blocking = waterway.blocking(vehicle.air_draft_m)
+    water = waterway.passable(vehicle.air_draft_m)
+    try:
+        pattern = _pattern(task, vehicle, agl_m=0.0, water=water, usable=None)
+    except ValueError as err:
+        raise PlanRefused([f"task {task.key}: {err}"], [f"任务 {task.key}：无可航行水域（{err}）"]) from None
     try:
         out = plan_water_path(vehicle.home, pattern.waypoints[0], water, epsg=epsg)
         back = plan_water_path(pattern.waypoints[-1], vehicle.home, water, epsg=epsg)
     except NoPath as err:
-        raise PlanRefused([f"no way on water: {err.reason}"], [f"水上无可行航线：{err.reason_zh}"]) from None
+        reasons, reasons_zh = [f"no way on water: {err.reason}"], [f"水上无可行航线：{err.reason_zh}"]
+        if blocking:
+            try:  # would the way exist if the low bridges were not there? then they are why
+                plan_water_path(vehicle.home, pattern.waypoints[0], waterway.water, epsg=epsg)
+                plan_water_path(pattern.waypoints[-1], vehicle.home, waterway.water, epsg=epsg)
+            except NoPath:
+                pass
+            else:
+                need = vehicle.air_draft_m + HEADROOM_MARGIN_M
+                reasons = [f"bridge '{c.name}' leaves {c.headroom_m:.1f} m above today's water, "
+                           f"{vehicle.name} needs {need:.1f} m" for c in blocking]
+                reasons_zh = [f"“{c.name_zh}”桥下净空按当前水位仅 {c.headroom_m:.1f} 米，"
+                              f"{vehicle.name} 需 {need:.1f} 米" for c in blocking]
+        raise PlanRefused(reasons, reasons_zh) from None
     path = [*out.waypoints, *pattern.waypoints[1:]]
-    legs = path_legs(path) + path_legs(list(back.waypoints))
+    full = [*path, *back.waypoints[1:]]
+    flows = waterway.leg_flows(full) if waterway.flows else [current] * (len(full) - 1)
+    reasons, reasons_zh = [], []
+    for i, (a, b, flow) in enumerate(zip(full, full[1:], flows)):
+        if flow is None or a == b:
+            continue
+        try:
+            check_current([a, b], flow.speed_mps, flow.toward_deg, vehicle.cruise_speed_mps)
+        except PlanRefused as err:
+            reasons += [r.replace("leg 0", f"leg {i}", 1) for r in err.reasons]
+            reasons_zh += [r.replace("第 0 航段", f"第 {i} 航段", 1) for r in err.reasons_zh]
+    if reasons:
+        raise PlanRefused(reasons, reasons_zh)
+    legs = path_legs(full)
     holds = sum(h for h in pattern.hold_s if math.isfinite(h))
+    energy = float(sum(leg_energy_pct(leg, model, flow) for leg, flow in zip(legs, flows)))
     if holds:
-        legs.append(Leg(0.0, 0.0, 0.0, holds))
-    energy = mission_energy_pct(legs, model, current)
+        energy += leg_energy_pct(Leg(0.0, 0.0, 0.0, holds), model, None)
     check_reserve(energy, vehicle.battery_pct, reserve_pct)
     speed = vehicle.cruise_speed_mps
     distance = sum(leg.distance_m for leg in legs)
-    duration = distance / speed + holds
+    duration = float(sum(leg_time_s(leg, model, flow) for leg, flow in zip(legs, flows))) + holds
     hold_at = {wp: h for wp, h in zip(pattern.waypoints, pattern.hold_s, strict=True) if h > 0}
     items: list[MissionItem] = []
     for lon, lat in [*path[1:], *back.waypoints[1:-1]]:
@@ -303,14 +346,21 @@ def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, water: BaseGeometry | No
         items.append(loiter_time(lon, lat, 0.0, h if math.isfinite(h) else 3600.0) if h > 0
                      else waypoint(lon, lat, 0.0))
     items.append(return_to_launch())
+    strongest = max((f.speed_mps for f in flows if f is not None), default=0.0)
     checks = [f"water: {out.length_m / 1000:.1f} km out and {back.length_m / 1000:.1f} km back on water, "
               f"{pattern.describe()}",
+              f"bridges: {len(waterway.crossings) - len(blocking)} passable"
+              + (f", {len(blocking)} too low today ({', '.join(c.name for c in blocking)})" if blocking else ""),
+              (f"current: up to {strongest:.1f} m/s on the way, every leg makes headway" if strongest > 0 else
+               "current: none measured on the way" if waterway.flows else
+               "current: not measured, planned as still water"),
               f"battery: {vehicle.battery_pct:.0f} % minus about {energy:.0f} % leaves "
               f"{vehicle.battery_pct - energy:.0f} %, reserve {reserve_pct:.0f} %"]
-    mission = MissionPlan(vehicle.name, "boat", tuple(items), tuple([*path, *back.waypoints[1:]]), 0.0,
+    mission = MissionPlan(vehicle.name, "boat", tuple(items), tuple(full), 0.0,
                           vehicle.home_ground_amsl_m, 0.0, float(distance), float(duration), float(energy),
                           tuple(checks))
-    return TaskPlan(task, mission, pattern, out.length_m / speed, vehicle.battery_pct - energy, "RTL", {},
+    tta = float(sum(leg_time_s(leg, model, flow) for leg, flow in zip(legs[:len(out.waypoints) - 1], flows)))
+    return TaskPlan(task, mission, pattern, tta, vehicle.battery_pct - energy, "RTL", {},
                     (), task.area, pattern.swath_m, pattern.notes)
 
 

@@ -6,7 +6,9 @@ the vehicle types that can do it:
 
 * rainstorm: recon over the gauge (look at the ground the gauge cannot see);
 * flood: a boat survey of the flooded area (on water only) and a drone search along the
-  extent's edge (people cut off at the waterline); without an extent, recon at the gauge;
+  extent's edge (people cut off at the waterline), both within ``FLOOD_TASK_RADIUS_M`` of
+  the gauge (the extent is an upper bound over a 20 km reach: the first sorties look where
+  the level was measured); without an extent, recon at the gauge;
 * landslide: an area search of the run-out (the ground below the slope down to where it
   flattens, from the terrain) — people and roads buried there;
 * fire: recon upwind of the fire (the smoke blows downwind), then overwatch while crews work;
@@ -29,7 +31,7 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from .geometry import UTM_48N, path_length_m, utm_transformers
+from .geometry import UTM_48N, circle_lonlat, path_length_m, utm_transformers
 
 __all__ = [
     "PAYLOADS",
@@ -54,6 +56,7 @@ RUNOUT_MAX_M = 1500.0
 RUNOUT_STEP_M = 20.0
 RUNOUT_FLAT_DEG = 5.0  # debris spreads and stops where the ground flattens
 RUNOUT_HALF_WIDTH_M = 150.0
+FLOOD_TASK_RADIUS_M = 1200.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,21 @@ def _offset(lon: float, lat: float, bearing_deg: float, distance_m: float, epsg:
     b = math.radians(bearing_deg)
     lon2, lat2 = inv.transform(x + distance_m * math.sin(b), y + distance_m * math.cos(b))
     return float(lon2), float(lat2)
+
+
+def _land_edge(land: BaseGeometry) -> BaseGeometry:
+    """The waterline of flooded land: its polygons' outer rings (islands' rings left out)."""
+    rings = [LineString(p.exterior.coords) for p in shapely.get_parts(land) if isinstance(p, Polygon)]
+    return shapely.union_all(rings) if rings else LineString()
+
+
+def _longest_line(geom: BaseGeometry) -> LineString | None:
+    """The longest connected line of ``geom`` (its pieces merged where they meet)."""
+    if geom.is_empty:
+        return None
+    lines = [g for g in shapely.get_parts(shapely.line_merge(shapely.union_all(
+        [g for g in shapely.get_parts(geom) if isinstance(g, LineString)]))) if isinstance(g, LineString)]
+    return max(lines, key=lambda g: g.length) if lines else None
 
 
 def _largest(geom: BaseGeometry) -> Polygon | None:
@@ -173,7 +191,8 @@ def tasks_for_incident(incident_id: int, kind: str, level: int, lon: float, lat:
         extents = [g for g in (_geom((m.get("extent") or {}).get("geometry")) for m in models) if g is not None]
         if not extents:
             return [recon]
-        flooded = shapely.union_all(extents)
+        near = circle_lonlat(lon, lat, FLOOD_TASK_RADIUS_M, epsg=epsg)
+        flooded = shapely.union_all(extents).intersection(near)
         land = flooded.difference(water) if water is not None and not water.is_empty else flooded
         out = []
         boat_area = _largest(flooded)
@@ -182,9 +201,8 @@ def tasks_for_incident(incident_id: int, kind: str, level: int, lon: float, lat:
                                 boat_area.representative_point().coords[0], frozenset({"boat"}), area=boat_area,
                                 reason="Survey the flooded area by boat: depth, people cut off",
                                 reason_zh="无人船巡查淹没区：水深、被困人员"))
-        edge_poly = _largest(land) if not land.is_empty else None
-        if edge_poly is not None:
-            edge = LineString(edge_poly.exterior.coords)
+        edge = _longest_line(shapely.intersection(_land_edge(land), near.buffer(-1e-6)))
+        if edge is not None:
             out.append(TaskSpec("edge-search", "route_patrol", incident_id, priority, edge.coords[0], both,
                                 frozenset({"thermal_camera"}), line=edge,
                                 reason="Search along the flood's edge for people and vehicles at the waterline",

@@ -42,7 +42,9 @@ def test_demo_runs_the_whole_system_on_the_embedded_broker(yubei_folder: Path, t
         assert "started the embedded amqtt broker" in out
         assert f"Yingji console: http://127.0.0.1:{http_port}/#token=" in out
         assert all(f["properties"]["status"] == "online" for f in sensors)
-        assert len(vehicles) == 4 and {v["type"] for v in vehicles} == {"copter", "boat"}
+        assert sorted((v["type"], v["name"]) for v in vehicles) == [
+            ("boat", "USV-1"), ("boat", "USV-2"), ("copter", "UAV-1"), ("copter", "UAV-2"), ("copter", "UAV-3"),
+            ("copter", "UAV-4")]
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "maplibre" in page.text.lower()
         assert httpx.get(base + "/vendor/maplibre-gl/maplibre-gl.mjs").status_code == 200

@@ -220,8 +220,8 @@ def test_a_silent_vehicle_is_reported_lost(live_system: LiveService) -> None:
                            "the vehicles to be reported lost", watch=(live.service,))
     assert lost
     kinds = [e["kind"] for e in live.get("/api/events")["events"]]
-    assert kinds.count("vehicle.lost") == 4
-    assert 'yingji_vehicles{state="lost"} 4' in httpx.get(live.base_url + "/metrics").text
+    assert kinds.count("vehicle.lost") == 6  # the whole fleet: four copters, two boats
+    assert 'yingji_vehicles{state="lost"} 6' in httpx.get(live.base_url + "/metrics").text
 
 
 def test_restart_keeps_incidents_tracks_and_events(live_service: LiveService) -> None:

@@ -70,7 +70,7 @@ def test_edges_of_the_range_and_of_the_future_are_accepted() -> None:
         (SPEC, {"name": "urn:dev:mac:00ab:level"}, TOPIC, "bad_senml", "is not [urn:dev:yingji:]"),
         (SPEC, {"name": "RL-002:level"}, TOPIC, "sensor_mismatch", "names sensor 'RL-002'"),
         (None, {"name": "RL-404:level"}, "yingji/sensors/RL-404/senml", "unknown_sensor", "not in the registry"),
-        (SPEC, {"name": "RL-001:rain"}, TOPIC, "wrong_quantity", "reports level, battery, rssi, supply, not 'rain'"),
+        (SPEC, {"name": "RL-001:rain"}, TOPIC, "wrong_quantity", "reports level, velocity, battery, rssi, supply, not 'rain'"),
             (SPEC, {"name": "RL-001:battery", "unit": "V"}, TOPIC, "wrong_unit", "battery must be in '%'"),
         (SPEC, {"unit": "cm"}, TOPIC, "wrong_unit", "must be in 'm', got unit 'cm'"),
         (SPEC, {"unit": None}, TOPIC, "wrong_unit", "got no unit"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import shapely
 import yaml
 
 from command.district import District, DistrictError
@@ -16,7 +17,7 @@ from sitl.scenarios.yubei import NOTICE, generate
 
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml",
-         "landcover.geojson", "patrols.yaml")
+         "landcover.geojson", "patrols.yaml", "bridges.geojson", "townships.geojson")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def test_marked_synthetic(district: District, folder: Path) -> None:
 
 
 def test_loads_every_layer(district: District) -> None:
-    assert set(district.layers) == {"boundary", "rivers", "roads", "facilities", "airspace", "landcover"}
+    assert set(district.layers) == {"boundary", "rivers", "roads", "facilities", "airspace", "landcover", "bridges",
+                                    "townships"}
     assert not district.forest.is_empty and district.forest.within(district.boundary.buffer(1e-6))
     assert {r.id for r in district.rivers} == {"yangtze", "yulin"}
     assert len(district.roads) >= 5
@@ -102,23 +104,52 @@ def test_sensor_registry_accepts_the_file(district: District) -> None:
 
 
 def test_bases_and_fleet(district: District) -> None:
-    assert [v.system_id for v in district.fleet] == [1, 2, 3, 4]
-    assert [v.url for v in district.fleet] == [f"udpin:127.0.0.1:{p}" for p in (14551, 14552, 14553, 14554)]
+    assert [v.system_id for v in district.fleet] == [1, 2, 3, 4, 5, 6]
+    assert [v.url for v in district.fleet] == [f"udpin:127.0.0.1:{p}" for p in range(14551, 14557)]
     copters = [v for v in district.fleet if v.type == "copter"]
     boats = [v for v in district.fleet if v.type == "boat"]
-    assert len(copters) == 3 and len(boats) == 1
+    assert len(copters) == 4 and len(boats) == 2
     for v in copters:
         assert not district.on_water(v.base_lon, v.base_lat), v.name
         assert v.base_alt_m == pytest.approx(district.terrain.elevation_at(v.base_lon, v.base_lat), abs=0.1)
         assert (v.cruise_speed_mps, v.endurance_s) == (12.0, 2700.0)
         assert not any(z.contains(v.base_lon, v.base_lat) for z in district.airspace), v.name
-    boat = boats[0]
-    assert district.on_water(boat.base_lon, boat.base_lat)
-    assert (boat.cruise_speed_mps, boat.endurance_s) == (5.0, 7200.0)
+    for boat in boats:
+        assert district.on_water(boat.base_lon, boat.base_lat)
+        assert boat.base_alt_m == pytest.approx(district.terrain.elevation_at(boat.base_lon, boat.base_lat), abs=0.5)
+        assert boat.air_draft_m == 1.6
+    assert [(b.cruise_speed_mps, b.endurance_s) for b in boats] == [(5.0, 7200.0), (4.0, 10800.0)]
     for f in district.facilities_of("drone_base"):
         assert not district.on_water(f.lon, f.lat)
     for f in district.facilities_of("boat_base"):
         assert district.on_water(f.lon, f.lat)
+
+
+def test_bridges_townships_and_linkage_places(district: District) -> None:
+    bridges = {b.id: b for b in district.bridges}
+    # every road crossing a river has its bridge, plus the old low bridge above Tongjing
+    crossings = {(r.id, river.id) for r in district.roads for river in district.rivers if r.line.crosses(river.line)}
+    assert {(b.road, b.river) for b in bridges.values() if b.road} == crossings
+    old = bridges["bridge-tongjing-old"]
+    assert old.road is None and old.river == "yulin"
+    low_water = district.terrain.elevation_at(*old.line.interpolate(0.5, normalized=True).coords[0])
+    assert old.headroom_m(low_water) == pytest.approx(3.2, abs=0.6)
+    for b in bridges.values():  # each spans its river's water from bank to bank
+        ends = [b.line.coords[0], b.line.coords[-1]]
+        assert not any(district.on_water(*e) for e in ends) and b.line.intersects(district.water), b.id
+    # townships tile the district: every town seat in its own, populations carried over
+    assert len(district.townships) == len(district.facilities_of("town")) == 15
+    for t in district.townships:
+        seat = next(f for f in district.facilities_of("town") if t.id == f"twp-{f.id.removeprefix('town-')}")
+        assert t.area.contains(shapely.Point(seat.lon, seat.lat)) and t.population == seat.population
+    total = shapely.union_all([t.area for t in district.townships])
+    # (edges are straight in lon/lat and in UTM in turn, and rounded: slivers of a few thousandths of a percent)
+    assert total.symmetric_difference(district.boundary).area < 1e-4 * district.boundary.area
+    assert {t.kind for t in district.townships} == {"town", "street"}
+    shelters = district.facilities_of("shelter")
+    assert len(shelters) >= 4 and all(s.capacity and s.capacity > 0 for s in shelters)
+    assert all(district.on_water(f.lon, f.lat) for f in district.facilities_of("water_intake"))
+    assert district.facilities_of("nursing_home") and district.facilities_of("ambulance_station")
 
 
 def test_airport_zones(district: District) -> None:

@@ -634,6 +634,8 @@ def test_devices_publish_every_record_with_registry_units(scenarios: dict[str, S
             assert set(names) - {"battery", "rssi"} == {"confidence", "bearing"}
         elif spec.kind == "gnss_displacement":  # the service derives the horizontal displacement
             assert set(names) - {"battery", "rssi"} == {"east", "north", "up"}
+        elif spec.kind in ("river_level", "reservoir_level"):  # the scripted gauges measure no surface velocity
+            assert set(names) - {"battery", "rssi"} == {"level"}, spec.sensor_id
         else:
             assert {q.name for q in kind.records} == set(names) - {"battery", "rssi"}, spec.sensor_id
     with pytest.raises(ValueError, match="does not report"):

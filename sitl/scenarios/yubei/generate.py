@@ -130,12 +130,14 @@ FIRE_STATIONS = (
     ("fire-luoqi", "Luoqi Fire and Rescue Station", "洛碛消防救援站", 106.836, 29.707),
     ("fire-tongjing", "Tongjing Fire and Rescue Station", "统景消防救援站", 106.826, 29.938),
 )
-# Fleet: three copters at drone bases on river floodplains (a straight recon leg at one
-# height must stay within 120 m of the ground), one boat on the Yangtze centre line.
+# Fleet: four copters at drone bases on river floodplains (a straight recon leg at one
+# height must stay within 120 m of the ground), one boat on the Yangtze centre line and one
+# on the Yulin River above Longxing (the river that floods the town in the summer scenario).
 COPTER_BASES = (
     ("UAV-1", "base-luoqi", "Luoqi drone base", "洛碛无人机基地", 106.857, 29.712),
     ("UAV-2", "base-longxing", "Longxing drone base", "龙兴无人机基地", 106.836, 29.772),
     ("UAV-3", "base-tongjing", "Tongjing drone base", "统景无人机基地", 106.822, 29.930),
+    ("UAV-4", "base-muer", "Muer drone base", "木耳无人机基地", 106.803, 29.850),
 )
 # 45 min from full to empty: a mid-size industrial multirotor with a camera payload (the DJI M300
 # RTK class is rated 55 min without payload); the fleet file's figure, for planning and the simulator.
@@ -147,9 +149,50 @@ PAYLOADS_OF = {
     "UAV-1": ("zoom_camera", "thermal_camera", "gas_sensor", "light"),
     "UAV-2": ("zoom_camera", "thermal_camera", "loudspeaker", "light"),
     "UAV-3": ("zoom_camera", "thermal_camera", "loudspeaker", "drop_kit"),
+    "UAV-4": ("zoom_camera", "thermal_camera", "loudspeaker", "light"),
     "USV-1": ("zoom_camera", "echosounder", "water_sampler"),
+    "USV-2": ("zoom_camera", "echosounder", "loudspeaker"),
 }
 BOAT_BASE = ("USV-1", "base-cuntan-boat", "Cuntan boat base", "寸滩无人船基地", 106.630)  # lon; lat on the river
+# The Yulin boat: its base on the river centre line, as a share of the line's length from the
+# source (the Longxing gauge stands at 0.80, the base about 2 km above it).
+YULIN_BOAT_BASE = ("USV-2", "base-longxing-boat", "Longxing boat base", "龙兴无人船基地", 0.76)
+# Height of a boat above the water (mast, antennas): a bridge lower than this plus a margin is
+# an obstacle. A 1.6 m survey catamaran with its GNSS mast, our figure.
+BOAT_AIR_DRAFT_M = 1.6
+# Bridges: every road crossing a river, with the height of its underside above the low-water
+# surface (synthetic round figures: expressway bridges stand high, town road bridges lower),
+# and an old low stone bridge over the Yulin above Tongjing, which a flood closes to boats.
+BRIDGE_CLEARANCE_M = {"expressway": 18.0, "arterial": 9.0}
+LOW_BRIDGES = (  # id, name, name_zh, river, share of the river line from its source, clearance m
+    ("bridge-tongjing-old", "Tongjing old stone bridge (synthetic)", "统景老石桥（合成）", "yulin", 0.42, 3.2),
+)
+
+# Who the department tasks of a hazard name (command/linkage): nursing homes, shelters with their
+# capacity, drinking-water intakes, ambulance (120) stations. Synthetic places and figures.
+NURSING_HOMES = (  # id, name, name_zh, lon, lat, residents
+    ("care-longxing", "Longxing Elderly Care Home", "龙兴敬老院", 106.796, 29.768, 120),
+    ("care-luoqi", "Luoqi Elderly Care Home", "洛碛敬老院", 106.850, 29.714, 90),
+    ("care-lianglu", "Lianglu Social Welfare Home", "两路社会福利院", 106.612, 29.722, 300),
+)
+SHELTERS = (  # id, name, name_zh, lon, lat, capacity (people)
+    ("shelter-longxing-school", "Longxing Middle School shelter", "龙兴中学避难场所", 106.784, 29.782, 1500),
+    ("shelter-longxing-park", "Longxing Central Park shelter", "龙兴中心公园避难场所", 106.776, 29.772, 4000),
+    ("shelter-luoqi", "Luoqi Town Square shelter", "洛碛镇广场避难场所", 106.838, 29.716, 2000),
+    ("shelter-tongjing", "Tongjing Town Gymnasium shelter", "统景镇体育馆避难场所", 106.822, 29.948, 1200),
+    ("shelter-lianglu", "Lianglu Sports Centre shelter", "两路体育中心避难场所", 106.600, 29.728, 8000),
+)
+WATER_INTAKES = (  # id, name, name_zh, river, share of the river line from its source
+    ("intake-yulin-longxing", "Longxing waterworks intake (Yulin River)", "龙兴水厂取水口（御临河）", "yulin", 0.83),
+    ("intake-yangtze-luoqi", "Luoqi waterworks intake (Yangtze)", "洛碛水厂取水口（长江）", "yangtze", 0.70),
+)
+AMBULANCE_STATIONS = (  # 120 emergency medical stations: id, name, name_zh, lon, lat
+    ("amb-lianglu", "Lianglu 120 station", "两路120急救站", 106.606, 29.716),
+    ("amb-longxing", "Longxing 120 station", "龙兴120急救站", 106.770, 29.786),
+    ("amb-luoqi", "Luoqi 120 station", "洛碛120急救站", 106.830, 29.720),
+)
+# Towns below are township-level units: street offices (街道) in the urban west, towns (镇) elsewhere.
+STREETS = frozenset({"lianglu", "huixing", "xiantao", "lijia", "wangjia"})
 
 RAIN_GAUGES = (  # id, name, name_zh, lon, lat
     ("rain-lianglu", "Lianglu rain gauge", "两路雨量站", 106.612, 29.708),
@@ -390,6 +433,62 @@ def _water() -> tuple[BaseGeometry, BaseGeometry, BaseGeometry, BaseGeometry]:
     yl_w = yl.buffer(YULIN_HALF_WIDTH_M, quad_segs=4)
     # The Yulin river ends at the Yangtze bank; its water joins the Yangtze water.
     return yz, yz_w, yl, yl_w
+
+
+def _yulin_surface(share: float) -> float:
+    """The Yulin's low-water surface (m AMSL) at a share of its line from the source (linear fall)."""
+    return round(YULIN_SOURCE_M + (YULIN_MOUTH_M - YULIN_SOURCE_M) * share, 1)
+
+
+def _bridges(yz: BaseGeometry, yl: BaseGeometry) -> list[dict[str, Any]]:
+    """A line across the water at every road crossing of a river and at each low bridge."""
+    rivers = {"yangtze": (yz, YANGTZE_HALF_WIDTH_M), "yulin": (yl, YULIN_HALF_WIDTH_M)}
+    spans: list[tuple[str, str, str, str | None, str, float, float]] = []  # id, names, road, river, share, clearance
+    for rid, name, name_zh, cls, line in ROADS:
+        road = _to_utm(LineString(line))
+        for river, (axis, _) in rivers.items():
+            for p in shapely.get_parts(road.intersection(axis)):
+                if p.geom_type == "Point":
+                    spans.append((f"bridge-{rid}-{river}", f"{name} bridge over the {river.capitalize()}",
+                                  f"{name_zh}{'长江' if river == 'yangtze' else '御临河'}大桥", rid, river,
+                                  axis.project(p, normalized=True), BRIDGE_CLEARANCE_M[cls]))
+    for bid, name, name_zh, river, at, clearance in LOW_BRIDGES:
+        spans.append((bid, name, name_zh, None, river, at, clearance))
+    out = []
+    for bid, name, name_zh, road_id, river, at, clearance in spans:
+        axis, half = rivers[river]
+        c = axis.interpolate(at, normalized=True)
+        a, b = axis.interpolate(max(at - 0.002, 0.0), normalized=True), axis.interpolate(min(at + 0.002, 1.0),
+                                                                                           normalized=True)
+        tx, ty = b.x - a.x, b.y - a.y
+        norm = math.hypot(tx, ty)
+        nx, ny = -ty / norm, tx / norm  # across the river
+        reach = half + 80.0  # from bank to bank and onto the land either side
+        span = LineString([(c.x - nx * reach, c.y - ny * reach), (c.x + nx * reach, c.y + ny * reach)])
+        surface = YANGTZE_SURFACE_M if river == "yangtze" else _yulin_surface(at)
+        props: dict[str, Any] = {"id": bid, "name": name, "name_zh": name_zh, "river": river,
+                                 "underside_amsl_m": round(surface + clearance, 1), "clearance_m": clearance}
+        if road_id is not None:
+            props["road"] = road_id
+        out.append(_feature(_round(_to_lonlat(span)), props))
+    return out
+
+
+def _townships(boundary: Polygon) -> list[dict[str, Any]]:
+    """Township-level areas: the Voronoi cells of the town seats, cut to the district (synthetic outlines)."""
+    seats = MultiPoint([(lon, lat) for _, _, _, lon, lat, _ in TOWNS])
+    cells = shapely.voronoi_polygons(_to_utm(seats), extend_to=_to_utm(boundary).buffer(5000.0))
+    area = _to_utm(boundary)
+    out = []
+    for tid, name, name_zh, lon, lat, pop in TOWNS:
+        seat = _to_utm(Point(lon, lat))
+        cell = next(c for c in shapely.get_parts(cells) if c.contains(seat))
+        street = tid in STREETS
+        out.append(_feature(_round(_to_lonlat(cell.intersection(area))), {
+            "id": f"twp-{tid}", "kind": "street" if street else "town", "seat": f"town-{tid}",
+            "name": f"{name} {'Street' if street else 'Town'}", "name_zh": f"{name_zh}{'街道' if street else '镇'}",
+            "population": pop}))
+    return out
 
 
 def _terrain(seed: int) -> tuple[np.ndarray, float, float]:
@@ -645,6 +744,8 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         for rid, name, name_zh, cls, line in ROADS])
 
     _write_geojson(out / "airspace.geojson", _airspace())
+    _write_geojson(out / "bridges.geojson", _bridges(yz, yl))
+    _write_geojson(out / "townships.geojson", _townships(boundary))
 
     z, x0, y0 = _terrain(seed)
     _write_text(out / "terrain.asc", _asc(z, x0, y0))
@@ -657,11 +758,28 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     for kind, rows in (("hospital", HOSPITALS), ("school", SCHOOLS), ("fire_station", FIRE_STATIONS)):
         for fid, name, name_zh, lon, lat in rows:
             facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": kind, "name": name, "name_zh": name_zh}))
+    for fid, name, name_zh, lon, lat, residents in NURSING_HOMES:
+        facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": "nursing_home", "name": name,
+                                                      "name_zh": name_zh, "population": residents}))
+    for fid, name, name_zh, lon, lat, capacity in SHELTERS:
+        facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": "shelter", "name": name, "name_zh": name_zh,
+                                                      "capacity": capacity}))
+    for fid, name, name_zh, lon, lat in AMBULANCE_STATIONS:
+        facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": "ambulance_station", "name": name,
+                                                      "name_zh": name_zh}))
+    river_lines = {"yangtze": yz, "yulin": yl}
+    for fid, name, name_zh, river, at in WATER_INTAKES:
+        p = _to_lonlat(river_lines[river].interpolate(at, normalized=True))
+        facilities.append(_feature(_point(p.x, p.y), {"id": fid, "kind": "water_intake", "name": name,
+                                                      "name_zh": name_zh, "river": river}))
     for _, fid, name, name_zh, lon, lat in COPTER_BASES:
         facilities.append(_feature(_point(lon, lat), {"id": fid, "kind": "drone_base", "name": name,
                                                       "name_zh": name_zh}))
     facilities.append(_feature(_point(boat_lon, boat_lat), {"id": BOAT_BASE[1], "kind": "boat_base",
                                                             "name": BOAT_BASE[2], "name_zh": BOAT_BASE[3]}))
+    yulin_boat = _to_lonlat(yl.interpolate(YULIN_BOAT_BASE[4], normalized=True))
+    facilities.append(_feature(_point(yulin_boat.x, yulin_boat.y), {
+        "id": YULIN_BOAT_BASE[1], "kind": "boat_base", "name": YULIN_BOAT_BASE[2], "name_zh": YULIN_BOAT_BASE[3]}))
     tongluo_axis, mingyue_axis = RIDGES[0][3], RIDGES[1][3]
     slope = _axis_point(tongluo_axis, 29.750, -1100.0)
     facilities.append(_feature(_point(*slope), {
@@ -736,6 +854,12 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     vehicles.append({"name": BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                      "base": [round(boat_lon, 6), round(boat_lat, 6)], "base_alt_m": YANGTZE_SURFACE_M,
                      "cruise_speed_mps": 5.0, "endurance_s": 7200.0, "payloads": list(PAYLOADS_OF[BOAT_BASE[0]])})
+    k = len(vehicles) + 1
+    vehicles.append({"name": YULIN_BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}",
+                     "system_id": k, "base": [round(yulin_boat.x, 6), round(yulin_boat.y, 6)],
+                     "base_alt_m": _yulin_surface(YULIN_BOAT_BASE[4]), "cruise_speed_mps": 4.0, "endurance_s": 10800.0,
+                     "air_draft_m": BOAT_AIR_DRAFT_M, "payloads": list(PAYLOADS_OF[YULIN_BOAT_BASE[0]])})
+    vehicles[k - 2]["air_draft_m"] = BOAT_AIR_DRAFT_M
     _write_yaml(out / "fleet.yaml", {"vehicles": vehicles},
                 header="# base_alt_m: ground (copter) or water surface (boat) at the base, metres AMSL\n")
 
