@@ -61,6 +61,10 @@ class FloodMapper:
         polygons = mask_polygons(self.terrain, extent)
         land = extent & ~self.water
         deep = mask_polygons(self.terrain, land & (result.depth_m >= BOAT_MIN_DEPTH_M))
+        # the cells' stepped outline, a quarter cell inside, simplified by as much: inside the deep water,
+        # with a few dozen corners instead of thousands (boats' paths are planned around them)
+        step = self.terrain.cell_deg / 4.0
+        deep = shapely.simplify(shapely.buffer(deep, -step, join_style="mitre"), step)
         area_row = cell_area_m2(self.terrain)  # m² of a cell, by row
         inside = [f for f in self._places if polygons.contains(shapely.Point(f.lon, f.lat))]
         return {

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
+from scipy.optimize import linear_sum_assignment
 from shapely.geometry import LineString, Point, shape
 
 from .dispatch.assign import solve
@@ -67,6 +68,9 @@ log = logging.getLogger("command.plans")
 
 PROPOSAL_FRESH_S = 300.0  # an approval older than this re-plans the task first (the vehicle has moved on)
 REACHED_M = 60.0  # within this of the task's first point: "on task"
+# An area task one vehicle would work longer than this is split among free vehicles that can fly
+# it (equal areas): people cut off by a flood should not wait an hour for one drone. Our figure.
+SPLIT_ABOVE_S = 1200.0
 CURRENT_FRESH_S = 2 * 3600.0  # a river's measured current counts for boats this long
 CHANNEL_DEG = 0.005  # about 500 m: a river's current holds in the water this near its centre line
 
@@ -262,12 +266,37 @@ class TaskPlans:
                     refusals[i].append(f"{v.name}: {'; '.join(err.reasons)}")
                     refusals_zh[i].append(f"{v.name}：{'；'.join(err.reasons_zh)}")
 
+        def forget(first: int) -> None:
+            for key in [k for k in plans if k[0] >= first]:
+                del plans[key]
+            del todo[first:]
+
+        def slowest_part(first: int, n: int) -> float:
+            """The longest working time among parts ``first .. first+n-1`` flown by n different vehicles, on
+            the assignment that makes it least (inf: the parts cannot each have a vehicle of their own)."""
+            cost = np.full((n, len(vehicles)), np.inf)
+            for (k, j), p in plans.items():
+                if first <= k < first + n:
+                    cost[k - first, j] = p.pattern.est_duration_s
+            finite = np.where(np.isfinite(cost), cost, 1e12)
+            rows, cols = linear_sum_assignment(finite)
+            return float(max(cost[r, c] for r, c in zip(rows, cols))) if len(rows) == n else math.inf
+
         for i, task in enumerate(list(todo)):
             plan_all(i, task)
-            if task.area is None or any(k == i for (k, _) in plans):
+            if task.area is None:
                 continue
-            # an area no single vehicle can cover within its battery: equal parts, one vehicle each
-            for n in range(2, len([v for v in vehicles if v.type in task.vehicle_types]) + 1):
+            capable = [v for v in vehicles if v.type in task.vehicle_types and task.needs <= v.payloads]
+            single = min((p.pattern.est_duration_s for (k, _), p in plans.items() if k == i), default=math.inf)
+            if single <= SPLIT_ABOVE_S or len(capable) < 2:
+                continue
+            # An area no single vehicle can cover within its battery, or one that would keep a vehicle on it
+            # longer than SPLIT_ABOVE_S while others stand by: equal parts, one vehicle each. The other tasks
+            # this proposal has for the same vehicles keep one each.
+            others = sum(1 for t in tasks if t is not task and t.key in {x.key for x in todo}
+                         and t.vehicle_types & task.vehicle_types and t.needs <= set().union(*(v.payloads for v in capable)))
+            best: tuple[float, int] | None = None
+            for n in range(2, max(len(capable) - others, 1 if math.isfinite(single) else len(capable)) + 1):
                 parts = self._split_area(task, n)
                 if not parts:
                     break
@@ -275,16 +304,24 @@ class TaskPlans:
                 for part in parts:
                     todo.append(part)
                     plan_all(len(todo) - 1, part)
-                if all(any(k == first + m for (k, _) in plans) for m in range(n)):
-                    todo[i] = replace(task, key=f"{task.key}-whole")  # the split stands in for it
-                    refusals[i] = [f"split into {n} equal parts, one vehicle each"]
-                    refusals_zh[i] = [f"已等分为 {n} 块，每架无人机一块"]
+                worst = slowest_part(first, n)
+                forget(first)
+                if math.isfinite(worst) and worst < single and (best is None or worst < best[0]):
+                    best = (worst, n)
+                if best is not None and best[0] <= SPLIT_ABOVE_S:
                     break
-                for m in range(n):  # this split does not fit either: forget it
-                    idx = first + m
-                    for key in [k for k in plans if k[0] == idx]:
-                        del plans[key]
-                del todo[first:]
+            if best is None:
+                continue
+            n = best[1]
+            first = len(todo)
+            for part in self._split_area(task, n):
+                todo.append(part)
+                plan_all(len(todo) - 1, part)
+            for key in [k for k in plans if k[0] == i]:
+                del plans[key]  # the split stands in for the whole
+            todo[i] = replace(task, key=f"{task.key}-whole")
+            refusals[i] = [f"split into {n} equal parts, one vehicle each"]
+            refusals_zh[i] = [f"已等分为 {n} 块，每台一块"]
         chosen: dict[int, TaskPlan] = {}
         if plans:
             # vehicles × tasks, by the allocation's own solver (priority tiers, then time), on the plans' figures

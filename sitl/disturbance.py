@@ -235,13 +235,14 @@ class DisturbanceMixin:
 
     # -- effort, telemetry ---------------------------------------------------------------
     def _power_fraction(self: Any) -> float:
-        """Current drawn as a fraction of the full (hover / cruise) current."""
+        """Current drawn as a fraction of the full current (the copter's at its cruise speed, the boat's at
+        CRUISE_SPEED): what empties the pack in endurance_s."""
         if not self._armed:
             return 0.0
         if self.kind == "copter":
             if self._on_ground():
                 return IDLE_FRACTION
-            return hover_power_ratio(self._rel_speed_mps)
+            return hover_power_ratio(self._rel_speed_mps) / hover_power_ratio(self._cruise_ref_mps)
         if self._motors_off:
             return IDLE_FRACTION
         cruise = max(0.1, self._pv("CRUISE_SPEED"))

@@ -386,6 +386,9 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
 
         self._capacity_mah = float(battery_capacity_mah)
         self._endurance_s = float(endurance_s)
+        # endurance_s is the fleet file's "100 % to empty at cruise": the copter's full current is the one
+        # it draws at its cruise speed (the default WPNAV_SPEED, 10 m/s, without one)
+        self._cruise_ref_mps = float(cruise_speed_mps) if cruise_speed_mps else 10.0
         self._consumed_mah = 0.0
         self._batt_fs_level = 0  # 0 none, 1 low, 2 critical
         self._batt_low_since_s: float | None = None

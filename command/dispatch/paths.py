@@ -534,7 +534,8 @@ class WaterPlanner(_Planner):
         for b in self.blocked:
             shapely.prepare(b)
         shapely.prepare(self.water)
-        free = shapely.buffer(self.water, -margin_m) if margin_m > 0 else self.water
+        # mitred: a round join would put an arc of vertices at every corner of a flood's stepped outline
+        free = shapely.buffer(self.water, -margin_m, join_style="mitre") if margin_m > 0 else self.water
         if blocks:
             free = shapely.difference(free, shapely.union_all([shapely.buffer(b, max(margin_m, _NUDGE_M))
                                                                for b in blocks]))

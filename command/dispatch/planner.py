@@ -55,7 +55,6 @@ from .paths import (
     choose_return,
     obstacle_zones,
     plan_path,
-    plan_water_path,
 )
 from .tasks import TaskSpec
 from .waterways import HEADROOM_MARGIN_M, Waterway
@@ -299,14 +298,15 @@ def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, waterway: Waterway | Non
     except ValueError as err:
         raise PlanRefused([f"task {task.key}: {err}"], [f"任务 {task.key}：无可航行水域（{err}）"]) from None
     try:
-        out = plan_water_path(vehicle.home, pattern.waypoints[0], water, epsg=epsg)
-        back = plan_water_path(pattern.waypoints[-1], vehicle.home, water, epsg=epsg)
+        ways = waterway.planner(vehicle.air_draft_m)
+        out, back = ways.plan(vehicle.home, pattern.waypoints[0]), ways.plan(pattern.waypoints[-1], vehicle.home)
     except NoPath as err:
         reasons, reasons_zh = [f"no way on water: {err.reason}"], [f"水上无可行航线：{err.reason_zh}"]
         if blocking:
             try:  # would the way exist if the low bridges were not there? then they are why
-                plan_water_path(vehicle.home, pattern.waypoints[0], waterway.water, epsg=epsg)
-                plan_water_path(pattern.waypoints[-1], vehicle.home, waterway.water, epsg=epsg)
+                ways = Waterway(waterway.water, epsg=epsg).planner(vehicle.air_draft_m)
+                ways.plan(vehicle.home, pattern.waypoints[0])
+                ways.plan(pattern.waypoints[-1], vehicle.home)
             except NoPath:
                 pass
             else:

@@ -8,7 +8,8 @@ the vehicle types that can do it:
 * flood: a boat survey of the flooded area (on water only) and a drone search along the
   extent's edge (people cut off at the waterline), both within ``FLOOD_TASK_RADIUS_M`` of
   the gauge (the extent is an upper bound over a 20 km reach: the first sorties look where
-  the level was measured); without an extent, recon at the gauge;
+  the level was measured); at orange and red, also a thermal search of the flooded ground
+  for people cut off; without an extent, recon at the gauge;
 * landslide: an area search of the run-out (the ground below the slope down to where it
   flattens, from the terrain) — people and roads buried there;
 * fire: recon upwind of the fire (the smoke blows downwind), then overwatch while crews work;
@@ -57,6 +58,8 @@ RUNOUT_STEP_M = 20.0
 RUNOUT_FLAT_DEG = 5.0  # debris spreads and stops where the ground flattens
 RUNOUT_HALF_WIDTH_M = 150.0
 FLOOD_TASK_RADIUS_M = 1200.0
+FLOOD_SEARCH_FROM_LEVEL = 3  # orange and red floods: search the flooded ground itself for people
+FLOOD_SEARCH_RADIUS_M = 500.0  # ... nearest the gauge first: a thermal search covers about 1 km² an hour
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,13 @@ def tasks_for_incident(incident_id: int, kind: str, level: int, lon: float, lat:
                                 boat_area.representative_point().coords[0], frozenset({"boat"}), area=boat_area,
                                 reason="Survey the flooded area by boat: depth, people cut off",
                                 reason_zh="无人船巡查淹没区：水深、被困人员"))
+        people = (_largest(land.intersection(circle_lonlat(lon, lat, FLOOD_SEARCH_RADIUS_M, epsg=epsg)))
+                  if level >= FLOOD_SEARCH_FROM_LEVEL else None)
+        if people is not None:
+            out.append(TaskSpec("flood-search", "area_search", incident_id, priority,
+                                people.representative_point().coords[0], both, frozenset({"thermal_camera"}),
+                                area=people, reason="Search the flooded ground for people cut off (thermal camera)",
+                                reason_zh="热成像搜索淹没区内被困人员"))
         edge = _longest_line(shapely.intersection(_land_edge(land), near.buffer(-1e-6)))
         if edge is not None:
             out.append(TaskSpec("edge-search", "route_patrol", incident_id, priority, edge.coords[0], both,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import shapely
 from pyproj import Geod
@@ -28,6 +28,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .energy import Flow
 from .geometry import UTM_48N, to_lonlat, to_utm, utm_transformers
+from .paths import WaterPlanner
 
 __all__ = ["HEADROOM_MARGIN_M", "Crossing", "RiverFlow", "Waterway"]
 
@@ -75,6 +76,16 @@ class Waterway:
     crossings: tuple[Crossing, ...] = ()
     flows: tuple[RiverFlow, ...] = ()
     epsg: int = UTM_48N
+    _planners: dict[tuple[str, ...], WaterPlanner] = field(default_factory=dict, repr=False, compare=False)
+
+    def planner(self, air_draft_m: float) -> WaterPlanner:
+        """Boat paths on this water for a boat of this air draft (built once per set of blocking bridges:
+        the graph over a river network and a flood's outline takes about a second)."""
+        blocks = self.blocking(air_draft_m)
+        key = tuple(c.id for c in blocks)
+        if key not in self._planners:
+            self._planners[key] = WaterPlanner(self.water, blocked=[c.line for c in blocks], epsg=self.epsg)
+        return self._planners[key]
 
     def blocking(self, air_draft_m: float, margin_m: float = HEADROOM_MARGIN_M) -> tuple[Crossing, ...]:
         """The bridges a boat with this air draft cannot pass under today."""

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from shapely.geometry import Point, mapping
 
-from command.dispatch.geometry import ground_distance_m
-from command.dispatch.tasks import TaskSpec, runout_area, tasks_for_incident
+from command.dispatch.geometry import circle_lonlat, ground_distance_m
+from command.dispatch.tasks import FLOOD_TASK_RADIUS_M, TaskSpec, runout_area, tasks_for_incident
 from command.district import District, DistrictError
 from command.floodmap import FloodMapper
 from sensors.registry import Registry
@@ -29,9 +29,16 @@ def test_flood_extent_gets_a_boat_survey_and_an_edge_search(yubei: tuple[Distric
     gauge = registry.get("yulin-level")
     extent = FloodMapper(district).extent(gauge, gauge.thresholds["guaranteed_m"] + 1.0)
     detail = {"members": {"yulin-level": {"sensor_id": "yulin-level", "model": {"extent": extent}}}}
+    yellow = tasks_for_incident(7, "flood", 2, gauge.lon, gauge.lat, detail, water=district.water)
+    assert [t.key for t in yellow] == ["boat-survey", "edge-search"]
     tasks = tasks_for_incident(7, "flood", 3, gauge.lon, gauge.lat, detail, water=district.water)
     by_key = {t.key: t for t in tasks}
-    assert set(by_key) == {"boat-survey", "edge-search"}
+    assert set(by_key) == {"boat-survey", "flood-search", "edge-search"}  # orange: the flooded ground searched too
+    near = circle_lonlat(gauge.lon, gauge.lat, FLOOD_TASK_RADIUS_M + 1.0)
+    search = by_key["flood-search"]
+    assert search.kind == "area_search" and search.needs == {"thermal_camera"} and search.area.within(near)
+    assert search.area.intersection(district.water).area < 0.01 * search.area.area  # the ground, not the river
+    assert by_key["boat-survey"].area.within(near) and by_key["edge-search"].line.within(near)
     boat, edge = by_key["boat-survey"], by_key["edge-search"]
     assert boat.vehicle_types == {"boat"} and boat.kind == "boat_survey" and boat.area is not None
     assert boat.area.area > 0 and boat.incident_id == 7 and boat.priority == 3

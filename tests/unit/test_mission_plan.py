@@ -153,8 +153,9 @@ def test_yubei_scenario_targets(yubei: District) -> None:
     sensors = {f["properties"]["id"]: tuple(f["geometry"]["coordinates"])
                for f in json.loads(Path(yubei.sensors_path).read_text())["features"]}
     boat = yubei.vehicle("USV-1")
+    intake = next(f for f in yubei.facilities if f.id == "intake-yangtze-luoqi")  # up the Yangtze from Luoqi
     plan = plan_recon(_candidate(yubei, "USV-1"), (boat.base_lon, boat.base_lat), boat.base_alt_m,
-                      sensors["cuntan-level"], terrain=yubei.terrain, zones=yubei.airspace, water=yubei.water)
+                      (intake.lon, intake.lat), terrain=yubei.terrain, zones=yubei.airspace, water=yubei.water)
     assert plan.vehicle_type == "boat" and plan.distance_m > 1000
     uav = yubei.vehicle("UAV-1")
     plan = plan_recon(_candidate(yubei, "UAV-1"), (uav.base_lon, uav.base_lat), uav.base_alt_m,

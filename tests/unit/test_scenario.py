@@ -118,7 +118,7 @@ def test_bases_and_fleet(district: District) -> None:
         assert district.on_water(boat.base_lon, boat.base_lat)
         assert boat.base_alt_m == pytest.approx(district.terrain.elevation_at(boat.base_lon, boat.base_lat), abs=0.5)
         assert boat.air_draft_m == 1.6
-    assert [(b.cruise_speed_mps, b.endurance_s) for b in boats] == [(5.0, 7200.0), (4.0, 10800.0)]
+    assert [(b.cruise_speed_mps, b.endurance_s) for b in boats] == [(5.0, 14400.0), (4.0, 14400.0)]
     for f in district.facilities_of("drone_base"):
         assert not district.on_water(f.lon, f.lat)
     for f in district.facilities_of("boat_base"):

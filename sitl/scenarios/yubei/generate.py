@@ -153,10 +153,13 @@ PAYLOADS_OF = {
     "USV-1": ("zoom_camera", "echosounder", "water_sampler"),
     "USV-2": ("zoom_camera", "echosounder", "loudspeaker"),
 }
-BOAT_BASE = ("USV-1", "base-cuntan-boat", "Cuntan boat base", "寸滩无人船基地", 106.630)  # lon; lat on the river
+BOAT_BASE = ("USV-1", "base-luoqi-boat", "Luoqi boat base", "洛碛无人船基地", 106.845)  # lon; lat on the river
 # The Yulin boat: its base on the river centre line, as a share of the line's length from the
 # source (the Longxing gauge stands at 0.80, the base about 2 km above it).
 YULIN_BOAT_BASE = ("USV-2", "base-longxing-boat", "Longxing boat base", "龙兴无人船基地", 0.76)
+# 4 h from full to empty at cruise: a 1.5-2 m electric survey catamaran carries 3-6 h (our figure,
+# at the low end with a camera and echosounder running).
+BOAT_ENDURANCE_S = 14400.0
 # Height of a boat above the water (mast, antennas): a bridge lower than this plus a margin is
 # an obstacle. A 1.6 m survey catamaran with its GNSS mast, our figure.
 BOAT_AIR_DRAFT_M = 1.6
@@ -750,7 +753,8 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     z, x0, y0 = _terrain(seed)
     _write_text(out / "terrain.asc", _asc(z, x0, y0))
 
-    boat_lon, boat_lat = _interp_line(YANGTZE, BOAT_BASE[4])
+    # on the district's (north) half of the river: the boundary runs down the Yangtze's centre line
+    boat_lon, boat_lat = _offset(*_interp_line(YANGTZE, BOAT_BASE[4]), 0.0, 120.0)
     facilities = []
     for fid, name, name_zh, lon, lat, pop in TOWNS:
         facilities.append(_feature(_point(lon, lat), {"id": f"town-{fid}", "kind": "town", "name": name,
@@ -853,11 +857,13 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     k = len(vehicles) + 1
     vehicles.append({"name": BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}", "system_id": k,
                      "base": [round(boat_lon, 6), round(boat_lat, 6)], "base_alt_m": YANGTZE_SURFACE_M,
-                     "cruise_speed_mps": 5.0, "endurance_s": 7200.0, "payloads": list(PAYLOADS_OF[BOAT_BASE[0]])})
+                     "cruise_speed_mps": 5.0, "endurance_s": BOAT_ENDURANCE_S,
+                     "payloads": list(PAYLOADS_OF[BOAT_BASE[0]])})
     k = len(vehicles) + 1
     vehicles.append({"name": YULIN_BOAT_BASE[0], "type": "boat", "url": f"udpin:127.0.0.1:{14550 + k}",
                      "system_id": k, "base": [round(yulin_boat.x, 6), round(yulin_boat.y, 6)],
-                     "base_alt_m": _yulin_surface(YULIN_BOAT_BASE[4]), "cruise_speed_mps": 4.0, "endurance_s": 10800.0,
+                     "base_alt_m": _yulin_surface(YULIN_BOAT_BASE[4]), "cruise_speed_mps": 4.0,
+                     "endurance_s": BOAT_ENDURANCE_S,
                      "air_draft_m": BOAT_AIR_DRAFT_M, "payloads": list(PAYLOADS_OF[YULIN_BOAT_BASE[0]])})
     vehicles[k - 2]["air_draft_m"] = BOAT_AIR_DRAFT_M
     _write_yaml(out / "fleet.yaml", {"vehicles": vehicles},
