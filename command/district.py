@@ -27,13 +27,14 @@ from command.dispatch.airspace import Zone
 from command.dispatch.geometry import UTM_48N, densify
 from command.dispatch.patrols import Patrol, PatrolError, load_patrols
 from command.dispatch.tasks import PAYLOADS
+from command.linkage.playbook import PlaybookError, Playbooks, load_playbooks
+from command.linkage.roster import Department, RosterError, load_departments
 from uav.signing import parse_key
 from uav.terrain import read_esri_ascii
 
 __all__ = [
     "District",
     "DistrictError",
-    "DepartmentSpec",
     "Bridge",
     "Facility",
     "River",
@@ -45,7 +46,7 @@ __all__ = [
 
 # Optional files: landcover.geojson, bridges.geojson, townships.geojson, patrols.yaml, scenario.yaml.
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
-         "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml")
+         "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "playbooks.yaml")
 
 
 class DistrictError(Exception):
@@ -191,13 +192,6 @@ class VehicleSpec:
     air_draft_m: float = 1.5  # boats: height above the water (mast, antennas), for bridge headroom
 
 
-@dataclass(frozen=True, slots=True)
-class DepartmentSpec:
-    id: str
-    name: str
-    name_zh: str
-
-
 # --- boundary models ----------------------------------------------------------------------------
 # Unknown keys are ignored on purpose: other rooms (the simulators) may read their own keys
 # from the same files.
@@ -282,37 +276,6 @@ class _Fleet(BaseModel):
         return self
 
 
-class _Department(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = Field(min_length=1)
-    name_zh: str = ""
-
-
-class _Task(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    department: str
-    task: str = Field(min_length=1)
-    task_zh: str = ""
-
-
-class _Departments(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    departments: list[_Department]
-    playbook: dict[str, list[_Task]] = {}
-
-    @model_validator(mode="after")
-    def _refs(self) -> _Departments:
-        ids = [d.id for d in self.departments]
-        if len(set(ids)) != len(ids):
-            raise ValueError("department ids must be unique")
-        for kind, tasks in self.playbook.items():
-            for t in tasks:
-                if t.department not in ids:
-                    raise ValueError(f"playbook {kind!r} names unknown department {t.department!r}")
-        return self
-
-
 class _Named(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = ""
@@ -392,8 +355,8 @@ class District:
     facilities: tuple[Facility, ...]
     terrain: Terrain
     fleet: tuple[VehicleSpec, ...]
-    departments: tuple[DepartmentSpec, ...]
-    playbook: Mapping[str, tuple[Mapping[str, str], ...]]  # incident kind -> [{department, task, task_zh}]
+    departments: Mapping[str, Department]  # by id, in file order: names, head, members, roster, channels
+    playbooks: Playbooks  # the linkage playbooks (versioned)
     layers: Mapping[str, dict[str, Any]]  # raw GeoJSON for the API: boundary, rivers, roads, facilities, airspace
     sensors_path: Path
     scenario_path: Path | None = None
@@ -414,7 +377,14 @@ class District:
 
         meta = _model(root / "district.yaml", _Meta, _yaml(root / "district.yaml"))
         fleet = _model(root / "fleet.yaml", _Fleet, _yaml(root / "fleet.yaml"))
-        depts = _model(root / "departments.yaml", _Departments, _yaml(root / "departments.yaml"))
+        try:
+            depts = load_departments(_yaml(root / "departments.yaml"), timezone=meta.timezone)
+        except RosterError as err:
+            raise DistrictError(f"{root / 'departments.yaml'}: {err}") from None
+        try:
+            playbooks = load_playbooks(root / "playbooks.yaml", departments=tuple(depts))
+        except PlaybookError as err:
+            raise DistrictError(str(err)) from None
 
         layers: dict[str, dict[str, Any]] = {}
         boundary_fc = layers["boundary"] = _geojson(root / "boundary.geojson")
@@ -533,9 +503,7 @@ class District:
             bbox=meta.bbox, center=meta.center, timezone=meta.timezone, utm_epsg=meta.utm_epsg,
             boundary=boundary, airspace=tuple(zones), rivers=tuple(rivers), water=water,
             forest=forest, roads=tuple(roads), facilities=tuple(facilities), terrain=terrain, fleet=tuple(vehicles),
-            departments=tuple(DepartmentSpec(d.id, d.name, d.name_zh) for d in depts.departments),
-            playbook=MappingProxyType({k: tuple(MappingProxyType(t.model_dump()) for t in ts_)
-                                       for k, ts_ in depts.playbook.items()}),
+            departments=MappingProxyType(depts), playbooks=playbooks,
             layers=MappingProxyType(layers), sensors_path=root / "sensors.geojson",
             scenario_path=scenario if scenario.is_file() else None, patrols=patrols,
             meta=MappingProxyType(meta.model_dump()), bridges=tuple(bridges), townships=tuple(townships),

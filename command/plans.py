@@ -572,6 +572,31 @@ class TaskPlans:
         self.bus.publish("incident.updated", self.incident_view(incident))
         return view
 
+    def cancel_plans(self, incident_id: int, *, by: str, reason: str) -> list[int]:
+        """An incident's vehicle work stops (a false alarm, a closed incident): its proposals are rejected and
+        its vehicles in flight come home. The ids of the plans touched."""
+        touched = []
+        for p in self.store.plans(incident_id=incident_id, states=("proposed",)):
+            try:
+                self.reject_plan(p.id, by=by, reason=reason)
+            except Exception as err:  # noqa: BLE001 — decided meanwhile: nothing to reject
+                log.info("plan %d: not rejected: %s", p.id, err)
+                continue
+            touched.append(p.id)
+        for p in self.store.plans(incident_id=incident_id, states=("approved", "uploading", "flying")):
+            if p.vehicle:
+                self._spawn(self._recall(p.id, p.vehicle, reason), name=f"recall-{p.id}")
+                touched.append(p.id)
+        return touched
+
+    async def _recall(self, plan_id: int, name: str, reason: str) -> None:
+        try:
+            await self.fleet.vehicle(name).rtl()
+        except Exception as err:  # noqa: BLE001 — said; the dispatcher brings it home by hand
+            self.bus.publish("dispatch.alert", {"plan_id": plan_id, "vehicle": name, "text": f"recall refused: {err}"})
+            return
+        self.bus.publish("plan.recalled", {"id": plan_id, "vehicle": name, "reason": reason})
+
     def reject_plan(self, plan_id: int, *, by: str, reason: str) -> dict[str, Any]:
         from .runtime import Conflict
 

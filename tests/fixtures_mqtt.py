@@ -34,10 +34,10 @@ class MosquittoInstance:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel's choice for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port that was free a moment ago, below the ephemeral range (``tests.fixtures_sim.free_ports``)."""
+    from tests.fixtures_sim import free_ports
+
+    return free_ports(1, socket.SOCK_STREAM)[0]
 
 
 def write_conf(directory: Path, port: int) -> Path:

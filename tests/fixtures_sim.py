@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -84,16 +86,46 @@ async def sim_vehicle() -> AsyncIterator[SimVehicleFactory]:
         yield make
 
 
-def free_udp_ports(count: int) -> list[int]:
-    """``count`` distinct UDP ports that were free a moment ago (all held open while chosen)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+# Ports for listeners are chosen below the kernel's ephemeral range (Linux: 32768-60999), where no
+# outgoing socket is ever given one: a port picked from the ephemeral range can be handed to another
+# process's client socket between the pick and the bind. Each pytest-xdist worker has its own block.
+_PORT_BLOCK = 3000
+_PORT_BASE = 20000
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    k = int(worker) if worker.isdigit() else 0
+    start = _PORT_BASE + (k % 4) * _PORT_BLOCK
+    return range(start, start + _PORT_BLOCK)
+
+
+def free_ports(count: int, kind: int = socket.SOCK_DGRAM) -> list[int]:
+    """``count`` distinct ports of this worker's block, free a moment ago (all held open while chosen)."""
+    block = _port_block()
+    socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        for port in random.sample(block, len(block)):
+            sock = socket.socket(socket.AF_INET, kind)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+        raise RuntimeError(f"no {count} free ports in {block}")
     finally:
         for sock in socks:
             sock.close()
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct UDP ports that were free a moment ago."""
+    return free_ports(count, socket.SOCK_DGRAM)
 
 
 def free_udp_port() -> int:

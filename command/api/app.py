@@ -22,6 +22,8 @@ from uav.errors import VehicleError, VehicleUnavailable
 from ..grants import GrantRefused
 from ..runtime import Conflict, Refused, Service, Unavailable
 from ..store import NotFound
+from .alerts import add_routes as add_alert_routes
+from .incident_life import add_routes as add_incident_life_routes
 from .metrics import render_metrics
 
 log = logging.getLogger("command.api")
@@ -131,6 +133,25 @@ class AckBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64, description="who acknowledges for the department")
 
 
+class TaskNoteBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who works on it")
+    note: str = Field("", max_length=1000)
+
+
+class TaskReportBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    report: str = Field(..., min_length=1, max_length=2000, description="what was done")
+
+
+class TaskDeclineBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    reason: str = Field(..., min_length=1, max_length=1000, description="why the department cannot do it")
+
+
+class TaskDeliveredBody(BaseModel):
+    channel: str = Field(..., min_length=1, max_length=64, description="what confirmed it: department view, ...")
+
+
 def create_app(service: Service) -> FastAPI:
     # Handlers are ``async def`` on purpose: they run on the event loop that owns the
     # service (a sync handler would run in a worker thread and race the loop).
@@ -143,6 +164,8 @@ def create_app(service: Service) -> FastAPI:
                                 headers={"WWW-Authenticate": "Bearer"})
 
     Auth = Depends(require_token)
+    add_incident_life_routes(app, service, Auth)
+    add_alert_routes(app, service, Auth)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, err: NotFound) -> JSONResponse:
@@ -397,17 +420,46 @@ def create_app(service: Service) -> FastAPI:
         return service.flight_view(service.store.flight(flight_id), path=True)
 
     @app.get("/api/tasks")
-    async def tasks(incident_id: int | None = None) -> dict[str, Any]:
-        return {"tasks": [service.task_view(t) for t in service.store.tasks(incident_id=incident_id)]}
+    async def tasks(incident_id: int | None = None, department: str | None = None,
+                    open_only: bool = False) -> dict[str, Any]:
+        rows = service.store.tasks(incident_id=incident_id, department=department, open_only=open_only)
+        return {"tasks": [service.task_view(t) for t in rows]}
+
+    @app.get("/api/tasks/{task_id}")
+    async def task(task_id: int) -> dict[str, Any]:
+        view = service.task_view(service.store.task(task_id))
+        view["deliveries"] = [service.delivery_view(d) for d in service.store.deliveries(task_id=task_id)]
+        return view
 
     @app.post("/api/tasks/{task_id}/ack", dependencies=[Auth])
     async def ack(task_id: int, body: AckBody) -> dict[str, Any]:
         return {"task": service.acknowledge_task(task_id, by=body.by)}
 
+    @app.post("/api/tasks/{task_id}/start", dependencies=[Auth])
+    async def start(task_id: int, body: TaskNoteBody) -> dict[str, Any]:
+        return {"task": service.start_task(task_id, by=body.by, note=body.note or None)}
+
+    @app.post("/api/tasks/{task_id}/done", dependencies=[Auth])
+    async def done(task_id: int, body: TaskReportBody) -> dict[str, Any]:
+        return {"task": service.complete_task(task_id, by=body.by, report=body.report)}
+
+    @app.post("/api/tasks/{task_id}/decline", dependencies=[Auth])
+    async def decline(task_id: int, body: TaskDeclineBody) -> dict[str, Any]:
+        return {"task": service.decline_task(task_id, by=body.by, reason=body.reason)}
+
+    @app.post("/api/tasks/{task_id}/delivered", dependencies=[Auth])
+    async def delivered(task_id: int, body: TaskDeliveredBody) -> dict[str, Any]:
+        return {"task": service.task_delivered(task_id, channel=body.channel)}
+
     @app.get("/api/departments")
     async def departments() -> dict[str, Any]:
-        return {"departments": [{"id": d.id, "name": d.name, "name_zh": d.name_zh}
-                                for d in service.departments.values()]}
+        return {"departments": service.departments_view()}
+
+    @app.get("/api/deliveries")
+    async def deliveries(task_id: int | None = None, state: Literal["pending", "delivered", "failed"] | None = None,
+                         limit: int = 200) -> dict[str, Any]:
+        rows = service.store.deliveries(task_id=task_id, state=state, limit=max(1, min(limit, 2000)))
+        return {"deliveries": [service.delivery_view(d) for d in rows]}
 
     @app.get("/api/events")
     async def events(after: int = 0, limit: int = 500) -> dict[str, Any]:

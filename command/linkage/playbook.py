@@ -1,13 +1,9 @@
 """Linkage playbooks: which departments get which task for an incident, and by when.
 
-Pure: a playbook is data from the district folder; this module validates it, selects from it
-and fills it in. Two forms live here:
-
-* ``tasks_for`` reads the plain per-kind task lists of ``departments.yaml`` (the form the running
-  service uses today);
-* versioned playbook files (``load_playbooks`` / ``parse_playbooks`` → ``Playbooks``, then
-  ``expand``) add warning levels, deadlines, escalation, what each department needs from the
-  incident's geometry (``command.linkage.context``) and what it may see.
+Pure: a playbook is data from the district folder (``playbooks.yaml``); this module validates it
+(``load_playbooks`` / ``parse_playbooks`` → ``Playbooks``), selects from it and fills it in
+(``expand``): tasks by incident kind and warning level, with deadlines, escalation, what each
+department needs from the incident's geometry (``command.linkage.context``) and what it may see.
 
 A versioned playbook file:
 
@@ -70,48 +66,16 @@ __all__ = [
     "PlaybookError",
     "PlaybookTask",
     "Playbooks",
-    "TaskSpec",
     "expand",
     "load_playbooks",
     "new_tasks",
     "parse_playbooks",
     "response_advice",
-    "tasks_for",
 ]
 
 
 class PlaybookError(Exception):
     """The playbook data is unusable."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    department: str
-    text: str
-    text_zh: str
-
-
-def tasks_for(playbook: Mapping[str, Sequence[Mapping[str, Any]]], *, kind: str,
-              departments: Collection[str], context: Mapping[str, Any]) -> list[TaskSpec]:
-    """The department tasks for an incident of ``kind``; texts may use ``{title}``, ``{level}``…
-
-    ``departments`` are the known department ids.
-
-    An incident kind without its own entry falls back to the ``default`` entry.
-    """
-    entries = playbook.get(kind) or playbook.get("default") or ()
-    out: list[TaskSpec] = []
-    for entry in entries:
-        dept = entry.get("department")
-        if dept not in departments:
-            raise PlaybookError(f"playbook for {kind!r} names unknown department {dept!r}")
-        try:
-            text = str(entry["task"]).format_map(context)
-            text_zh = str(entry.get("task_zh", entry["task"])).format_map(context)
-        except (KeyError, ValueError) as err:
-            raise PlaybookError(f"playbook for {kind!r}, department {dept!r}: {err}") from err
-        out.append(TaskSpec(dept, text, text_zh))
-    return out
 
 
 # --- versioned playbooks -------------------------------------------------------------------------

@@ -153,17 +153,48 @@ class PlanRow(Base):
 
 
 class TaskRow(Base):
-    __tablename__ = "tasks"
+    """A department task of an incident, with its life (``command.linkage.lifecycle``)."""
+
+    __tablename__ = "dept_tasks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
-    department: Mapped[str] = mapped_column(String(32))
-    text: Mapped[str] = mapped_column(String(500))
-    text_zh: Mapped[str] = mapped_column(String(500))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    key: Mapped[str] = mapped_column(String(96))  # the playbook's "{department}:{index}": one task per key
+    department: Mapped[str] = mapped_column(String(64), index=True)  # a department id or a township id
+    township: Mapped[bool] = mapped_column(default=False)
+    text: Mapped[str] = mapped_column(String(1000))
+    text_zh: Mapped[str] = mapped_column(String(1000))
+    # sent | delivered | acknowledged | in_progress | done | declined | cancelled
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ack_due_at: Mapped[datetime]
+    complete_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    __table_args__ = (UniqueConstraint("incident_id", "department", name="uq_task"),)
+    escalation_stage: Mapped[int] = mapped_column(Integer, default=0)
+    overdue_notified: Mapped[bool] = mapped_column(default=False)
+    report: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    decline_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # playbook version, escalation steps, needs (the incident's geometry for this department), share,
+    # the person it was first sent to, the history of transitions and escalation steps
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    __table_args__ = (UniqueConstraint("incident_id", "key", name="uq_dept_task"),)
+
+
+class DeliveryRow(Base):
+    """One outgoing webhook delivery and its attempts (``command.linkage.webhooks``): the delivery log."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(String(20000))
+    attempts: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{at, status, error, duration_ms}]
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class TrackRow(Base):

@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
+from . import models_alerts  # noqa: F401 — its tables are created with the rest
+
 from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
-                     PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow)
+                     PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow, DeliveryRow)
 
 
 class StoreError(Exception):
@@ -352,34 +354,63 @@ class Store:
 
     # -- tasks --------------------------------------------------------------------------
     def insert_tasks(self, rows: Iterable[dict[str, Any]]) -> list[TaskRow]:
+        """Insert department tasks; one whose (incident, key) exists already is skipped (not returned)."""
         out: list[TaskRow] = []
         with self.session() as s, s.begin():
             for fields in rows:
-                exists = s.scalar(select(TaskRow).where(
-                    TaskRow.incident_id == fields["incident_id"], TaskRow.department == fields["department"]))
+                exists = s.scalar(select(TaskRow.id).where(
+                    TaskRow.incident_id == fields["incident_id"], TaskRow.key == fields["key"]))
                 if exists is None:
                     row = TaskRow(**fields)
                     s.add(row)
                     out.append(row)
         return out
 
-    def tasks(self, *, incident_id: int | None = None) -> list[TaskRow]:
+    def tasks(self, *, incident_id: int | None = None, department: str | None = None,
+              open_only: bool = False) -> list[TaskRow]:
         q = select(TaskRow).order_by(TaskRow.id)
         if incident_id is not None:
             q = q.where(TaskRow.incident_id == incident_id)
+        if department is not None:
+            q = q.where(TaskRow.department == department)
+        if open_only:
+            q = q.where(TaskRow.status.not_in(("done", "declined", "cancelled")))
         with self.session() as s:
             return list(s.scalars(q).all())
 
-    def ack_task(self, task_id: int, *, by: str, now: datetime) -> tuple[TaskRow, bool]:
-        """Acknowledge a task; returns (row, changed). A repeated ack changes nothing."""
+    def task(self, task_id: int) -> TaskRow:
+        with self.session() as s:
+            row = s.get(TaskRow, task_id)
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return row
+
+    def update_task(self, task_id: int, *, expect_status: str | None = None, **fields: Any) -> TaskRow:
+        """Write a task's new state; with ``expect_status``, only if it still has that status (compare-and-set)."""
         with self.session() as s, s.begin():
             row = s.get(TaskRow, task_id)
             if row is None:
                 raise NotFound(f"task {task_id} does not exist")
-            if row.status == "acknowledged":
-                return row, False
-            row.status, row.acknowledged_at, row.acknowledged_by = "acknowledged", now, by
-        return row, True
+            if expect_status is not None and row.status != expect_status:
+                raise AlreadyDecided(f"task {task_id} is {row.status} now, not {expect_status}")
+            for k, v in fields.items():
+                setattr(row, k, v)
+        return row
+
+    # -- webhook deliveries -------------------------------------------------------------
+    def save_delivery(self, **fields: Any) -> None:
+        with self.session() as s, s.begin():
+            s.merge(DeliveryRow(**fields))
+
+    def deliveries(self, *, task_id: int | None = None, state: str | None = None,
+                   limit: int = 500) -> list[DeliveryRow]:
+        q = select(DeliveryRow).order_by(DeliveryRow.created_at.desc()).limit(limit)
+        if task_id is not None:
+            q = q.where(DeliveryRow.task_id == task_id)
+        if state is not None:
+            q = q.where(DeliveryRow.state == state)
+        with self.session() as s:
+            return list(s.scalars(q).all())
 
     # -- tracks -------------------------------------------------------------------------
     def add_track(self, **fields: Any) -> None:

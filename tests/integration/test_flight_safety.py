@@ -220,7 +220,9 @@ async def test_the_policy_flies_a_red_incidents_recon_with_the_duty_pilot(make_s
     assert plan.decided_by == "policy: red-incident recon" and plan.proposal["approvals"] == []
     # the same rain raises the Yufengshan slope's rain warning to red: the policy proposes its run-out
     # search too, which no vehicle can fly (controlled airspace without a grant): refused, with the reasons
-    others = [p for p in service.store.plans() if p.id != plan.id]
+    async with asyncio.timeout(DEADLINE_S):
+        while not (others := [p for p in service.store.plans() if p.id != plan.id]):
+            await asyncio.sleep(0.1)
     assert [(service.store.incident(p.incident_id).kind, p.task_key, p.state) for p in others] == [
         ("landslide", "runout-search", "refused")]
     assert all(p.decided_by is None and p.proposal["reasons"] for p in others)

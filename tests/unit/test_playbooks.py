@@ -23,7 +23,7 @@ from command.linkage.playbook import (
 )
 from command.risk.rules import Level
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "playbooks_sample.yaml"
+SAMPLE = Path(__file__).resolve().parents[2] / "sitl" / "scenarios" / "yubei" / "playbooks.yaml"  # the district's own
 DEPTS = frozenset(DEPARTMENT_IDS)
 TOWNS = [{"id": "longxing", "name": "Longxing", "name_zh": "龙兴镇"},
          {"id": "yufengshan", "name": "Yufengshan", "name_zh": "玉峰山镇"}]

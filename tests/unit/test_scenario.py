@@ -17,7 +17,7 @@ from sitl.scenarios.yubei import NOTICE, generate
 
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml",
-         "landcover.geojson", "patrols.yaml", "bridges.geojson", "townships.geojson")
+         "landcover.geojson", "patrols.yaml", "bridges.geojson", "townships.geojson", "playbooks.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,13 @@ def test_loads_every_layer(district: District) -> None:
     assert not district.forest.is_empty and district.forest.within(district.boundary.buffer(1e-6))
     assert {r.id for r in district.rivers} == {"yangtze", "yulin"}
     assert len(district.roads) >= 5
-    assert {d.id for d in district.departments} == {
-        "emergency", "fire", "traffic", "health", "ecology", "city", "police", "bigdata"}
-    for kind in ("flood", "rainstorm"):
-        assert {t["department"] for t in district.playbook[kind]} == {"emergency", "fire", "traffic", "health"}
-        assert all(t["task_zh"] for t in district.playbook[kind])
+    assert set(district.departments) == {
+        "emergency", "fire", "traffic", "health", "ecology", "city", "police", "bigdata", "water", "natural", "meteo"}
+    for dept in district.departments.values():  # a head, three duty officers, a roster without gaps
+        assert dept.name_zh and dept.head.name_zh and len(dept.members) == 3 and len(dept.roster) == 3
+        assert dept.channels.mqtt and dept.channels.webhook is None
+    assert district.playbooks.version == "2026.1"
+    assert {"flood", "rainstorm", "landslide", "fire", "chemical_leak", "default"} <= district.playbooks.kinds
     kinds = {f.kind for f in district.facilities}
     assert {"town", "hospital", "school", "fire_station", "drone_base", "boat_base", "landslide_slope",
             "weather_station"} <= kinds

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from command.store import AlreadyDispatched, NotFound, Store
+from command.store import AlreadyDecided, AlreadyDispatched, NotFound, Store
 from sensors.model import Reading
 
 T0 = datetime(2026, 7, 1, 0, 0, tzinfo=timezone.utc)
@@ -55,16 +55,21 @@ def test_refused_dispatch_can_be_claimed_again(store):
     assert again.state == "planning" and again.approved_by == "b" and again.error is None
 
 
-def test_task_ack_is_idempotent(store):
+def test_tasks_are_one_per_key_and_change_only_from_the_state_read(store):
     inc = _incident(store)
-    [task] = store.insert_tasks([{"incident_id": inc.id, "department": "fire", "text": "go",
-                                  "text_zh": "出发", "status": "sent", "created_at": T0}])
-    row, changed = store.ack_task(task.id, by="duty officer", now=T0)
-    assert changed and row.status == "acknowledged" and row.acknowledged_by == "duty officer"
-    row, changed = store.ack_task(task.id, by="someone else", now=T0)
-    assert not changed and row.acknowledged_by == "duty officer"
+    fields = {"incident_id": inc.id, "key": "fire:0", "department": "fire", "text": "go", "text_zh": "出发",
+              "status": "sent", "created_at": T0, "updated_at": T0, "ack_due_at": T0}
+    [task] = store.insert_tasks([fields])
+    assert store.insert_tasks([fields]) == []  # the same playbook task again: skipped
+    row = store.update_task(task.id, expect_status="sent", status="acknowledged", acknowledged_by="duty officer")
+    assert row.status == "acknowledged" and store.task(task.id).acknowledged_by == "duty officer"
+    with pytest.raises(AlreadyDecided):  # another replica moved it first
+        store.update_task(task.id, expect_status="sent", status="declined")
+    assert [t.id for t in store.tasks(incident_id=inc.id, department="fire", open_only=True)] == [task.id]
+    store.update_task(task.id, status="done")
+    assert store.tasks(open_only=True) == []
     with pytest.raises(NotFound):
-        store.ack_task(9999, by="x", now=T0)
+        store.task(9999)
 
 
 def test_event_log_is_ordered_and_survives_reopen(tmp_path):

@@ -237,7 +237,15 @@ DEPARTMENTS = (
     ("city", "City Management Bureau", "区城管局"),
     ("police", "Public Security Sub-bureau", "区公安分局"),
     ("bigdata", "Big Data Development Bureau", "区大数据发展局"),
+    ("water", "Water Resources Bureau", "区水利局"),
+    ("natural", "Planning and Natural Resources Bureau", "区规划自然资源局"),
+    ("meteo", "Meteorological Bureau", "区气象局"),
 )
+# Synthetic people for the rosters: a head and three duty officers per department.
+SURNAMES = (("Wang", "王"), ("Li", "李"), ("Zhang", "张"), ("Liu", "刘"), ("Chen", "陈"), ("Yang", "杨"),
+            ("Zhao", "赵"), ("Huang", "黄"), ("Zhou", "周"), ("Wu", "吴"), ("Xu", "徐"), ("Sun", "孙"))
+GIVEN = (("Wei", "伟"), ("Fang", "芳"), ("Min", "敏"), ("Jing", "静"), ("Lei", "磊"), ("Qiang", "强"),
+         ("Yan", "艳"), ("Jun", "军"), ("Yong", "勇"), ("Jie", "杰"), ("Tao", "涛"), ("Ming", "明"), ("Hua", "华"))
 
 # Hazard sites of the risk core (all synthetic; docs/district-folder.md, docs/scenarios.md).
 # Weather stations: (id, name, name_zh, lon, lat); the ridge one stands at the Tongluo Shan
@@ -436,6 +444,31 @@ def _water() -> tuple[BaseGeometry, BaseGeometry, BaseGeometry, BaseGeometry]:
     yl_w = yl.buffer(YULIN_HALF_WIDTH_M, quad_segs=4)
     # The Yulin river ends at the Yangtze bank; its water joins the Yangtze water.
     return yz, yz_w, yl, yl_w
+
+
+def _departments() -> list[dict[str, Any]]:
+    """Each department: a head, three duty officers, a weekly roster (weekday days, every night, weekend
+    days; deputy: the second officer) and MQTT delivery. Names are synthetic, drawn in turn."""
+    out = []
+    k = 0
+    for dept_id, name, name_zh in DEPARTMENTS:
+        people = []
+        for role in ("head", "duty", "duty", "duty"):
+            (sur, sur_zh), (giv, giv_zh) = SURNAMES[k % len(SURNAMES)], GIVEN[(k * 5) % len(GIVEN)]
+            k += 1
+            people.append({"id": f"{dept_id}-{sur.lower()}-{giv.lower()}", "name": f"{sur} {giv}",
+                           "name_zh": f"{sur_zh}{giv_zh}", "phone": f"+86 23 6700 {k:04d}", "roles": [role]})
+        head, a, b, c = people
+        out.append({
+            "id": dept_id, "name": name, "name_zh": name_zh, "head": head, "members": [a, b, c],
+            "roster": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:30", "to": "17:30", "on_duty": a["id"],
+                 "deputy": b["id"]},
+                {"days": ["sat", "sun"], "from": "08:30", "to": "17:30", "on_duty": c["id"], "deputy": b["id"]},
+                {"days": "all", "from": "17:30", "to": "08:30", "on_duty": b["id"], "deputy": a["id"]},
+            ],
+            "channels": {"mqtt": True}})
+    return out
 
 
 def _yulin_surface(share: float) -> float:
@@ -869,35 +902,11 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
     _write_yaml(out / "fleet.yaml", {"vehicles": vehicles},
                 header="# base_alt_m: ground (copter) or water surface (boat) at the base, metres AMSL\n")
 
-    def task(dept: str, en: str, zh: str) -> dict[str, str]:
-        return {"department": dept, "task": en, "task_zh": zh}
-
-    flood = [
-        task("emergency", "Open the flood command post for {place}; coordinate the linked departments",
-             "针对{place_zh}启动防汛指挥部，统筹各联动部门"),
-        task("fire", "Stage rescue boats and crews near {place}; prepare evacuation of low-lying streets",
-             "在{place_zh}附近预置救援舟艇和人员，准备低洼街道人员转移"),
-        task("traffic", "Close flooded roads and underpasses near {place}; set diversions",
-             "封闭{place_zh}附近积水道路和下穿通道，设置绕行"),
-        task("health", "Put hospitals near {place} on standby for casualties; check their flood safety",
-             "通知{place_zh}附近医院做好伤员救治准备，并核查医院防汛安全"),
-    ]
-    rain = [
-        task("emergency", "Rainstorm at {place}: alert towns, check landslide and flood points",
-             "{place_zh}暴雨：通知各镇街，排查地灾和内涝隐患点"),
-        task("fire", "Pre-position rescue teams for waterlogging and landslides near {place}",
-             "在{place_zh}附近预置内涝和滑坡救援力量"),
-        task("traffic", "Patrol and close waterlogged roads near {place}", "巡查并封闭{place_zh}附近积水路段"),
-        task("health", "Alert emergency medical teams for {place}", "通知{place_zh}相关医疗应急队伍待命"),
-    ]
-    _write_yaml(out / "departments.yaml", {
-        "departments": [{"id": i, "name": en, "name_zh": zh} for i, en, zh in DEPARTMENTS],
-        "playbook": {
-            "flood": flood,
-            "rainstorm": rain,
-            "default": [task("emergency", "Assess {place} and decide the response", "研判{place_zh}并决定响应措施")],
-        },
-    })
+    _write_yaml(out / "departments.yaml", {"departments": _departments()},
+                header=f"# {NOTICE}\n# Linked departments, their duty rosters (local time) and delivery channels "
+                       "(command/linkage/roster.py). People are synthetic.\n")
+    # the linkage playbooks (command/linkage/playbook.py), kept as written: comments and all
+    _write_text(out / "playbooks.yaml", (Path(__file__).parent / "playbooks.yaml").read_text(encoding="utf-8"))
 
     _write_yaml(out / "scenario.yaml", scenario_file(_scenario(seed, yulin_base, upper_base, routing), sensors, sites),
                 header=f"# {NOTICE}\n# Named scenarios (docs/scenarios.md); times are hours after each start.\n")
