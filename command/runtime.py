@@ -72,9 +72,11 @@ from .incidents import (
 )
 from .official import CapError, parse_cap
 from .alerts import Alerts
+from .evacuation import Evacuation
 from .incident_life import IncidentLife
 from .linkage_service import Linkage
 from .plans import TaskPlans
+from .tak import run_tak
 from .reporting import HttpJsonReporter, ReporterStats, run_reporter
 from .risk import chemical
 from .risk.assess import ASSESSED, assess
@@ -168,7 +170,7 @@ class Metrics:
     mqtt_publish_dropped: int = 0
 
 
-class Service(TaskPlans, Linkage, IncidentLife, Alerts):
+class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation):
     def __init__(self, settings: Settings, *, district_dir: Path, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -280,6 +282,7 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts):
         self._init_linkage()
         self._init_incident_life()
         self._init_alerts()
+        self._init_evacuation()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -296,6 +299,8 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts):
                 tg.create_task(self.traffic_watch.run(), name="traffic-watch")
                 tg.create_task(self._keep_linkage(), name="linkage")
                 tg.create_task(self._run_webhooks(), name="webhooks")
+                if self.settings.tak_url:
+                    tg.create_task(run_tak(self), name="tak")
                 if self.district.patrols and self.settings.patrols:
                     tg.create_task(self._keep_patrols(), name="patrols")
                 if self.risk_model is not None:
@@ -597,7 +602,7 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts):
         while True:
             now = self.clock.now()
             for name, tick in (("department tasks", self._linkage_tick), ("incident life", self._incident_life_tick),
-                               ("alerts", self._alerts_tick)):
+                               ("alerts", self._alerts_tick), ("evacuation", self._evacuation_tick)):
                 try:
                     await tick(now)
                 except Exception:  # noqa: BLE001 — one failing check must not stop the others, or the service

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     cap_sender: str | None = Field(None, description="CAP <sender>; default yingji@<district>")
     cap_sender_name: str | None = Field(None, description="CAP <senderName> (English); default from the district")
     cap_sender_name_zh: str | None = Field(None, description="CAP <senderName> (Chinese); default from the district")
+    tak_url: str | None = Field(None, description="Send incidents and vehicles as Cursor-on-Target to this TAK "
+                                "server: udp://host:port or tcp://host:port (off when unset)")
     cap_base_url: str | None = Field(None, description="Public base URL for the alert feed's links; default: "
                                      "the request's")
 

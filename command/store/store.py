@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sensors.model import Reading
 
-from . import models_alerts  # noqa: F401 — its tables are created with the rest
+from . import models_alerts, models_evac  # noqa: F401 — their tables are created with the rest
 
 from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
                      PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow, DeliveryRow)
