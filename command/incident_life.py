@@ -421,6 +421,9 @@ class IncidentLife:
         self._remember_open(row)
         log.info("incident %d reopened by %s: %s", row.id, by, reason)
         view = self._publish_life_action("incident.reopened", row)
+        if row.level > Level.NONE:  # its department tasks again: the cancelled ones re-issued, any new ones sent
+            place, place_zh = self._place_of(row)
+            self.link_departments(row, place=place, place_zh=place_zh)
         if row.level >= Level.RED:
             self._sound_alarms(self.clock.now())
         return view

@@ -132,7 +132,8 @@ class Linkage:
 
     async def _run_webhooks(self) -> None:
         """Deliver webhooks until cancelled; pending ones are kept in the delivery log for the next start."""
-        pending = [d for d in self.store.deliveries(state="pending") if d.target_id in self.webhook_targets]
+        # every pending one, also to a department no longer configured: the sender fails and reports those
+        pending = self.store.deliveries(state="pending", limit=1_000_000)
         if pending:
             resumed = [Delivery(d.id, d.target_id, d.event_type, d.body.encode(), d.created_at.timestamp())
                        for d in reversed(pending)]
@@ -160,15 +161,20 @@ class Linkage:
                                       title=row.detail.get("title") or row.kind,
                                       title_zh=row.detail.get("title_zh") or row.detail.get("title") or row.kind)
             specs = expand(d.playbooks, kind=row.kind, level=row.level, departments=tuple(self.departments),
-                           context=values, townships=ctx["townships"], linkage=ctx)
+                           context=values, townships=ctx["townships"], villages=ctx["villages"], linkage=ctx)
         except (PlaybookError, ValueError) as err:
             log.error("incident %d: no department tasks: %s", row.id, err)
             self.bus.publish("linkage.error", {"incident_id": row.id, "error": str(err)})
             return []
-        have = {t.key for t in self.store.tasks(incident_id=row.id)}
+        existing = {t.key: t for t in self.store.tasks(incident_id=row.id)}
         now = self.clock.now()
+        revived = []
+        for s in specs:  # an incident open again (reopened): its cancelled tasks are issued anew
+            old = existing.get(s.key)
+            if old is not None and old.status == "cancelled" and row.status != "closed":
+                revived.append(self._reissue(old, s.ack_within_s, s.complete_within_s, now))
         fields = []
-        for s in new_tasks(have, specs):
+        for s in new_tasks(existing, specs):
             dept = self.departments.get(s.department)
             sent_to = who_is_on_duty(dept, now).on_duty if dept is not None else None
             fields.append({
@@ -182,11 +188,28 @@ class Linkage:
                            if sent_to else None,
                            "history": [{"at": now.isoformat(), "from": None, "to": "sent", "by": None,
                                         "note": f"playbook {s.version}", "action": None}]}})
-        out = []
+        out = [v for v in revived if v is not None]
         for task in self.store.insert_tasks(fields):
             view = self._deliver(task, "task.created")
             out.append(view)
         return out
+
+    def _reissue(self, row: TaskRow, ack_within_s: float, complete_within_s: float,
+                 now: datetime) -> dict[str, Any] | None:
+        """A cancelled task starts a new life (its incident is open again): sent now, with fresh deadlines;
+        its history keeps the first life."""
+        history = [*row.detail.get("history", []), {"at": now.isoformat(), "from": "cancelled", "to": "sent",
+                                                    "by": None, "note": "issued again: the incident is open again",
+                                                    "action": None}]
+        try:
+            fresh = self.store.update_task(
+                row.id, expect_status="cancelled", status="sent", updated_at=now, acknowledged_by=None,
+                acknowledged_at=None, escalation_stage=0, overdue_notified=False, report=None, decline_reason=None,
+                ack_due_at=now + timedelta(seconds=ack_within_s),
+                complete_due_at=now + timedelta(seconds=complete_within_s), detail={**row.detail, "history": history})
+        except AlreadyDecided:
+            return None
+        return self._deliver(fresh, "task.reissued")
 
     # -- a task's life ----------------------------------------------------------------------------
     def acknowledge_task(self, task_id: int, *, by: str) -> dict[str, Any]:
@@ -244,7 +267,12 @@ class Linkage:
         view = self.task_view(row)
         self.bus.publish(event, view)
         dept = row.department
-        self._mqtt_publish(f"yingji/departments/{dept}/tasks/{row.id}", view, retain=True)
+        known = self.departments.get(dept)
+        if known is None or known.channels.mqtt:
+            # the task's current state, retained on its own topic; and the stream of changes on the
+            # department's topic (DESIGN.md's outside contract)
+            self._mqtt_publish(f"yingji/departments/{dept}/tasks/{row.id}", view, retain=True)
+            self._mqtt_publish(f"yingji/departments/{dept}/tasks", {"event": event, **view})
         target = self.webhook_targets.get(dept)
         if target is not None:
             delivery = self.webhooks.submit(target, event, {"event": event, "task": view})
@@ -325,9 +353,9 @@ class Linkage:
     # -- views ------------------------------------------------------------------------------------------
     def task_view(self, t: TaskRow) -> dict[str, Any]:
         dept = self.departments.get(t.department)
-        township = next((x for x in self.district.townships if x.id == t.department), None) if dept is None else None
-        name = dept.name if dept else township.name if township else t.department
-        name_zh = dept.name_zh if dept else township.name_zh if township else t.department
+        local = None if dept is not None else self._local_places().get(t.department)
+        name = dept.name if dept else local[0] if local else t.department
+        name_zh = dept.name_zh if dept else local[1] if local else t.department
         iso = lambda d: d.isoformat() if d else None  # noqa: E731
         return {
             "id": t.id, "incident_id": t.incident_id, "key": t.key, "department": t.department,
@@ -339,6 +367,25 @@ class Linkage:
             "version": t.detail.get("version"), "needs": t.detail.get("needs", {}), "share": t.detail.get("share", []),
             "sent_to": t.detail.get("sent_to"), "history": t.detail.get("history", []),
         }
+
+    def _local_places(self) -> dict[str, tuple[str, str]]:
+        """Names of the local recipients (townships, villages) by id."""
+        out = {t.id: (t.name, t.name_zh) for t in self.district.townships}
+        out.update({f.id: (f.name, f.name_zh) for f in self.district.facilities if f.kind == "village"})
+        return out
+
+    def warnings_view(self, incident_id: int) -> dict[str, Any]:
+        """The incident's warnings to townships and villages and who answered (叫应): received = answered."""
+        rows = [self.task_view(t) for t in self.store.tasks(incident_id=incident_id) if t.township]
+        answered = {"acknowledged", "in_progress", "done"}
+        out = [{"task_id": v["id"], "recipient": v["department"], "name": v["department_name"],
+                "name_zh": v["department_name_zh"], "status": v["status"],
+                "received": v["status"] in answered, "answered_by": v["acknowledged_by"],
+                "answered_at": v["acknowledged_at"], "ack_due_at": v["ack_due_at"],
+                "escalation_stage": v["escalation_stage"]} for v in rows]
+        return {"incident_id": incident_id, "warnings": out, "total": len(out),
+                "received": sum(w["received"] for w in out),
+                "note": "a warning counts as received only when someone there answers (叫应)"}
 
     def departments_view(self) -> list[dict[str, Any]]:
         now = self.clock.now()

@@ -272,8 +272,8 @@ class TaskPlans:
             del todo[first:]
 
         def slowest_part(first: int, n: int) -> float:
-            """The longest working time among parts ``first .. first+n-1`` flown by n different vehicles, on
-            the assignment that makes it least (inf: the parts cannot each have a vehicle of their own)."""
+            """The longest working time among parts ``first .. first+n-1`` flown by n different vehicles, on the
+            assignment of least total working time (inf: the parts cannot each have a vehicle of their own)."""
             cost = np.full((n, len(vehicles)), np.inf)
             for (k, j), p in plans.items():
                 if first <= k < first + n:

@@ -453,6 +453,11 @@ def create_app(service: Service) -> FastAPI:
     async def delivered(task_id: int, body: TaskDeliveredBody) -> dict[str, Any]:
         return {"task": service.task_delivered(task_id, channel=body.channel)}
 
+    @app.get("/api/incidents/{incident_id}/warnings")
+    async def warnings(incident_id: int) -> dict[str, Any]:
+        service.store.incident(incident_id)  # 404 for an unknown incident
+        return service.warnings_view(incident_id)
+
     @app.get("/api/departments")
     async def departments() -> dict[str, Any]:
         return {"departments": service.departments_view()}

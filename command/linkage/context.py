@@ -50,6 +50,7 @@ __all__ = [
 # Project choices, in metres (not from a standard): how near counts as "near" for each question.
 BRIDGE_NEAR_M = 200.0  # a bridge this close may be cut off or loaded by the hazard: inspect it
 VULNERABLE_NEAR_M = 200.0  # schools and nursing homes this close are warned with those inside
+VILLAGE_NEAR_M = 200.0  # villages this close are warned (and must answer: 叫应) with those inside
 ENVIRONMENT_NEAR_M = 1000.0  # chemical sites and water intakes within this reach are checked
 STAGING_MARGIN_M = 300.0  # ambulances stage at least this far outside the hazard
 STAGING_MAX = 3
@@ -68,7 +69,7 @@ _GENERAL_TEAM = ("general_rescue", "general rescue team", "综合救援队")
 
 # The computed payloads a playbook task may ask for with ``needs``.
 NEEDS_KEYS: frozenset[str] = frozenset({"hazard", "roads", "bridges", "hospitals", "vulnerable", "staging",
-                                        "rescue", "environment", "evacuation", "townships"})
+                                        "rescue", "environment", "evacuation", "townships", "villages"})
 
 # The placeholders a playbook text may use; the playbook loader checks texts against this set.
 TEMPLATE_KEYS: frozenset[str] = frozenset({"place", "place_zh", "level", "level_zh", "title", "title_zh",
@@ -172,6 +173,10 @@ def linkage_context(hazard: Polygon | MultiPolygon | None, *, point: tuple[float
                    for i in of_kind("chemical_site", "water_intake") if fac_dist[i] <= ENVIRONMENT_NEAR_M]
     environment.sort(key=lambda r: (r["distance_m"], r["id"]))
 
+    villages = [_facility(facilities[i], distance_m=fac_dist[i], in_hazard=bool(fac_in[i]))
+                for i in of_kind("village") if fac_dist[i] <= VILLAGE_NEAR_M]
+    villages.sort(key=lambda r: (r["distance_m"], r["id"]))
+
     places = [_facility(facilities[i], in_hazard=True) for i in of_kind("town", "village") if fac_in[i]]
     places.sort(key=lambda r: (-(r["population"] or 0), r["id"]))
     township_rows, township_ids = _townships(townships, hz, to_utm)
@@ -213,6 +218,7 @@ def linkage_context(hazard: Polygon | MultiPolygon | None, *, point: tuple[float
         "environment": environment,
         "evacuation": evacuation,
         "townships": township_ids,
+        "villages": villages,
         "summary": summary,
     }
 

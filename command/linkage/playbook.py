@@ -33,7 +33,9 @@ file, which is why each task records the version.
 
 The pseudo-department ``townships`` means every township or street office the hazard touches:
 one task each, addressed to the township's id (key ``"{township_id}:{index}"``); its texts may
-also use ``{township}`` and ``{township_zh}``.
+also use ``{township}`` and ``{township_zh}``. Likewise ``villages``: every village in the hazard or
+within ``context.VILLAGE_NEAR_M`` of it (``{village}``, ``{village_zh}``). A local recipient's task is
+its warning: it counts as received only when someone there acknowledges it (叫应, call-back).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ __all__ = [
     "SHARE_KEYS",
     "TOWNSHIPS",
     "TOWNSHIP_TEMPLATE_KEYS",
+    "VILLAGES",
+    "VILLAGE_TEMPLATE_KEYS",
     "DeptTaskSpec",
     "PlaybookError",
     "PlaybookTask",
@@ -83,6 +87,8 @@ class PlaybookError(Exception):
 INCIDENT_KINDS: tuple[str, ...] = ("flood", "rainstorm", "landslide", "fire", "chemical_leak")
 DEFAULT_KIND = "default"
 TOWNSHIPS = "townships"  # pseudo-department: every township / street office the hazard touches
+VILLAGES = "villages"  # pseudo-department: every village in or next to the hazard (its monitor answers: 叫应)
+LOCAL = frozenset({TOWNSHIPS, VILLAGES})
 # Emergency bureau, fire & rescue, traffic, health, ecology & environment, city management, police,
 # big data; and, where a plan calls for them, water resources, natural resources, meteorology.
 DEPARTMENT_IDS: frozenset[str] = frozenset({"emergency", "fire", "traffic", "health", "ecology", "city", "police",
@@ -95,6 +101,7 @@ DEFAULT_ESCALATION: tuple[str, ...] = ("resend", "deputy", "head_and_bureau")
 # and any part of the linkage context.
 SHARE_KEYS: frozenset[str] = frozenset({"incident"}) | NEEDS_KEYS
 TOWNSHIP_TEMPLATE_KEYS: frozenset[str] = frozenset({"township", "township_zh"})
+VILLAGE_TEMPLATE_KEYS: frozenset[str] = frozenset({"village", "village_zh"})
 
 _LEVELS: Mapping[str, Level] = MappingProxyType({lv.colour: lv for lv in Level if lv is not Level.NONE})
 _LevelName = Literal["blue", "yellow", "orange", "red"]
@@ -221,14 +228,15 @@ def parse_playbooks(data: Any, *, departments: Collection[str] = DEPARTMENT_IDS)
 
 
 def expand(playbooks: Playbooks, *, kind: str, level: Level | int | str, departments: Collection[str],
-           context: Mapping[str, Any], townships: Iterable[Any] = (),
+           context: Mapping[str, Any], townships: Iterable[Any] = (), villages: Iterable[Any] = (),
            linkage: Mapping[str, Any] | None = None) -> list[DeptTaskSpec]:
     """The tasks for an incident of ``kind`` at ``level``, in file order, texts filled in.
 
     ``departments``: the department ids the district has (a task for another raises).
     ``context``: the template values (``command.linkage.context.template_context``).
     ``townships``: the townships the hazard touches, as ``linkage_context(...)["townships"]``
-    (mappings, or objects, with ``id``, ``name``, ``name_zh``) — one task each for ``townships``.
+    (mappings, or objects, with ``id``, ``name``, ``name_zh``) — one task each for ``townships``;
+    ``villages`` likewise (``linkage_context(...)["villages"]``) for ``villages``.
     ``linkage``: the ``linkage_context`` result, from which each task's ``needs`` are taken.
     """
     lv = _as_level(level)
@@ -237,6 +245,7 @@ def expand(playbooks: Playbooks, *, kind: str, level: Level | int | str, departm
         raise PlaybookError(f"playbook version {playbooks.version}: no entry for kind {kind!r} and no "
                             f"{DEFAULT_KIND!r} entry")
     recipients = [_township(t) for t in townships]
+    village_recipients = [_township(v) for v in villages]
     out: list[DeptTaskSpec] = []
     for t in playbooks.tasks[used]:
         if t.from_level > lv:
@@ -247,6 +256,11 @@ def expand(playbooks: Playbooks, *, kind: str, level: Level | int | str, departm
             for tid, name, name_zh in recipients:
                 values = {**context, "township": name, "township_zh": name_zh}
                 out.append(_fill(t, playbooks.version, f"{tid}:{t.index}", tid, values, needs, where, township=True))
+            continue
+        if t.department == VILLAGES:
+            for vid, name, name_zh in village_recipients:
+                values = {**context, "village": name, "village_zh": name_zh}
+                out.append(_fill(t, playbooks.version, f"{vid}:{t.index}", vid, values, needs, where, township=True))
             continue
         if t.department not in departments:
             raise PlaybookError(f"{where}: department {t.department!r} is not among the district's departments "
@@ -311,9 +325,9 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
 
 def _task(m: _TaskModel, *, kind: str, index: int, entry_level: Level, departments: Collection[str],
           where: str) -> PlaybookTask:
-    if m.department != TOWNSHIPS and m.department not in departments:
+    if m.department not in LOCAL and m.department not in departments:
         raise PlaybookError(f"{where}: unknown department {m.department!r}; "
-                            f"known: {', '.join(sorted(departments))}, {TOWNSHIPS}")
+                            f"known: {', '.join(sorted(departments))}, {TOWNSHIPS}, {VILLAGES}")
     level = entry_level
     if m.from_level is not None:
         level = _LEVELS[m.from_level]
@@ -322,7 +336,8 @@ def _task(m: _TaskModel, *, kind: str, index: int, entry_level: Level, departmen
     unknown = sorted(set(m.needs) - NEEDS_KEYS)
     if unknown:
         raise PlaybookError(f"{where}: unknown needs key(s) {unknown}; known: {', '.join(sorted(NEEDS_KEYS))}")
-    allowed = TEMPLATE_KEYS | (TOWNSHIP_TEMPLATE_KEYS if m.department == TOWNSHIPS else frozenset())
+    allowed = TEMPLATE_KEYS | {TOWNSHIPS: TOWNSHIP_TEMPLATE_KEYS, VILLAGES: VILLAGE_TEMPLATE_KEYS}.get(
+        m.department, frozenset())
     for field, text in (("task", m.task), ("task_zh", m.task_zh)):
         problem = _template_problem(text, allowed)
         if problem:
@@ -362,7 +377,8 @@ def _deadline_s(minutes: float, name: str, where: str) -> int:
     return seconds
 
 
-_SAMPLE: Mapping[str, Any] = MappingProxyType({**{k: "x" for k in TEMPLATE_KEYS | TOWNSHIP_TEMPLATE_KEYS},
+_SAMPLE: Mapping[str, Any] = MappingProxyType({**{k: "x" for k in TEMPLATE_KEYS | TOWNSHIP_TEMPLATE_KEYS
+                                                    | VILLAGE_TEMPLATE_KEYS},
                                                "population": 0})
 
 

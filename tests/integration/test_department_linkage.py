@@ -127,7 +127,7 @@ async def test_tasks_reach_departments_live_their_life_and_escalate_on_time(
             by_dept = {t["department"]: t for t in tasks}
             # the orange rainstorm's playbook: the bureau, fire, traffic, health, meteorology, the township
             assert {"emergency", "fire", "traffic", "health", "meteo"} <= set(by_dept), sorted(by_dept)
-            assert all(t["status"] in ("sent", "delivered") and t["version"] == "2026.1" for t in tasks)
+            assert all(t["status"] in ("sent", "delivered") and t["version"] == "2026.2" for t in tasks)
             for t in tasks:
                 assert datetime.fromisoformat(t["ack_due_at"]) > datetime.fromisoformat(t["created_at"])
                 if not t["township"]:
@@ -195,7 +195,8 @@ async def test_tasks_reach_departments_live_their_life_and_escalate_on_time(
             await _until(lambda: steps() == ["resend", "deputy", "head_and_bureau"], "the head and the bureau")
             await asyncio.sleep(2.5)
             assert steps() == ["resend", "deputy", "head_and_bureau"]  # once each
-            last = next(e.data for e in reversed(service.store.events(limit=5000)) if e.kind == "task.escalated")
+            last = next(e.data for e in reversed(service.store.events(limit=5000))
+                        if e.kind == "task.escalated" and e.data["id"] == eid)
             roles = {r["role"] for r in last["recipients"]}
             assert roles == {"head", "bureau_duty_chief"} and all(r["name"] for r in last["recipients"])
             dept = service.district.departments["emergency"]
@@ -219,3 +220,43 @@ async def test_tasks_reach_departments_live_their_life_and_escalate_on_time(
             for t in (running, listener):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+
+
+async def test_a_village_warning_counts_only_when_answered_and_a_reopened_incident_reissues_its_tasks(
+        make_service) -> None:
+    service, _ = await make_service()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(service)), base_url="http://t",
+                                 headers={"Authorization": "Bearer t"}) as http:
+        reported = await http.post("/api/incidents", json={
+            "by": "dispatcher-zhao", "kind": "landslide", "level": "yellow", "title": "Cracks above Shanjiao",
+            "title_zh": "山脚村上方出现裂缝", "source": "village_monitor",
+            "location": {"place": "facility:village-shanjiao"}})
+        assert reported.status_code == 201, reported.text
+        incident_id = reported.json()["incident"]["id"]
+        warnings = (await http.get(f"/api/incidents/{incident_id}/warnings")).json()
+        village = next(w for w in warnings["warnings"] if w["recipient"] == "village-shanjiao")
+        assert village["name_zh"] == "山脚村（合成）" and village["received"] is False and village["answered_by"] is None
+        assert warnings["received"] < warnings["total"]
+        task = (await http.get(f"/api/tasks/{village['task_id']}")).json()
+        assert "叫应" in task["text_zh"] and task["township"] is True
+        # someone in the village answers: now it counts as received, with who and when
+        await http.post(f"/api/tasks/{village['task_id']}/ack", json={"by": "Shanjiao monitor Wang"})
+        village = next(w for w in (await http.get(f"/api/incidents/{incident_id}/warnings")).json()["warnings"]
+                       if w["recipient"] == "village-shanjiao")
+        assert village["received"] is True and village["answered_by"] == "Shanjiao monitor Wang"
+        assert (await http.get("/api/incidents/99999/warnings")).status_code == 404
+
+        # a false alarm cancels every open task; reopened, they are issued again with fresh deadlines
+        await http.post(f"/api/incidents/{incident_id}/false-alarm", json={"by": "dispatcher-zhao",
+                                                                           "reason": "a road cutting, not the slope"})
+        statuses = {t["status"] for t in (await http.get(f"/api/tasks?incident_id={incident_id}")).json()["tasks"]}
+        assert statuses == {"cancelled"}
+        reopened = await http.post(f"/api/incidents/{incident_id}/reopen", json={
+            "by": "duty-chief-wang", "reason": "the geologist saw fresh cracks"})
+        assert reopened.status_code == 200, reopened.text
+        tasks = (await http.get(f"/api/tasks?incident_id={incident_id}")).json()["tasks"]
+        assert {t["status"] for t in tasks} == {"sent"}
+        for t in tasks:
+            assert t["history"][-1]["note"] == "issued again: the incident is open again"
+            assert t["acknowledged_by"] is None and t["escalation_stage"] == 0
+            assert datetime.fromisoformat(t["ack_due_at"]) > datetime.fromisoformat(t["history"][-1]["at"])

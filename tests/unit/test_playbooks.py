@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from command.linkage.context import linkage_context, template_context
+from command.linkage.context import NEEDS_KEYS, linkage_context, template_context
 from command.linkage.playbook import (
     DEFAULT_ESCALATION,
     DEPARTMENT_IDS,
@@ -98,14 +98,14 @@ def test_each_kind_and_level_links_exactly_the_expected_departments(book, linkag
     assert sorted(set(townships)) == (["longxing", "yufengshan"] if "townships" in expected else [])
     assert len(specs) == EXPECTED_COUNTS[kind, level]
     assert len({s.key for s in specs}) == len(specs)  # keys are unique
-    assert {s.version for s in specs} == {"2026.1"}
+    assert {s.version for s in specs} == {"2026.2"}
     assert {s.kind for s in specs} == {kind}
     assert all(s.from_level <= Level[level.upper()] for s in specs)
 
 
 def test_the_sample_covers_every_department_and_the_townships(book):
     used = {t.department for tasks in book.tasks.values() for t in tasks}
-    assert used == DEPARTMENT_IDS | {"townships"}
+    assert used == DEPARTMENT_IDS | {"townships", "villages"}
     assert book.kinds == {"flood", "rainstorm", "landslide", "fire", "chemical_leak", "default"}
 
 
@@ -117,7 +117,7 @@ def test_a_task_is_filled_in_with_its_deadlines_needs_and_share(book, linkage):
         text="Close the roads crossing the flood at Longxing: none; set diversions and check the bridges",
         text_zh="封闭龙兴淹没区内道路：无；设置绕行并检查桥梁", ack_within_s=600, complete_within_s=7200,
         escalation=DEFAULT_ESCALATION, needs={"roads": linkage["roads"], "bridges": linkage["bridges"]},
-        share=("incident", "hazard", "roads", "bridges"), version="2026.1", kind="flood", from_level=Level.YELLOW)
+        share=("incident", "hazard", "roads", "bridges"), version="2026.2", kind="flood", from_level=Level.YELLOW)
     fire = specs["fire:5"]
     assert set(fire.needs) == {"rescue", "staging", "hazard"} and fire.needs["rescue"] is linkage["rescue"]
     assert fire.share == ("incident", "rescue", "staging", "hazard")  # default: the incident and what it needs
@@ -326,3 +326,26 @@ def test_response_advice_for_each_kind_and_no_level():
         "", "No landslide warning level: no emergency response advised.", "未达滑坡预警级别：不建议启动应急响应。")
     with pytest.raises(ValueError, match="unknown incident kind 'earthquake'"):
         response_advice("earthquake", "red")
+
+
+def test_villages_each_get_their_warning_to_answer(book):
+    """The villages by a flood from yellow (a landslide from blue) get one warning each, named."""
+    villages = [{"id": "village-shanjiao", "name": "Shanjiao", "name_zh": "山脚村"},
+                {"id": "village-hexi", "name": "Hexi", "name_zh": "河西村"}]
+    ctx = template_context(linkage_context(None, point=(106.8, 29.8), kind="flood", roads=(), bridges=(),
+                                           facilities=(), townships=()),
+                           place="Longxing", place_zh="龙兴", level="yellow", title="Flood", title_zh="洪水")
+    linkage = {k: [] for k in ("villages", "evacuation")}
+    blue = expand(book, kind="flood", level="blue", departments=DEPTS, context=ctx, villages=villages,
+                  linkage=linkage | {k: {} for k in NEEDS_KEYS if k not in linkage})
+    assert not [s for s in blue if s.department.startswith("village-")]
+    yellow = expand(book, kind="flood", level="yellow", departments=DEPTS, context=ctx, villages=villages,
+                    linkage=linkage | {k: {} for k in NEEDS_KEYS if k not in linkage})
+    warned = [s for s in yellow if s.department.startswith("village-")]
+    assert [s.department for s in warned] == ["village-shanjiao", "village-hexi"] and all(s.township for s in warned)
+    assert warned[0].text_zh.startswith("山脚村：龙兴附近河道已达黄色预警") and "叫应" in warned[0].text_zh
+    assert warned[0].ack_within_s == 600 and warned[0].key.startswith("village-shanjiao:")
+    with pytest.raises(PlaybookError, match="village"):  # a village placeholder outside a village task
+        parse_playbooks({"version": "x", "playbooks": [{"kind": "flood", "from_level": "blue", "tasks": [
+            {"department": "fire", "task": "{village}", "task_zh": "x", "ack_within_min": 1,
+             "complete_within_min": 2}]}]}, departments=DEPTS)
