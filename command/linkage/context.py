@@ -246,15 +246,10 @@ def template_context(ctx: Mapping[str, Any], *, place: str, place_zh: str, level
 
 
 def _level(level: Level | int | str) -> Level:
-    if isinstance(level, str):
-        names = {lv.colour: lv for lv in Level}
-        if level not in names:
-            raise ContextError(f"unknown level {level!r}; known: {', '.join(names)}")
-        return names[level]
     try:
-        return Level(level)
-    except ValueError:
-        raise ContextError(f"unknown level {level!r}; levels are 0..4") from None
+        return Level.of(level)
+    except ValueError as err:
+        raise ContextError(str(err)) from None
 
 
 def _point(point: tuple[float, float]) -> tuple[float, float]:

@@ -404,14 +404,9 @@ def _template_problem(text: str, allowed: frozenset[str]) -> str | None:
 
 
 def _as_level(level: Level | int | str) -> Level:
-    if isinstance(level, str):
-        if level not in _LEVELS:
-            raise ValueError(f"unknown level {level!r}; known: {', '.join(_LEVELS)}")
-        return _LEVELS[level]
-    try:
-        return Level(level)
-    except ValueError:
-        raise ValueError(f"unknown level {level!r}; levels are 0..4") from None
+    if isinstance(level, str) and level == "none":
+        raise ValueError(f"unknown level {level!r}; known: {', '.join(_LEVELS)}")
+    return Level.of(level)
 
 
 def _township(t: Any) -> tuple[str, str, str]:

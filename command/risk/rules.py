@@ -51,6 +51,19 @@ class Level(IntEnum):
     def colour(self) -> str:
         return ("none", "blue", "yellow", "orange", "red")[self]
 
+    @classmethod
+    def of(cls, value: Level | int | str) -> Level:
+        """A level from itself, its number (0..4) or its colour name; ValueError names what is wrong."""
+        if isinstance(value, str):
+            for lv in cls:
+                if lv.colour == value:
+                    return lv
+            raise ValueError(f"unknown level {value!r}; known: {', '.join(lv.colour for lv in cls)}")
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown level {value!r}; levels are 0..4") from None
+
     @property
     def colour_zh(self) -> str:
         return ("无", "蓝色", "黄色", "橙色", "红色")[self]
