@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,39 @@ CURRENT_FRESH_S = 2 * 3600.0  # a river's measured current counts for boats this
 CHANNEL_DEG = 0.005  # about 500 m: a river's current holds in the water this near its centre line
 
 
+@dataclass(frozen=True)
+class _World:
+    """What planning reads from the store, read once on the event loop."""
+
+    grants: tuple[Any, ...]
+    waterway: Waterway
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """A proposal's inputs, read on the event loop."""
+
+    incident_id: int
+    now: datetime
+    tasks: list[TaskSpec]
+    todo: list[TaskSpec]
+    waiting: list[TaskSpec]
+    vehicles: list[PlanVehicle]
+    world: _World
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """A proposal's outcome, computed off the loop: the tasks (with any parts), the plan chosen for each,
+    the refusals, and which tasks had a plan for some vehicle."""
+
+    todo: list[TaskSpec]
+    chosen: dict[int, TaskPlan]
+    refusals: dict[int, list[str]]
+    refusals_zh: dict[int, list[str]]
+    planned: set[int]
+
+
 class TaskPlans:
     """Mixin of ``command.runtime.Service``: the dispatcher's task plans."""
 
@@ -116,13 +149,20 @@ class TaskPlans:
                                    c.endurance_s, spec.payloads, spec.air_draft_m))
         return out
 
-    def _plan_one(self, task: TaskSpec, vehicle: PlanVehicle, now: datetime, **kw: Any) -> TaskPlan:
+    def _plan_one(self, task: TaskSpec, vehicle: PlanVehicle, now: datetime, *, world: _World | None = None,
+                  **kw: Any) -> TaskPlan:
+        """One task for one vehicle; ``world`` (grants, waterway) read beforehand lets it run off the event loop."""
+        world = world or self._world(now)
         return plan_task(task, vehicle, terrain=self.district.terrain.elevation_along,
                          zones=self.district.airspace, water=self.district.water,
-                         grants=self.grants.active(now), now=now,
+                         grants=world.grants, now=now,
                          clearance_m=kw.get("clearance_m", self.settings.clearance_m),
                          rtl_alt_m=kw.get("rtl_alt_m"), epsg=self.district.utm_epsg,
-                         waterway=self._waterway(now) if vehicle.type == "boat" else None)
+                         waterway=world.waterway if vehicle.type == "boat" else None)
+
+    def _world(self, now: datetime) -> _World:
+        """What planning reads from the store: the airspace grants in force and the boats' waterway."""
+        return _World(tuple(self.grants.active(now)), self._waterway(now))
 
     def waterway(self) -> Waterway:
         return self._waterway(self.clock.now())
@@ -146,16 +186,21 @@ class TaskPlans:
         if cached is not None and cached[0] == key:
             return cached[1]
         d = self.district
-        extents = [(m.get("model") or {}).get("extent") or {} for r in floods
-                   for m in (r.detail.get("members") or {}).values()]
-        deep = [shape(e["boat_geometry"]) for e in extents if e.get("boat_geometry")]
+        extents = []  # (the gauge's river, its extent)
+        for r in floods:
+            for key, m in (r.detail.get("members") or {}).items():
+                spec = self.registry.get(m.get("sensor_id", key))
+                extents.append((str(spec.properties.get("river") or "") if spec else "",
+                                (m.get("model") or {}).get("extent") or {}))
+        deep = [shape(e["boat_geometry"]) for _, e in extents if e.get("boat_geometry")]
         water = shapely.union_all([d.water, *deep]) if deep else d.water
         crossings = []
         for b in d.bridges:
             centre = b.line.interpolate(0.5, normalized=True)
             surface = float(d.terrain.elevation_at(centre.x, centre.y))  # water areas hold their low-water surface
-            for e in extents:
-                if e.get("geometry") and e.get("surface_m") is not None and shape(e["geometry"]).intersects(b.line):
+            for river, e in extents:  # a gauge's level holds on its own river (a flat surface spills onto others)
+                if (river == b.river and e.get("geometry") and e.get("surface_m") is not None
+                        and shape(e["geometry"]).intersects(b.line)):
                     surface = max(surface, float(e["surface_m"]))
             crossings.append(Crossing(b.id, b.name, b.name_zh, b.line, b.headroom_m(surface)))
         flows = []
@@ -172,7 +217,7 @@ class TaskPlans:
 
     def _layered(self, chosen: dict[int, TaskPlan], todo: list[TaskSpec], vehicles: list[PlanVehicle],
                  refusals: dict[int, list[str]], refusals_zh: dict[int, list[str]],
-                 now: datetime) -> dict[int, TaskPlan]:
+                 now: datetime, world: _World) -> dict[int, TaskPlan]:
         """Copters over one incident fly on altitude layers that keep them vertically apart, with staggered
         return altitudes (``planner.layer_plans``); a copter no layer separates is not proposed."""
         copters = sorted(i for i, p in chosen.items() if p.mission.vehicle_type == "copter")
@@ -185,8 +230,8 @@ class TaskPlans:
             i = copters[k]
             if k == 0 and clearance == base:
                 return chosen[i]
-            return self._plan_one(todo[i], by_name[chosen[i].mission.vehicle], now, clearance_m=clearance,
-                                  rtl_alt_m=rtl)
+            return self._plan_one(todo[i], by_name[chosen[i].mission.vehicle], now, world=world,
+                                  clearance_m=clearance, rtl_alt_m=rtl)
 
         for i, result in zip(copters, layer_plans(len(copters), replan, base_clearance_m=base), strict=True):
             if isinstance(result, PlanRefused):
@@ -234,7 +279,22 @@ class TaskPlans:
         """Plans for the incident's tasks that have none yet: the best vehicle for each, or why none can.
 
         ``handover`` (task key → plan id) proposes those tasks again although their plan still flies:
-        its vehicle is leaving the task."""
+        its vehicle is leaving the task. Synchronous (it plans on the calling thread); the API uses
+        ``propose_plans_async``, which plans in a worker thread so the event loop keeps serving the links."""
+        ask = self._proposal_inputs(incident_id, handover)
+        return self._proposal_store(ask, self._proposal_compute(ask), by=by, handover=handover)
+
+    async def propose_plans_async(self, incident_id: int, *, by: str,
+                                  handover: dict[str, int] | None = None) -> dict[str, Any]:
+        """``propose_plans`` with the planning (seconds for a fleet against split areas) off the event loop:
+        the inputs are read and the proposals stored on the loop, the pure planning runs in a thread."""
+        import asyncio
+
+        ask = self._proposal_inputs(incident_id, handover)
+        result = await asyncio.to_thread(self._proposal_compute, ask)
+        return self._proposal_store(ask, result, by=by, handover=handover)
+
+    def _proposal_inputs(self, incident_id: int, handover: dict[str, int] | None) -> _Ask:
         from .runtime import Conflict, Status
 
         row = self.store.incident(incident_id)
@@ -252,7 +312,13 @@ class TaskPlans:
         done = {p.task_key for p in self.store.plans(incident_id=incident_id, states=("landed",))}
         waiting = [t for t in tasks if t.after in keys and t.after not in done]
         todo = [t for t in tasks if t.key not in busy and t not in waiting]
-        vehicles = self._plan_vehicles()
+        return _Ask(incident_id, now, tasks, todo, waiting, self._plan_vehicles(), self._world(now))
+
+    def _proposal_compute(self, ask: _Ask) -> _Proposal:
+        """Every task × vehicle planned, areas split where that helps, the assignment and the altitude layers.
+        Reads nothing from the store and publishes nothing: safe in a worker thread."""
+        now, tasks, vehicles, world = ask.now, ask.tasks, ask.vehicles, ask.world
+        todo = list(ask.todo)
         plans: dict[tuple[int, int], TaskPlan] = {}
         refusals: dict[int, list[str]] = {}
         refusals_zh: dict[int, list[str]] = {}
@@ -261,7 +327,7 @@ class TaskPlans:
             refusals[i], refusals_zh[i] = [], []
             for j, v in enumerate(vehicles):
                 try:
-                    plans[(i, j)] = self._plan_one(task, v, now)
+                    plans[(i, j)] = self._plan_one(task, v, now, world=world)
                 except PlanRefused as err:
                     refusals[i].append(f"{v.name}: {'; '.join(err.reasons)}")
                     refusals_zh[i].append(f"{v.name}：{'；'.join(err.reasons_zh)}")
@@ -332,7 +398,13 @@ class TaskPlans:
                 feasible[j, i] = True
             for j, i in solve(time_s, feasible, [(t.priority, 0) for t in todo]):
                 chosen[i] = plans[(i, j)]
-            chosen = self._layered(chosen, todo, vehicles, refusals, refusals_zh, now)
+            chosen = self._layered(chosen, todo, vehicles, refusals, refusals_zh, now, world)
+        return _Proposal(todo, chosen, refusals, refusals_zh, {k for (k, _) in plans})
+
+    def _proposal_store(self, ask: _Ask, result: _Proposal, *, by: str,
+                        handover: dict[str, int] | None) -> dict[str, Any]:
+        incident_id, now, todo, chosen = ask.incident_id, ask.now, result.todo, result.chosen
+        refusals, refusals_zh = result.refusals, result.refusals_zh
         out = []
         for i, task in enumerate(todo):
             if task.key.endswith("-whole"):
@@ -349,7 +421,7 @@ class TaskPlans:
             else:
                 why = refusals[i] or ["no vehicle is ready (all busy, in maintenance, lost or not heard)"]
                 why_zh = refusals_zh[i] or ["无可用无人机（均在任务中、维护中、失联或未连接）"]
-                if any(k == i for (k, _) in plans):
+                if i in result.planned:
                     why = [*why, "the vehicles that could fly it are taken by other tasks of this proposal"]
                     why_zh = [*why_zh, "可执行该任务的无人机已分配给本次规划的其他任务"]
                 prow = self.store.insert_plan(
@@ -360,7 +432,7 @@ class TaskPlans:
             self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)
             out.append(view)
         return {"plans": out, "waiting": [{"key": t.key, "after": t.after, "reason": f"waits for {t.after}"}
-                                          for t in waiting]}
+                                          for t in ask.waiting]}
 
     # -- scheduled patrols -----------------------------------------------------------------
     def _patrol_task(self, patrol_id: str, run_id: int) -> TaskSpec:

@@ -178,7 +178,7 @@ async def _publish(url: str, messages: list[tuple[str, bytes | str]]) -> None:
 
 
 def start_live(mosquitto: MosquittoInstance, folder: Path, tmp: Path, *, loiter_s: float = 10.0,
-               signed: bool = False, speedup: float = FLEET_SPEEDUP) -> LiveService:
+               signed: bool = False, speedup: float = FLEET_SPEEDUP, link_lost_s: float = 3.0) -> LiveService:
     district = district_copy(folder, tmp / "district", signed=signed)
     data = tmp / "data"
     data.mkdir()
@@ -187,7 +187,7 @@ def start_live(mosquitto: MosquittoInstance, folder: Path, tmp: Path, *, loiter_
     env = dict(os.environ,
                YINGJI_BROKER_URL=mosquitto.url, YINGJI_DATA_DIR=str(data), YINGJI_DISTRICT_DIR=str(district),
                YINGJI_API_TOKEN=token, YINGJI_PORT=str(port), YINGJI_LOITER_S=str(loiter_s),
-               YINGJI_LINK_LOST_S="3", PYTHONUNBUFFERED="1")
+               YINGJI_LINK_LOST_S=str(link_lost_s), PYTHONUNBUFFERED="1")
     fleet = spawn([sys.executable, "-m", "command.cli", "sim", "fleet", "--fleet", str(district / "fleet.yaml"),
                    "--speedup", str(speedup)], env=env, log=data / "fleet.log")
     live = LiveService(base_url=f"http://127.0.0.1:{port}", token=token, broker_url=mosquitto.url,

@@ -319,7 +319,7 @@ def create_app(service: Service) -> FastAPI:
     async def propose_plans(incident_id: int, body: ProposeBody) -> dict[str, Any]:
         """Plans for the incident's vehicle tasks: which vehicle, path, time to target, battery at landing,
         approvals; or why no vehicle can fly a task."""
-        return service.propose_plans(incident_id, by=body.by)
+        return await service.propose_plans_async(incident_id, by=body.by)
 
     @app.get("/api/plans")
     async def plans(incident_id: int | None = None, state: str | None = None) -> dict[str, Any]:

@@ -52,8 +52,8 @@ ORIGINAL_SENSORS = ("cuntan-level", "yulin-level", "rain-lianglu", "rain-xiantao
 # sha256 of the original eleven sensor features (canonical JSON): the hazard sensors were added
 # without changing them; since then only the gauges' terrain_offset_m (their datum against the
 # terrain's, for flood extents) and the Longxing gauge's routing (Muskingum, from the upper Yulin
-# gauge appended after them) were added. They must not change by accident.
-ORIGINAL_SENSORS_SHA256 = "c05f4b07a4fd2717c05f31b53d3cc2080fede43a4fc5961df190b2ff8926a45b"
+# gauge appended after them) and its surface velocity (a radar gauge, for boats) were added. They must not change by accident.
+ORIGINAL_SENSORS_SHA256 = "a5207c6592d9616168216cebea8c15e4d43fc327fa4fe2a3fb57ce2e4d350d95"
 COLOUR = {"blue": Level.BLUE, "yellow": Level.YELLOW, "orange": Level.ORANGE, "red": Level.RED}
 OFFSETS = (0.0, 0.41, 0.97)  # where in its interval a device's first report falls
 
@@ -634,8 +634,9 @@ def test_devices_publish_every_record_with_registry_units(scenarios: dict[str, S
             assert set(names) - {"battery", "rssi"} == {"confidence", "bearing"}
         elif spec.kind == "gnss_displacement":  # the service derives the horizontal displacement
             assert set(names) - {"battery", "rssi"} == {"east", "north", "up"}
-        elif spec.kind in ("river_level", "reservoir_level"):  # the scripted gauges measure no surface velocity
-            assert set(names) - {"battery", "rssi"} == {"level"}, spec.sensor_id
+        elif spec.kind in ("river_level", "reservoir_level"):  # a radar gauge also its surface velocity
+            radar = "surface_velocity" in spec.properties
+            assert set(names) - {"battery", "rssi"} == ({"level", "velocity"} if radar else {"level"}), spec.sensor_id
         else:
             assert {q.name for q in kind.records} == set(names) - {"battery", "rssi"}, spec.sensor_id
     with pytest.raises(ValueError, match="does not report"):

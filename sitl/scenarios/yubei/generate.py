@@ -863,7 +863,9 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
             "valid_min": round(yulin_base - 15.0, 1), "valid_max": round(yulin_base + 25.0, 1), "interval_s": 300,
             "datum": "Huanghai", "river": "yulin", "terrain_offset_m": 0.0,
             "thresholds": {"warning_m": round(yulin_base + 4.0, 1), "guaranteed_m": round(yulin_base + 6.5, 1),
-                           "historical_max_m": round(yulin_base + 10.2, 1)}, "routing": routing}),
+                           "historical_max_m": round(yulin_base + 10.2, 1)}, "routing": routing,
+            # a radar gauge: level and surface velocity (the scenario derives it from the rating)
+            "surface_velocity": {"channel_width_m": 2 * YULIN_HALF_WIDTH_M}}),
     ]
     for gid, name, name_zh, lon, lat in RAIN_GAUGES:
         sensors.append(_feature(_point(lon, lat), {
