@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     cap_sender: str | None = Field(None, description="CAP <sender>; default yingji@<district>")
     cap_sender_name: str | None = Field(None, description="CAP <senderName> (English); default from the district")
     cap_sender_name_zh: str | None = Field(None, description="CAP <senderName> (Chinese); default from the district")
+    report_initial_within_s: float = Field(3600.0, gt=0, description="An incident of orange or above without an "
+                                           "initial report (首报) this long after it first became orange raises "
+                                           "report.overdue once (service time)")
     tak_url: str | None = Field(None, description="Send incidents and vehicles as Cursor-on-Target to this TAK "
                                 "server: udp://host:port or tcp://host:port (off when unset)")
     cap_base_url: str | None = Field(None, description="Public base URL for the alert feed's links; default: "
