@@ -1,5 +1,5 @@
-"""Benchmarks: ``python -m tests.bench [ingest|alarm|mavlink|fleet|risk|assign|paths] [options]`` (``make bench``
-runs them all).
+"""Benchmarks: ``python -m tests.bench [ingest|alarm|linkage|mavlink|fleet|risk|assign|paths] [options]``
+(``make bench`` runs them all).
 
 They print figures; they pass or fail nothing and are not part of the test suite
 (pytest ignores tests/bench). Figures are relative to the machine they ran on: the
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench import alarm_to_mission, assign, fleet, ingest, mavlink, risk
+from tests.bench import alarm_to_mission, assign, fleet, ingest, linkage, mavlink, risk
 
 
 def _mosquitto_version() -> str:
@@ -40,12 +40,13 @@ def header() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("which", nargs="?",
-                        choices=("all", "ingest", "alarm", "mavlink", "fleet", "risk", "assign", "paths"),
+                        choices=("all", "ingest", "alarm", "linkage", "mavlink", "fleet", "risk", "assign", "paths"),
                         default="all")
     parser.add_argument("--messages", type=int, default=None,
                         help="ingest: messages per load; mavlink: packets in the buffer (default 200000)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="ingest: publish QoS (default 1)")
-    parser.add_argument("--samples", type=int, default=20, help="alarm: alarms to time (default 20)")
+    parser.add_argument("--samples", type=int, default=20,
+                        help="alarm: alarms to time; linkage: level changes to time (default 20)")
     parser.add_argument("--vehicles", default="50,100,200", help="fleet: fleet sizes (default 50,100,200)")
     parser.add_argument("--seconds", type=float, default=fleet.WINDOW_S,
                         help=f"fleet: measurement window per size (default {fleet.WINDOW_S:g})")
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         asyncio.run(alarm_to_mission.run(args.samples))
         print(f"(alarm benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "linkage"):
+        print()
+        started = time.monotonic()
+        asyncio.run(linkage.run(args.samples))
+        print(f"(linkage benchmark: {time.monotonic() - started:.0f} s)", flush=True)
     if args.which in ("all", "mavlink"):
         print()
         started = time.monotonic()
