@@ -141,6 +141,8 @@ class Follow:
     reached: bool = False
     written_at: float = 0.0
 FENCE_ALT_MARGIN_M = 30.0
+OUTBOX_WINDOW = 32  # QoS 1 messages handed to the MQTT client at once (paho keeps 20 in flight, the rest
+# queued in order)
 LOG_DOWNLOAD_TIMEOUT_S = 300.0  # the altitude fence sits this far above the mission's cruise height
 
 
@@ -233,7 +235,7 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation):
         self._video: dict[str, str] = {}  # vehicle → video address it announced
         self._controllers: dict[str, str] = {}  # vehicle → operator in control (mirror of the leases)
         self._outbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(10_000)
-        self._unsent: tuple[str, bytes, bool] | None = None
+        self._unsent: list[tuple[str, bytes, bool]] = []  # the batch in flight, sent again after a reconnect
         self.mqtt_connected = False
         self.fleet = Fleet(
             [FleetEntry(name=v.name, type=v.type, url=v.url, system_id=v.system_id, signing_key=v.signing_key)
@@ -364,13 +366,17 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation):
             backoff_s = min(backoff_s * 2, 30.0)
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> None:
+        """Send the outbox at QoS 1, up to OUTBOX_WINDOW messages in flight at once (in order: each is handed
+        to the client before the next). A batch is kept until the broker took all of it: after a lost
+        connection the next session sends it again first (QoS 1 is at least once)."""
         while True:
-            if self._unsent is None:
-                self._unsent = await self._outbox.get()
-            topic, payload, retain = self._unsent
-            await client.publish(topic, payload, qos=1, retain=retain)
-            self._unsent = None  # kept until the broker took it: the next session sends it first
-            self.metrics.mqtt_published += 1
+            if not self._unsent:
+                self._unsent = [await self._outbox.get()]
+            while len(self._unsent) < OUTBOX_WINDOW and not self._outbox.empty():
+                self._unsent.append(self._outbox.get_nowait())
+            await asyncio.gather(*(client.publish(t, p, qos=1, retain=r) for t, p, r in self._unsent))
+            self.metrics.mqtt_published += len(self._unsent)
+            self._unsent = []
             raise_if_cancelling()
 
     def _mqtt_publish(self, topic: str, data: dict[str, Any], *, retain: bool = False) -> None:

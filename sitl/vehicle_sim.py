@@ -326,7 +326,7 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
         self.counters: dict[str, int] = {
             "rx_msgs": 0, "tx_msgs": 0, "rx_bad": 0, "rx_dropped_paused": 0,
             "tx_dropped_no_peer": 0, "tx_dropped_paused": 0, "ignored_other_target": 0,
-            "handler_errors": 0, "unknown_param": 0, "unhandled_msgs": 0,
+            "handler_errors": 0, "unknown_param": 0, "unhandled_msgs": 0, "arms": 0,
         }
         self._listen_host = listen_host
         self._listen_port = listen_port
@@ -1072,6 +1072,7 @@ class SimVehicle(GroundMixin, DisturbanceMixin):
                 self._text(mav.MAV_SEVERITY_CRITICAL, f"Arm: {reason}")
                 return False
         self._armed = True
+        self.counters["arms"] += 1
         self._landed_since_s = self._t_s
         if self._origin_set and not self._home_locked:
             # AP_Arming_Copter/Rover::arm: home moves to where the vehicle arms.

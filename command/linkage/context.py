@@ -50,6 +50,9 @@ __all__ = [
 # Project choices, in metres (not from a standard): how near counts as "near" for each question.
 BRIDGE_NEAR_M = 200.0  # a bridge this close may be cut off or loaded by the hazard: inspect it
 VULNERABLE_NEAR_M = 200.0  # schools and nursing homes this close are warned with those inside
+COMMAND_POST_MARGIN_M = 500.0  # a forward command post stands at least this far outside the hazard
+COMMAND_POST_KINDS = ("shelter", "school", "fire_station", "town")  # places with room, power and a road
+ACCESS_STATIONS = 3  # fire stations whose approach to the hazard is worked out
 VILLAGE_NEAR_M = 200.0  # villages this close are warned (and must answer: 叫应) with those inside
 ENVIRONMENT_NEAR_M = 1000.0  # chemical sites and water intakes within this reach are checked
 STAGING_MARGIN_M = 300.0  # ambulances stage at least this far outside the hazard
@@ -69,7 +72,8 @@ _GENERAL_TEAM = ("general_rescue", "general rescue team", "综合救援队")
 
 # The computed payloads a playbook task may ask for with ``needs``.
 NEEDS_KEYS: frozenset[str] = frozenset({"hazard", "roads", "bridges", "hospitals", "vulnerable", "staging",
-                                        "rescue", "environment", "evacuation", "townships", "villages"})
+                                        "rescue", "environment", "evacuation", "townships", "villages",
+                                        "command_post"})
 
 # The placeholders a playbook text may use; the playbook loader checks texts against this set.
 TEMPLATE_KEYS: frozenset[str] = frozenset({"place", "place_zh", "level", "level_zh", "title", "title_zh",
@@ -167,7 +171,19 @@ def linkage_context(hazard: Polygon | MultiPolygon | None, *, point: tuple[float
         stations.append((d, facilities[i].id, _facility(facilities[i], distance_m=d, in_hazard=bool(fac_in[i]))))
     stations.sort(key=lambda t: (t[0], t[1]))
     rescue = {"team": team_id, "team_name": team, "team_name_zh": team_zh,
-              "stations": [row for _, _, row in stations]}
+              "stations": [row for _, _, row in stations],
+              "access": _access([facilities[i] for _, _, i in sorted(
+                  (d, facilities[i].id, i) for i in of_kind("fire_station")
+                  for d in (float(shapely.distance(here, fac_pts[i])),))][:ACCESS_STATIONS],
+                  roads, hz, fwd, to_utm, to_lonlat)}
+    post = sorted((float(shapely.distance(here, fac_pts[i])), facilities[i].id, i) for i in of_kind(*COMMAND_POST_KINDS)
+                  if fac_dist[i] >= COMMAND_POST_MARGIN_M)
+    command_post = ({**_facility(facilities[post[0][2]], distance_m=post[0][0]),
+                     "hazard_distance_m": round(float(fac_dist[post[0][2]])),
+                     "note": f"suggested: the nearest {', '.join(COMMAND_POST_KINDS)} at least "
+                             f"{COMMAND_POST_MARGIN_M:.0f} m outside the hazard; the commander decides",
+                     "note_zh": f"建议：危险区外至少 {COMMAND_POST_MARGIN_M:.0f} 米、距事发点最近的避难场所/学校/消防站/镇街；"
+                                "由指挥长确定"} if post else None)
 
     environment = [_facility(facilities[i], distance_m=fac_dist[i], in_hazard=bool(fac_in[i]))
                    for i in of_kind("chemical_site", "water_intake") if fac_dist[i] <= ENVIRONMENT_NEAR_M]
@@ -219,6 +235,7 @@ def linkage_context(hazard: Polygon | MultiPolygon | None, *, point: tuple[float
         "evacuation": evacuation,
         "townships": township_ids,
         "villages": villages,
+        "command_post": command_post,
         "summary": summary,
     }
 
@@ -305,6 +322,36 @@ def _roads(roads: Iterable[Any], hz: BaseGeometry, to_utm: Callable[[BaseGeometr
                      "length_inside_m": round(inside.length), "geometry": _geojson(to_lonlat(inside))})
     rows.sort(key=lambda r: (-r["length_inside_m"], r["id"]))
     return rows
+
+
+def _access(stations: Sequence[Any], roads: Iterable[Any], hz: BaseGeometry, fwd: Any,
+            to_utm: Callable[[BaseGeometry], BaseGeometry],
+            to_lonlat: Callable[[BaseGeometry], BaseGeometry]) -> list[dict[str, Any]]:
+    """How each station's crews reach the hazard: of the roads that reach its edge, the one whose entry
+    point is nearest the station (straight-line distance from the station to that entry, not a route
+    along the roads: the district's road layer is a few main roads, not a network)."""
+    edge = hz.boundary
+    entries = []  # (road, entry point in metres)
+    for road in roads:
+        line = to_utm(road.line)
+        meet = shapely.intersection(line, edge)
+        for p in shapely.get_parts(meet):
+            if not p.is_empty:
+                entries.append((road, p if p.geom_type == "Point" else shapely.centroid(p)))
+    out = []
+    for st in stations:
+        x, y = fwd.transform(st.lon, st.lat)
+        here = Point(x, y)
+        if not entries:
+            out.append({"station": st.id, "name": st.name, "name_zh": st.name_zh, "road": None,
+                        "note": "no main road reaches the hazard: approach by local roads"})
+            continue
+        road, p = min(entries, key=lambda e: (shapely.distance(here, e[1]), e[0].id))
+        lon, lat = to_lonlat(p).coords[0]
+        out.append({"station": st.id, "name": st.name, "name_zh": st.name_zh, "road": road.id,
+                    "road_name": road.name, "road_name_zh": road.name_zh,
+                    "entry": [round(lon, 6), round(lat, 6)], "distance_m": round(float(shapely.distance(here, p)))})
+    return out
 
 
 def _lines(geom: BaseGeometry) -> LineString | MultiLineString:

@@ -127,7 +127,7 @@ async def test_tasks_reach_departments_live_their_life_and_escalate_on_time(
             by_dept = {t["department"]: t for t in tasks}
             # the orange rainstorm's playbook: the bureau, fire, traffic, health, meteorology, the township
             assert {"emergency", "fire", "traffic", "health", "meteo"} <= set(by_dept), sorted(by_dept)
-            assert all(t["status"] in ("sent", "delivered") and t["version"] == "2026.2" for t in tasks)
+            assert all(t["status"] in ("sent", "delivered") and t["version"] == "2026.3" for t in tasks)
             for t in tasks:
                 assert datetime.fromisoformat(t["ack_due_at"]) > datetime.fromisoformat(t["created_at"])
                 if not t["township"]:

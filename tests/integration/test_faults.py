@@ -79,7 +79,8 @@ async def test_twenty_percent_loss_both_ways_mission_and_commands_still_work() -
             assert [i.command for i in back] == [i.command for i in plan]
             await vehicle.set_mode("GUIDED")
             await vehicle.arm()
-        assert sim.armed
+        # it armed (DISARM_DELAY, 10 s of sim time, may have disarmed it again before the answer got through)
+        assert sim.counters["arms"] >= 1
         assert sim.counters["tx_dropped_fault"] > 0 and sim.counters["rx_dropped_fault"] > 0
         stats = vehicle.link.stats(1)
         assert stats is not None and stats.lost > 0  # the ground station saw the loss

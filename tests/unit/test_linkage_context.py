@@ -212,6 +212,24 @@ def test_rescue_stations_by_distance_to_the_point_with_the_team_for_the_kind(ctx
     assert set(RESCUE_TEAMS) == {"flood", "rainstorm", "fire", "chemical_leak", "landslide"}
 
 
+def test_each_station_approaches_by_the_road_whose_entry_is_nearest_and_a_command_post_is_suggested(ctx):
+    access = {a["station"]: a for a in ctx["rescue"]["access"]}
+    # fire-close (-100, 500) enters by the crossing road at the west edge (0, 400): √(100² + 100²) m
+    assert access["fire-close"]["road"] == "crossing" and access["fire-close"]["distance_m"] == 141
+    assert access["fire-close"]["entry"] == pytest.approx(list(lonlat(0, 400)), abs=1e-5)
+    # fire-far (3000, 500): the crossing road's (1000, 400) and the spur's (1000, 600), equally near
+    assert access["fire-far"]["road"] in ("crossing", "spur") and access["fire-far"]["distance_m"] == 2002
+    none = linkage_context(SQUARE, point=POINT, kind="fire", roads=(), bridges=(), facilities=FACILITIES,
+                           townships=())["rescue"]["access"]
+    assert {a["road"] for a in none} == {None} and "local roads" in none[0]["note"]
+    # the nearest shelter, school, fire station or town at least 500 m outside: shelter-1, 1 km out
+    post = ctx["command_post"]
+    assert (post["id"], post["distance_m"], post["hazard_distance_m"]) == ("shelter-1", 1500, 1000)
+    assert "commander decides" in post["note"]
+    bare = linkage_context(SQUARE, point=POINT, kind="fire", roads=(), bridges=(), facilities=(), townships=())
+    assert bare["command_post"] is None and bare["rescue"]["access"] == []
+
+
 def test_environment_sites_inside_or_within_1_km(ctx):
     assert [(e["id"], e["distance_m"], e["in_hazard"]) for e in ctx["environment"]] == [
         ("intake-in", 0, True), ("chem-near", 800, False)]

@@ -98,7 +98,7 @@ def test_each_kind_and_level_links_exactly_the_expected_departments(book, linkag
     assert sorted(set(townships)) == (["longxing", "yufengshan"] if "townships" in expected else [])
     assert len(specs) == EXPECTED_COUNTS[kind, level]
     assert len({s.key for s in specs}) == len(specs)  # keys are unique
-    assert {s.version for s in specs} == {"2026.2"}
+    assert {s.version for s in specs} == {"2026.3"}
     assert {s.kind for s in specs} == {kind}
     assert all(s.from_level <= Level[level.upper()] for s in specs)
 
@@ -117,7 +117,7 @@ def test_a_task_is_filled_in_with_its_deadlines_needs_and_share(book, linkage):
         text="Close the roads crossing the flood at Longxing: none; set diversions and check the bridges",
         text_zh="封闭龙兴淹没区内道路：无；设置绕行并检查桥梁", ack_within_s=600, complete_within_s=7200,
         escalation=DEFAULT_ESCALATION, needs={"roads": linkage["roads"], "bridges": linkage["bridges"]},
-        share=("incident", "hazard", "roads", "bridges"), version="2026.2", kind="flood", from_level=Level.YELLOW)
+        share=("incident", "hazard", "roads", "bridges"), version="2026.3", kind="flood", from_level=Level.YELLOW)
     fire = specs["fire:5"]
     assert set(fire.needs) == {"rescue", "staging", "hazard"} and fire.needs["rescue"] is linkage["rescue"]
     assert fire.share == ("incident", "rescue", "staging", "hazard")  # default: the incident and what it needs
@@ -183,7 +183,8 @@ def test_expansion_errors_name_the_task(book, linkage):
                                             r"not among the district's departments"):
         run(book, "flood", "blue", linkage, departments=DEPTS - {"water"})
     ctx = template_context(linkage, place="L", place_zh="L", level="blue", title="t", title_zh="t")
-    with pytest.raises(PlaybookError, match=r"needs \['hazard', 'townships'\] but no linkage context was given"):
+    with pytest.raises(PlaybookError,
+                       match=r"needs \['hazard', 'townships', 'command_post'\] but no linkage context was given"):
         expand(book, kind="flood", level="blue", departments=DEPTS, context=ctx)
     with pytest.raises(PlaybookError, match="the linkage context lacks \\['townships'\\]"):
         expand(book, kind="flood", level="blue", departments=DEPTS, context=ctx,
@@ -295,10 +296,10 @@ def test_load_names_the_file(tmp_path):
 
 def test_a_valid_edit_of_the_sample_still_loads():
     data = copy.deepcopy(raw())
-    data["version"] = "2026.2"
+    data["version"] = "2026.3"
     data["playbooks"][0]["tasks"][0]["escalation"] = ["resend", "deputy", "head", "bureau"]
     book = parse_playbooks(data)
-    assert book.version == "2026.2"
+    assert book.version == "2026.3"
     assert book.tasks["flood"][0].escalation == ("resend", "deputy", "head", "bureau")
     assert book.tasks["flood"][0].ack_within_s == 900 and book.tasks["flood"][0].complete_within_s == 3600
 

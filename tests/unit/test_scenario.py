@@ -65,7 +65,7 @@ def test_loads_every_layer(district: District) -> None:
     for dept in district.departments.values():  # a head, three duty officers, a roster without gaps
         assert dept.name_zh and dept.head.name_zh and len(dept.members) == 3 and len(dept.roster) == 3
         assert dept.channels.mqtt and dept.channels.webhook is None
-    assert district.playbooks.version == "2026.2"
+    assert district.playbooks.version == "2026.3"
     assert {"flood", "rainstorm", "landslide", "fire", "chemical_leak", "default"} <= district.playbooks.kinds
     kinds = {f.kind for f in district.facilities}
     assert {"town", "hospital", "school", "fire_station", "drone_base", "boat_base", "landslide_slope",
