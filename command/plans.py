@@ -33,6 +33,7 @@ from .dispatch.assign import solve
 from .dispatch.energy import EnergyModel
 from .dispatch.errors import PlanRefused
 from .dispatch.geometry import ground_distance_m, utm_transformers
+from .risk.rules import Level
 from .dispatch.launch import MULTIROTOR, AirframeLimits, boat_limits, check_launch
 from .dispatch.launch import override as launch_override
 from .dispatch.patterns import WIDE_24MM_HFOV_DEG, partition_area
@@ -424,10 +425,16 @@ class TaskPlans:
                 if i in result.planned:
                     why = [*why, "the vehicles that could fly it are taken by other tasks of this proposal"]
                     why_zh = [*why_zh, "可执行该任务的无人机已分配给本次规划的其他任务"]
+                preempt = self._preemptible(incident_id, task)
+                if preempt:
+                    why = [*why, "a vehicle flying for a lower-priority incident could be recalled for it: "
+                           + ", ".join(f"{c['vehicle']} (plan {c['plan_id']}, {c['incident_level']} incident "
+                                       f"{c['incident_id']})" for c in preempt)]
+                    why_zh = [*why_zh, "可召回正在执行较低级别事件任务的无人机：" + "、".join(c["vehicle"] for c in preempt)]
                 prow = self.store.insert_plan(
                     incident_id=incident_id, task_key=task.key, vehicle=None, state="refused",
-                    task=task.to_wire(), proposal={"reasons": why, "reasons_zh": why_zh}, proposed_by=by,
-                    proposed_at=now, updated_at=now)
+                    task=task.to_wire(), proposal={"reasons": why, "reasons_zh": why_zh, "preempt": preempt},
+                    proposed_by=by, proposed_at=now, updated_at=now)
             view = self.plan_view(prow)
             self.bus.publish("plan.proposed" if p is not None else "plan.refused", view)
             out.append(view)
@@ -730,6 +737,46 @@ class TaskPlans:
                       energy=EnergyModel.for_vehicle(plan.mission.vehicle_type,
                                                      self.vehicle_specs[plan.mission.vehicle].cruise_speed_mps,
                                                      self.vehicle_specs[plan.mission.vehicle].endurance_s))
+
+    def _preemptible(self, incident_id: int, task: TaskSpec) -> list[dict[str, Any]]:
+        """Vehicles that could fly ``task`` but fly for an incident of a lower level: a dispatcher may recall
+        one for it (``preempt_plan``), its own task handed over. Nearest to the task first."""
+        level = self.store.incident(incident_id).level
+        out = []
+        for p in self.store.plans(states=("flying",)):
+            if p.incident_id == incident_id or not p.vehicle or p.progress.get("handed_over"):
+                continue
+            other = self.store.incident(p.incident_id)
+            spec = self.vehicle_specs.get(p.vehicle)
+            if other.level >= level or spec is None or spec.type not in task.vehicle_types \
+                    or not task.needs <= spec.payloads:
+                continue
+            where = self.fleet.states().get(p.vehicle, {})
+            here = (where.get("lon"), where.get("lat"))
+            distance = ground_distance_m(here, task.point) if None not in here else None
+            out.append({"plan_id": p.id, "vehicle": p.vehicle, "incident_id": other.id,
+                        "incident_level": Level(other.level).colour, "task_key": p.task_key,
+                        "distance_m": round(distance) if distance is not None else None})
+        return sorted(out, key=lambda c: (c["distance_m"] is None, c["distance_m"] or 0.0))
+
+    def preempt_plan(self, plan_id: int, *, by: str, reason: str, for_incident: int) -> dict[str, Any]:
+        """A higher-priority incident takes a vehicle: the flying plan's vehicle is recalled home (where it is
+        free for the new incident's task once it has landed) and its task is handed over, not dropped."""
+        from .runtime import Conflict, Refused, Sortie
+
+        row = self.store.plan(plan_id)
+        if row.state != "flying" or not row.vehicle:
+            raise Conflict(f"plan {plan_id} is {row.state}: only a flying plan's vehicle can be recalled for another")
+        mine, theirs = self.store.incident(row.incident_id), self.store.incident(for_incident)
+        if theirs.level <= mine.level:
+            raise Refused(f"incident {for_incident} ({Level(theirs.level).colour}) does not outrank incident "
+                          f"{mine.id} ({Level(mine.level).colour}): only a higher-priority incident takes its vehicle")
+        why = f"preempted for incident {for_incident} by {by}: {reason}"
+        self._spawn(self._recall(row.id, row.vehicle, why), name=f"preempt-{row.id}")
+        self._hand_over(Sortie(row.incident_id, row.id), why)
+        view = self.plan_view(self.store.plan(plan_id))
+        self.bus.publish("plan.preempted", {**view, "for_incident": for_incident, "by": by, "reason": reason})
+        return view
 
     def _hand_over(self, sortie: Sortie, why: str) -> None:
         """A task in progress is handed over, not dropped: its vehicle left it (recalled, low, lost), so the

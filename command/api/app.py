@@ -114,6 +114,12 @@ class ApproveBody(BaseModel):
                                         description="launch despite a failed weather check (logged with who)")
 
 
+class PreemptBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    reason: str = Field(..., min_length=1, max_length=500)
+    for_incident: int = Field(..., ge=1, description="the higher-priority incident that needs the vehicle")
+
+
 class RejectBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64)
     reason: str = Field(..., min_length=1, max_length=500)
@@ -332,6 +338,11 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/api/plans/{plan_id}/approve", status_code=202, dependencies=[Auth])
     async def approve_plan(plan_id: int, body: ApproveBody) -> dict[str, Any]:
         return service.approve_plan(plan_id, by=body.by, pilot=body.pilot, override_reason=body.override_reason)
+
+    @app.post("/api/plans/{plan_id}/preempt", dependencies=[Auth])
+    async def preempt_plan(plan_id: int, body: PreemptBody) -> dict[str, Any]:
+        """Recall a flying plan's vehicle for a higher-priority incident; its task is handed over."""
+        return service.preempt_plan(plan_id, by=body.by, reason=body.reason, for_incident=body.for_incident)
 
     @app.post("/api/plans/{plan_id}/reject", dependencies=[Auth])
     async def reject_plan(plan_id: int, body: RejectBody) -> dict[str, Any]:

@@ -114,3 +114,65 @@ def test_plan_proposed_edited_approved_flown_and_followed(live_service: LiveServ
                  "plan.state", "plan.progress", "mission.completed"):
         assert kind in kinds, kind
     assert incident["kind"] == "rainstorm"
+
+
+async def test_a_higher_priority_incident_takes_a_flying_vehicle_and_its_task_is_handed_over(make_service) -> None:
+    """A red incident with no free vehicle: the proposal names the copter flying for a yellow one; the
+    dispatcher recalls it, the yellow incident's task is handed over (proposed again), and once home the
+    copter is proposed for the red incident."""
+    import asyncio
+
+    from command.api.app import create_app
+    from sensors.model import Reading
+
+    service, sim = await make_service()
+    now = service.clock.now()
+    service.ingest_http([Reading("wx-luoqi-valley", q, v, u, now) for q, v, u in (
+        ("wind_speed", 3.0, "m/s"), ("temp", 27.0, "Cel"), ("rain", 0.0, "mm"))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(service)), base_url="http://t",
+                                 headers={"Authorization": "Bearer t"}) as http:
+        async def report(level: str, lon: float, lat: float) -> int:
+            r = await http.post("/api/incidents", json={
+                "by": "dispatcher-zhao", "kind": "other", "level": level, "title": f"{level} report",
+                "source": "hotline_110", "location": {"lon": lon, "lat": lat}})
+            assert r.status_code == 201, r.text
+            return r.json()["incident"]["id"]
+
+        async def until(predicate, what: str):
+            async with asyncio.timeout(60):
+                while not (value := predicate()):
+                    await asyncio.sleep(0.1)
+            return value
+
+        yellow = await report("yellow", 106.870, 29.718)
+        [low] = (await http.post(f"/api/incidents/{yellow}/plans", json={"by": "dispatcher-zhao"})).json()["plans"]
+        assert low["vehicle"] == "UAV-1"
+        approved = await http.post(f"/api/plans/{low['id']}/approve", json={"by": "dispatcher-zhao", "pilot": "Li"})
+        assert approved.status_code == 202, approved.text
+        await until(lambda: service.store.plan(low["id"]).state == "flying", "the yellow plan to fly")
+
+        red = await report("red", 106.850, 29.705)
+        [high] = (await http.post(f"/api/incidents/{red}/plans", json={"by": "dispatcher-zhao"})).json()["plans"]
+        assert high["state"] == "refused" and high["vehicle"] is None
+        [candidate] = high["proposal"]["preempt"]
+        assert (candidate["plan_id"], candidate["vehicle"], candidate["incident_id"]) == (low["id"], "UAV-1", yellow)
+        assert any("could be recalled" in r for r in high["proposal"]["reasons"])
+        # the other way round is refused: a yellow incident does not take the red one's vehicle
+        wrong = await http.post(f"/api/plans/{low['id']}/preempt",
+                                json={"by": "d", "reason": "r", "for_incident": yellow})
+        assert wrong.status_code == 422 and "does not outrank" in wrong.text
+        taken = await http.post(f"/api/plans/{low['id']}/preempt", json={
+            "by": "dispatcher-zhao", "reason": "people trapped at the red report", "for_incident": red})
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["progress"]["handed_over"] is True
+        kinds = [e.kind for e in service.store.events(limit=5000)]
+        assert "plan.preempted" in kinds and "plan.handover" in kinds
+        # the yellow task was proposed again (no other vehicle: refused, with the reason), not dropped
+        again = [p for p in service.store.plans(incident_id=yellow) if p.id != low["id"]]
+        assert [(p.task_key, p.state) for p in again] == [(low["task_key"], "refused")]
+        # home, the copter is free for the red incident
+        await until(lambda: service.store.plan(low["id"]).state == "landed", "the recalled copter to land")
+        await until(lambda: service._plan_vehicles(only="UAV-1"), "UAV-1 to be ready again")
+        [now_red] = (await http.post(f"/api/incidents/{red}/plans", json={"by": "dispatcher-zhao"})).json()["plans"]
+        assert now_red["state"] == "proposed" and now_red["vehicle"] == "UAV-1"
+        assert now_red["task"]["incident_id"] == red
