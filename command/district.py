@@ -36,6 +36,7 @@ __all__ = [
     "District",
     "DistrictError",
     "Bridge",
+    "Crew",
     "Facility",
     "River",
     "Road",
@@ -44,7 +45,7 @@ __all__ = [
     "VehicleSpec",
 ]
 
-# Optional files: landcover.geojson, bridges.geojson, townships.geojson, patrols.yaml, scenario.yaml.
+# Optional files: landcover.geojson, bridges.geojson, townships.geojson, crews.yaml, patrols.yaml, scenario.yaml.
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "playbooks.yaml")
 
@@ -159,6 +160,23 @@ class Bridge:
     def headroom_m(self, surface_amsl_m: float) -> float:
         """Room between the water at ``surface_amsl_m`` and the bridge's underside."""
         return self.underside_amsl_m - surface_amsl_m
+
+
+@dataclass(frozen=True, slots=True)
+class Crew:
+    """A crew (people on foot or in a car) or a department unit (a vehicle with its crew): an asset
+    besides the fleet, starting from its base."""
+
+    id: str
+    name: str
+    name_zh: str
+    department: str  # a department id of departments.yaml
+    kind: Literal["crew", "unit"]
+    type: str  # water_rescue, forest_fire, search_and_rescue, ambulance, traffic_police, township_team, ...
+    base_lon: float
+    base_lat: float
+    people: int
+    base_facility: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +342,24 @@ class _BridgeProps(_Named):
     road: str | None = None
 
 
+class _Crew(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1)
+    name_zh: str = ""
+    department: str = Field(min_length=1)
+    kind: Literal["crew", "unit"]
+    type: str = Field(pattern=r"^[a-z_]+$")
+    base: tuple[float, float]
+    base_facility: str | None = None
+    people: int = Field(ge=1, le=500)
+
+
+class _Crews(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    crews: list[_Crew]
+
+
 class _TownshipProps(_Named):
     id: str = Field(min_length=1)
     kind: Literal["town", "street"]
@@ -364,6 +400,7 @@ class District:
     meta: Mapping[str, Any] = field(default_factory=dict)
     bridges: tuple[Bridge, ...] = ()  # bridges.geojson, optional
     townships: tuple[Township, ...] = ()  # townships.geojson, optional
+    crews: tuple[Crew, ...] = ()  # crews.yaml, optional: crews and department units
 
     @classmethod
     def load(cls, path: str | Path) -> District:
@@ -482,6 +519,21 @@ class District:
                                         v.cruise_speed_mps, v.endurance_s, v.signing_key, v.video_url,
                                         frozenset(v.payloads), v.air_draft_m))
 
+        crews = []
+        f = root / "crews.yaml"  # optional: crews and department units
+        if f.is_file():
+            for c in _model(f, _Crews, _yaml(f)).crews:
+                lon, lat = c.base
+                if c.department not in depts:
+                    raise DistrictError(f"{f}: crew {c.id!r}: no department {c.department!r} in departments.yaml")
+                if not (w <= lon <= e and s <= lat <= n):
+                    raise DistrictError(f"{f}: crew {c.id!r} base {list(c.base)} lies outside the bbox")
+                if c.base_facility is not None and c.base_facility not in {x.id for x in facilities}:
+                    raise DistrictError(f"{f}: crew {c.id!r}: no facility {c.base_facility!r}")
+                crews.append(Crew(c.id, c.name, c.name_zh or c.name, c.department, c.kind, c.type, lon, lat,
+                                  c.people, c.base_facility))
+            _unique_ids(f, [c.id for c in crews])
+
         scenario = root / "scenario.yaml"
         patrols: tuple[Patrol, ...] = ()
         if (root / "patrols.yaml").is_file():
@@ -507,6 +559,7 @@ class District:
             layers=MappingProxyType(layers), sensors_path=root / "sensors.geojson",
             scenario_path=scenario if scenario.is_file() else None, patrols=patrols,
             meta=MappingProxyType(meta.model_dump()), bridges=tuple(bridges), townships=tuple(townships),
+            crews=tuple(crews),
         )
 
     def on_water(self, lon: float, lat: float) -> bool:

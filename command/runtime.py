@@ -72,6 +72,7 @@ from .incidents import (
 )
 from .official import CapError, parse_cap
 from .alerts import Alerts
+from .crews import Crews
 from .evacuation import Evacuation
 from .incident_life import IncidentLife
 from .linkage_service import Linkage
@@ -172,7 +173,7 @@ class Metrics:
     mqtt_publish_dropped: int = 0
 
 
-class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation):
+class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation, Crews):
     def __init__(self, settings: Settings, *, district_dir: Path, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -285,6 +286,7 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation):
         self._init_incident_life()
         self._init_alerts()
         self._init_evacuation()
+        self._init_crews()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:

@@ -114,6 +114,20 @@ class ApproveBody(BaseModel):
                                         description="launch despite a failed weather check (logged with who)")
 
 
+class CrewPositionBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64, description="who reports it")
+    lon: float = Field(..., ge=-180, le=180)
+    lat: float = Field(..., ge=-90, le=90)
+    at: AwareDatetime | None = Field(None, description="when it was there (default: now)")
+    source: Literal["app", "gps", "dispatcher", "radio"] = "app"
+
+
+class CrewStatusBody(BaseModel):
+    by: str = Field(..., min_length=1, max_length=64)
+    status: Literal["available", "on_task", "off_duty", "unavailable"]
+    incident_id: int | None = Field(None, ge=1, description="on_task: the incident it works on")
+
+
 class PreemptBody(BaseModel):
     by: str = Field(..., min_length=1, max_length=64)
     reason: str = Field(..., min_length=1, max_length=500)
@@ -468,6 +482,20 @@ def create_app(service: Service) -> FastAPI:
     async def warnings(incident_id: int) -> dict[str, Any]:
         service.store.incident(incident_id)  # 404 for an unknown incident
         return service.warnings_view(incident_id)
+
+    @app.get("/api/crews")
+    async def crews() -> dict[str, Any]:
+        """Crews and department units: where they are, whether they are free."""
+        return {"crews": service.crews_view()}
+
+    @app.post("/api/crews/{crew_id}/position", dependencies=[Auth])
+    async def crew_position(crew_id: str, body: CrewPositionBody) -> dict[str, Any]:
+        return service.report_crew_position(crew_id, lon=body.lon, lat=body.lat, at=body.at, by=body.by,
+                                            source=body.source)
+
+    @app.post("/api/crews/{crew_id}/status", dependencies=[Auth])
+    async def crew_status(crew_id: str, body: CrewStatusBody) -> dict[str, Any]:
+        return service.set_crew_status(crew_id, status=body.status, by=body.by, incident_id=body.incident_id)
 
     @app.get("/api/departments")
     async def departments() -> dict[str, Any]:

@@ -265,3 +265,18 @@ class EventRow(Base):
     time: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(48))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CrewStateRow(Base):
+    """A crew's or department unit's latest position and availability (``command.crews``)."""
+
+    __tablename__ = "crew_states"
+    crew_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # available | on_task | off_duty | unavailable
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    position_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(64))  # base | app | gps | dispatcher ...
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -17,7 +17,7 @@ from sitl.scenarios.yubei import NOTICE, generate
 
 FILES = ("district.yaml", "boundary.geojson", "sensors.geojson", "airspace.geojson", "rivers.geojson",
          "roads.geojson", "facilities.geojson", "terrain.asc", "fleet.yaml", "departments.yaml", "scenario.yaml",
-         "landcover.geojson", "patrols.yaml", "bridges.geojson", "townships.geojson", "playbooks.yaml")
+         "landcover.geojson", "patrols.yaml", "bridges.geojson", "townships.geojson", "playbooks.yaml", "crews.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,11 @@ def test_bridges_townships_and_linkage_places(district: District) -> None:
     assert len(shelters) >= 4 and all(s.capacity and s.capacity > 0 for s in shelters)
     assert all(district.on_water(f.lon, f.lat) for f in district.facilities_of("water_intake"))
     assert district.facilities_of("nursing_home") and district.facilities_of("ambulance_station")
+    # crews and department units at their stations, each of a known department
+    assert len(district.crews) == 8 and {c.kind for c in district.crews} == {"crew", "unit"}
+    where = {f.id: (f.lon, f.lat) for f in district.facilities}
+    for c in district.crews:
+        assert c.department in district.departments and (c.base_lon, c.base_lat) == where[c.base_facility]
 
 
 def test_airport_zones(district: District) -> None:
@@ -210,6 +215,17 @@ def test_load_errors_name_the_file(folder: Path, tmp_path: Path) -> None:
         District.load(bad)
 
     shutil.copy(folder / "airspace.geojson", bad / "airspace.geojson")
+    for change, message in ((lambda c: c.update(department="navy"), "crew 'crew-luoqi-water': no department 'navy'"),
+                            (lambda c: c.update(base=[120.0, 30.0]), "crew 'crew-luoqi-water' base .* outside"),
+                            (lambda c: c.update(base_facility="nowhere"), "no facility 'nowhere'"),
+                            (lambda c: c.update(people=0), r"crews\.yaml.*people"),
+                            (lambda c: c.update(colour="red"), r"crews\.yaml.*colour")):
+        crews = yaml.safe_load((folder / "crews.yaml").read_text())
+        change(crews["crews"][0])
+        (bad / "crews.yaml").write_text(yaml.safe_dump(crews, allow_unicode=True))
+        with pytest.raises(DistrictError, match=message):
+            District.load(bad)
+    shutil.copy(folder / "crews.yaml", bad / "crews.yaml")
     (bad / "terrain.asc").write_text("ncols 3\nnrows 3\nxllcorner 0\nyllcorner 0\ncellsize 1\n1 2 3\n")
     with pytest.raises(DistrictError, match=r"terrain\.asc"):
         District.load(bad)

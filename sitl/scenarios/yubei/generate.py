@@ -194,6 +194,25 @@ AMBULANCE_STATIONS = (  # 120 emergency medical stations: id, name, name_zh, lon
     ("amb-longxing", "Longxing 120 station", "龙兴120急救站", 106.770, 29.786),
     ("amb-luoqi", "Luoqi 120 station", "洛碛120急救站", 106.830, 29.720),
 )
+# Crews and department units (assets besides the fleet, command/district.py Crew), at their stations:
+# id, name, name_zh, department, kind (crew: people on foot or in a car; unit: a vehicle with its
+# crew), type, the facility they start from, people. Synthetic.
+CREWS = (
+    ("crew-luoqi-water", "Luoqi water rescue squad", "洛碛水域救援分队", "fire", "crew", "water_rescue",
+     "fire-luoqi", 8),
+    ("crew-longxing-water", "Longxing water rescue squad", "龙兴水域救援分队", "fire", "crew", "water_rescue",
+     "fire-longxing", 8),
+    ("crew-tongjing-forest", "Tongjing forest fire squad", "统景森林灭火分队", "fire", "crew", "forest_fire",
+     "fire-tongjing", 12),
+    ("crew-lianglu-rescue", "Lianglu search and rescue squad", "两路搜救分队", "fire", "crew", "search_and_rescue",
+     "fire-lianglu", 10),
+    ("unit-amb-longxing", "Longxing ambulance 1", "龙兴120救护车1", "health", "unit", "ambulance", "amb-longxing", 3),
+    ("unit-amb-luoqi", "Luoqi ambulance 1", "洛碛120救护车1", "health", "unit", "ambulance", "amb-luoqi", 3),
+    ("unit-traffic-longxing", "Longxing traffic police patrol", "龙兴交巡警巡逻车", "traffic", "unit", "traffic_police",
+     "town-longxing", 2),
+    ("crew-longxing-township", "Longxing township emergency team", "龙兴镇应急分队", "emergency", "crew",
+     "township_team", "town-longxing", 15),
+)
 # Towns below are township-level units: street offices (街道) in the urban west, towns (镇) elsewhere.
 STREETS = frozenset({"lianglu", "huixing", "xiantao", "lijia", "wangjia"})
 
@@ -831,6 +850,12 @@ def generate(out_dir: Path, *, seed: int = 7) -> Path:
         z, x0, y0, slope, _axis_point(tongluo_axis, 29.900))
     facilities += hazard_facilities
     _write_geojson(out / "facilities.geojson", facilities)
+    by_id = {f["properties"]["id"]: f["geometry"]["coordinates"] for f in facilities}
+    _write_yaml(out / "crews.yaml", {"crews": [
+        {"id": cid, "name": name, "name_zh": name_zh, "department": dept, "kind": kind, "type": ctype,
+         "base": [round(by_id[base][0], 6), round(by_id[base][1], 6)], "base_facility": base, "people": people}
+        for cid, name, name_zh, dept, kind, ctype, base, people in CREWS]},
+        header="# Crews and department units: people and vehicles besides the fleet (synthetic)\n")
     _write_yaml(out / "patrols.yaml", {"patrols": [
         {"id": "yangtze-bank", "name": "Yangtze bank patrol", "name_zh": "长江岸线巡查", "along": {"river": "yangtze"},
          "months": [6, 7, 8, 9], "at": ["09:00", "16:00"], "needs": ["zoom_camera"]},
