@@ -148,12 +148,16 @@ async def test_tasks_reach_departments_live_their_life_and_escalate_on_time(
             traffic = await _until(lambda: (r := service.task_view(service.store.task(by_dept["traffic"]["id"])))
                                    ["status"] == "delivered" and r, "traffic's task delivered")
             assert traffic["history"][-1]["note"] == "delivered by webhook traffic"
-            # health's system answers 500: three attempts, then failed, in the delivery log and an event
-            failed = await _until(lambda: service.store.deliveries(state="failed"), "health's delivery to fail")
-            assert failed[0].target_id == "health" and [a["status"] for a in failed[0].attempts] == [500, 500, 500]
+            # health's system answers 500: three attempts each, then failed, in the delivery log and an event
+            health = [t for t in tasks if t["department"] == "health"]
+            failed = await _until(lambda: len(d := service.store.deliveries(state="failed")) == len(health) and d,
+                                  "every delivery to health to fail")
+            assert {d.target_id for d in failed} == {"health"}
+            assert all([a["status"] for a in d.attempts] == [500, 500, 500] for d in failed)
             log = (await http.get(f"/api/tasks/{by_dept['health']['id']}")).json()["deliveries"]
             assert log[0]["state"] == "failed" and len(log[0]["attempts"]) == 3
-            assert len(bad.requests) == 3 and all(v == "ok" for _, v in bad.requests)
+            assert len(bad.requests) == 3 * len(health) and all(v == "ok" for _, v in bad.requests)
+            assert len([e for e in service.store.events(limit=5000) if e.kind == "webhook.failed"]) == len(health)
 
             # the life: traffic acknowledges (twice: once counts), works, reports; health declines
             tid, hid = by_dept["traffic"]["id"], by_dept["health"]["id"]
