@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -265,3 +265,20 @@ def live_service(live_system: LiveService) -> LiveService:
     live_system.publish_rainstorm()
     live_system.incident_id = live_system.wait_incident()["id"]
     return live_system
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings, folder: Path, clock: Any) -> AsyncIterator[Service]:
+    """The service on ``folder`` with its own ``clock`` (e.g. a ManualClock), run in this event loop
+    until the block ends; for tests that build the settings themselves."""
+    service = Service(settings, district_dir=folder, clock=clock)
+    task = asyncio.create_task(service.run())
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            await service.ready.wait()
+        yield service
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=STOP_DEADLINE_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

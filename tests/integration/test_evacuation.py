@@ -8,10 +8,8 @@ told overdue exactly once on a stepped service clock, also across a restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from command.linkage_service import incident_hazard
 from command.runtime import Service
 from command.settings import Settings
 from tests.fixtures_mqtt import MosquittoInstance
-from tests.fixtures_service import DEADLINE_S, STOP_DEADLINE_S, _publish, district_copy
+from tests.fixtures_service import DEADLINE_S, _publish, district_copy, running_service
 
 GAUGE = "yulin-level"
 # A zone drawn at Longxing: the town's centre and its elderly care home inside; the middle school's shelter
@@ -330,21 +328,6 @@ async def test_shelter_occupancy_and_over_capacity(make_service) -> None:
 # -- the initial report's deadline, on a stepped service clock --------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings, folder: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    service = Service(settings, district_dir=folder, clock=clock)
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            await service.ready.wait()
-        yield service
-    finally:
-        task.cancel()
-        await asyncio.wait({task}, timeout=STOP_DEADLINE_S)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_initial_report_overdue_exactly_once_also_across_a_restart(mosquitto: MosquittoInstance,
                                                                           yubei_folder: Path, tmp_path: Path) -> None:
     folder = district_copy(yubei_folder, tmp_path / "district")
@@ -362,7 +345,7 @@ async def test_initial_report_overdue_exactly_once_also_across_a_restart(mosquit
         return {"by": "dispatcher-zhao", "kind": "other", "level": level, "title": title, "source": "hotline_12345",
                 "location": {"lon": 106.79, "lat": lat}}
 
-    async with running(settings, folder, clock) as service:
+    async with running_service(settings, folder, clock) as service:
         api = _api(service)
         late = (await api.post("/api/incidents", json=report("orange", "Houses flooded", 29.775))).json()["incident"]
         prompt = (await api.post("/api/incidents", json=report("red", "Bridge down", 29.78))).json()["incident"]
@@ -389,7 +372,7 @@ async def test_initial_report_overdue_exactly_once_also_across_a_restart(mosquit
         assert (await api.get(f"/api/incidents/{minor['id']}/reports")).json()["initial_due_at"] is None
 
     clock.advance(60)
-    async with running(settings, folder, clock) as service:  # the same database: a restart
+    async with running_service(settings, folder, clock) as service:  # the same database: a restart
         await step(service, 600)
         assert [e["incident_id"] for e in _events(service, "report.overdue")] == [late["id"]]
         r = await _api(service).post(f"/api/incidents/{late['id']}/reports", json={"by": "duty-chen",

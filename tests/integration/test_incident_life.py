@@ -6,11 +6,8 @@ escalated to the duty chief exactly once, on a stepped service clock."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from command.linkage.webhooks import signed_headers
 from command.runtime import Service
 from command.settings import Settings
 from tests.fixtures_mqtt import MosquittoInstance
-from tests.fixtures_service import DEADLINE_S, RAIN_GAUGE, STOP_DEADLINE_S, district_copy
+from tests.fixtures_service import RAIN_GAUGE, district_copy, running_service
 
 SECRET = "hotline-119-intake-secret-2026"
 PHONE = "+86 138 0000 1234"
@@ -302,21 +299,6 @@ async def test_ack_confirm_response_false_alarm_close_reopen_merge(make_service)
 # -- the unacknowledged red alarm ---------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings, folder: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    service = Service(settings, district_dir=folder, clock=clock)
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            await service.ready.wait()
-        yield service
-    finally:
-        task.cancel()
-        await asyncio.wait({task}, timeout=STOP_DEADLINE_S)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_unacknowledged_red_alarm_repeats_and_escalates_once(mosquitto: MosquittoInstance,
                                                                     yubei_folder: Path, tmp_path: Path) -> None:
     folder = district_copy(yubei_folder, tmp_path / "district")
@@ -332,7 +314,7 @@ async def test_unacknowledged_red_alarm_repeats_and_escalates_once(mosquitto: Mo
         clock.advance(seconds)
         await service._incident_life_tick(clock.now())
 
-    async with running(settings, folder, clock) as service:
+    async with running_service(settings, folder, clock) as service:
         api = _api(service)
         gauge = service.registry[RAIN_GAUGE]
         red = await _open(api, _report(gauge.lon, gauge.lat, kind="fire", level="red", title="Forest fire"))
@@ -367,7 +349,7 @@ async def test_unacknowledged_red_alarm_repeats_and_escalates_once(mosquitto: Mo
 
     # a restart does not escalate again; the alarm sounds at once (the service's own tick or this one)
     # until someone acknowledges
-    async with running(settings, folder, clock) as service:
+    async with running_service(settings, folder, clock) as service:
         api = _api(service)
         await step(service, 1)
         assert len(_events(service, "incident.alarm", red["id"])) == before + 1
