@@ -142,8 +142,8 @@ class Follow:
     reached: bool = False
     written_at: float = 0.0
 FENCE_ALT_MARGIN_M = 30.0
-OUTBOX_WINDOW = 32  # QoS 1 messages handed to the MQTT client at once (paho keeps 20 in flight, the rest
-# queued in order)
+OUTBOX_WINDOW = 10  # QoS 1 messages handed to the MQTT client at once (aiomqtt warns beyond 10 pending, paho
+# keeps 20 in flight)
 LOG_DOWNLOAD_TIMEOUT_S = 300.0  # the altitude fence sits this far above the mission's cruise height
 
 
