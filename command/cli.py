@@ -195,10 +195,28 @@ def build_parser() -> argparse.ArgumentParser:
     for tool in (fwi, slope, flood):
         tool.add_parser(sub)
 
+    hp = sub.add_parser("hash-password", help="an Argon2id hash for a users file (the password read without echo, "
+                                              "or one line from standard input)")
+    hp.set_defaults(func=cmd_hash_password)
+
     scen = sub.add_parser("scenario", help="write the synthetic Yubei district folder")
     scen.add_argument("out", type=Path, help="output folder")
     scen.set_defaults(func=cmd_scenario)
     return p
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .auth import WeakPassword, hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    try:
+        print(hash_password(password))
+    except WeakPassword as err:
+        print(f"refused: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     report_initial_within_s: float = Field(3600.0, gt=0, description="An incident of orange or above without an "
                                            "initial report (首报) this long after it first became orange raises "
                                            "report.overdue once (service time)")
+    users_file: Path | None = Field(None, description="Users, roles and password hashes (command/auth.py); "
+                                    "sign-in is off without it")
+    auth_secret: str | None = Field(None, min_length=32, description="Secret that signs sign-in tokens (32+ "
+                                    "characters, the same on every replica); default: a random one per start")
+    token_ttl_s: int = Field(900, ge=60, le=43200, description="Life of a sign-in token, seconds")
     tak_url: str | None = Field(None, description="Send incidents and vehicles as Cursor-on-Target to this TAK "
                                 "server: udp://host:port or tcp://host:port (off when unset)")
     cap_base_url: str | None = Field(None, description="Public base URL for the alert feed's links; default: "

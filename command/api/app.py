@@ -23,6 +23,7 @@ from ..grants import GrantRefused
 from ..runtime import Conflict, Refused, Service, Unavailable
 from ..store import NotFound
 from .alerts import add_routes as add_alert_routes
+from .auth import add_routes as add_auth_routes
 from .evacuation import add_routes as add_evacuation_routes
 from .incident_life import add_routes as add_incident_life_routes
 from .metrics import render_metrics
@@ -188,6 +189,7 @@ def create_app(service: Service) -> FastAPI:
     add_incident_life_routes(app, service, Auth)
     add_alert_routes(app, service, Auth)
     add_evacuation_routes(app, service, Auth)
+    app.state.authenticator = add_auth_routes(app, service, Auth)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, err: NotFound) -> JSONResponse:

@@ -7,7 +7,7 @@ from command.cli import main
 
 
 @pytest.mark.parametrize("words", [[], ["demo"], ["serve"], ["sim", "sensors"], ["sim", "fleet"],
-                                   ["sim", "ardupilot"], ["scenario"], ["fwi"], ["slope"], ["flood"]])
+                                   ["sim", "ardupilot"], ["scenario"], ["fwi"], ["slope"], ["flood"], ["hash-password"]])
 def test_every_command_has_help(words, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*words, "--help"])
@@ -62,3 +62,15 @@ def test_an_unknown_scenario_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("YINGJI_DATA_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="no scenario 'tsunami'.*summer_flood"):
         main(["sim", "sensors", "--scenario", "tsunami"])
+
+
+def test_hash_password_makes_a_hash_the_users_file_takes_and_refuses_a_short_one():
+    from command.auth import verify_password
+
+    ok = subprocess.run([sys.executable, "-m", "command.cli", "hash-password"], input="a-long-enough-password\n",
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("$argon2id$")
+    assert verify_password(ok.stdout.strip(), "a-long-enough-password")
+    short = subprocess.run([sys.executable, "-m", "command.cli", "hash-password"], input="short\n",
+                           capture_output=True, text=True)
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr and short.stdout == ""
