@@ -179,7 +179,8 @@ class TaskPlans:
             spec = self.registry[sid]
             if spec.kind == "river_level":
                 newest = self.sensing.newest(spec.sensor_id, "velocity")
-                if newest is not None and newest.flag != "bad" and (now - newest.time).total_seconds() <= CURRENT_FRESH_S:
+                fresh = newest is not None and (now - newest.time).total_seconds() <= CURRENT_FRESH_S
+                if newest is not None and fresh and newest.flag != "bad":
                     readings.append((spec.sensor_id, str(spec.properties.get("river") or ""), newest.value,
                                      newest.time))
         key = (tuple((r.id, r.updated_at) for r in floods), tuple(readings))
@@ -360,8 +361,9 @@ class TaskPlans:
             # An area no single vehicle can cover within its battery, or one that would keep a vehicle on it
             # longer than SPLIT_ABOVE_S while others stand by: equal parts, one vehicle each. The other tasks
             # this proposal has for the same vehicles keep one each.
+            carried = set().union(*(v.payloads for v in capable))
             others = sum(1 for t in tasks if t is not task and t.key in {x.key for x in todo}
-                         and t.vehicle_types & task.vehicle_types and t.needs <= set().union(*(v.payloads for v in capable)))
+                         and t.vehicle_types & task.vehicle_types and t.needs <= carried)
             best: tuple[float, int] | None = None
             for n in range(2, max(len(capable) - others, 1 if math.isfinite(single) else len(capable)) + 1):
                 parts = self._split_area(task, n)

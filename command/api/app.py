@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 import mapui
 from uav.errors import VehicleError, VehicleUnavailable
 
+from .. import auth
 from ..grants import GrantRefused
 from ..runtime import Conflict, Refused, Service, Unavailable
 from ..store import NotFound
@@ -186,6 +187,35 @@ def create_app(service: Service) -> FastAPI:
                                 headers={"WWW-Authenticate": "Bearer"})
 
     Auth = Depends(require_token)
+
+    def authorize(action: str) -> Any:
+        """A route's guard: the service's API token (the operator: allowed), or a signed-in user's token
+        whose roles allow ``action`` (``command.auth.PERMISSIONS``); 401 without either, 403 when not allowed."""
+
+        async def check(request: Request,
+                        cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> auth.Principal | None:
+            if cred is not None and secrets.compare_digest(cred.credentials.encode(), service.token.encode()):
+                return None
+            principal = app.state.authenticator.principal(request)  # 401 for a missing or refused token
+            if not auth.allowed(principal, action):
+                raise HTTPException(403, f"{principal.user_id} ({', '.join(sorted(principal.roles))}) may not "
+                                         f"{action}")
+            return principal
+
+        return check
+
+    def acting(principal: auth.Principal | None, named: str) -> str:
+        """Who acts: the signed-in user (whatever the body says), else the name the operator gave."""
+        return principal.user_id if principal is not None else named
+
+    def pilot_in_command(pilot: str) -> str:
+        """With users configured, the pilot named for a flight must be one of them with the pilot role."""
+        users = app.state.authenticator.users
+        if users:
+            user = users.get(pilot)
+            if user is None or user.disabled or not auth.allowed(auth.Principal.from_user(user), "flight.pilot"):
+                raise HTTPException(422, f"{pilot!r} is not a pilot in command (a user with the pilot role)")
+        return pilot
     add_incident_life_routes(app, service, Auth)
     add_alert_routes(app, service, Auth)
     add_evacuation_routes(app, service, Auth)
@@ -351,9 +381,11 @@ def create_app(service: Service) -> FastAPI:
     async def plan(plan_id: int) -> dict[str, Any]:
         return service.plan_view(service.store.plan(plan_id))
 
-    @app.post("/api/plans/{plan_id}/approve", status_code=202, dependencies=[Auth])
-    async def approve_plan(plan_id: int, body: ApproveBody) -> dict[str, Any]:
-        return service.approve_plan(plan_id, by=body.by, pilot=body.pilot, override_reason=body.override_reason)
+    @app.post("/api/plans/{plan_id}/approve", status_code=202)
+    async def approve_plan(plan_id: int, body: ApproveBody,
+                           who: auth.Principal | None = Depends(authorize("plan.approve"))) -> dict[str, Any]:
+        return service.approve_plan(plan_id, by=acting(who, body.by), pilot=pilot_in_command(body.pilot),
+                                    override_reason=body.override_reason)
 
     @app.post("/api/plans/{plan_id}/preempt", dependencies=[Auth])
     async def preempt_plan(plan_id: int, body: PreemptBody) -> dict[str, Any]:
@@ -410,21 +442,25 @@ def create_app(service: Service) -> FastAPI:
             {"time": r.time.isoformat(), "lon": r.lon, "lat": r.lat, "alt_rel_m": r.alt_rel_m,
              "mode": r.mode, "armed": r.armed, "battery_pct": r.battery_pct} for r in rows]}
 
-    @app.post("/api/vehicles/{name}/control", dependencies=[Auth])
-    async def take_control(name: str, body: ControlBody) -> dict[str, Any]:
-        return await service.take_control(name, operator=body.operator, force=body.force)
+    pilot_only = Depends(authorize("vehicle.command"))  # only a pilot commands a vehicle
 
-    @app.delete("/api/vehicles/{name}/control", status_code=204, dependencies=[Auth])
-    async def release_control(name: str, body: ReleaseBody) -> None:
-        await service.release_control(name, operator=body.operator)
+    @app.post("/api/vehicles/{name}/control")
+    async def take_control(name: str, body: ControlBody, who: auth.Principal | None = pilot_only) -> dict[str, Any]:
+        return await service.take_control(name, operator=acting(who, body.operator), force=body.force)
 
-    @app.post("/api/vehicles/{name}/command", dependencies=[Auth])
-    async def vehicle_command(name: str, body: VehicleCommandBody) -> dict[str, Any]:
-        return await service.vehicle_command(name, body.action, operator=body.operator, lon=body.lon, lat=body.lat)
+    @app.delete("/api/vehicles/{name}/control", status_code=204)
+    async def release_control(name: str, body: ReleaseBody, who: auth.Principal | None = pilot_only) -> None:
+        await service.release_control(name, operator=acting(who, body.operator))
 
-    @app.post("/api/fleet/command", dependencies=[Auth])
-    async def fleet_command(body: FleetCommandBody) -> dict[str, Any]:
-        return await service.fleet_command(body.action, operator=body.operator, force=body.force,
+    @app.post("/api/vehicles/{name}/command")
+    async def vehicle_command(name: str, body: VehicleCommandBody,
+                              who: auth.Principal | None = pilot_only) -> dict[str, Any]:
+        return await service.vehicle_command(name, body.action, operator=acting(who, body.operator), lon=body.lon,
+                                             lat=body.lat)
+
+    @app.post("/api/fleet/command")
+    async def fleet_command(body: FleetCommandBody, who: auth.Principal | None = pilot_only) -> dict[str, Any]:
+        return await service.fleet_command(body.action, operator=acting(who, body.operator), force=body.force,
                                            polygon=body.polygon)
 
     @app.get("/api/flights")

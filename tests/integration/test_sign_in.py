@@ -60,3 +60,41 @@ class _Later:
         from datetime import timedelta
 
         return self.clock.now() + timedelta(seconds=self.seconds)
+
+
+async def test_only_a_pilot_commands_a_vehicle_and_a_flight_names_a_pilot(make_service) -> None:
+    """With users configured: vehicle commands need the pilot role; the approver is the signed-in user;
+    the pilot named for a flight must be a user with the pilot role. The service's API token still works."""
+    service, _ = await make_service(users_file=USERS, auth_secret=SECRET)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(service)), base_url="http://t") as http:
+        async def token(user: str) -> dict[str, str]:
+            r = await http.post("/api/auth/sign-in", json={"user": user, "password": f"{user}-yubei-2025"})
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+
+        chief, pilot = await token("chief-liu"), await token("pilot-zhao")
+        hold = {"operator": "someone", "action": "hold"}
+        refused = await http.post("/api/vehicles/UAV-1/command", json=hold, headers=chief)
+        assert refused.status_code == 403, refused.text
+        assert refused.status_code == 403 and "chief-liu (duty_chief) may not vehicle.command" in refused.text
+        assert (await http.post("/api/vehicles/UAV-1/command", json=hold)).status_code == 401
+        taken = await http.post("/api/vehicles/UAV-1/control", json={"operator": "anyone"}, headers=pilot)
+        assert taken.status_code == 200, taken.text
+        assert service._controllers.get("UAV-1") == "pilot-zhao"  # the signed-in pilot, not the body's name
+        operator = await http.post("/api/vehicles/UAV-1/control", json={"operator": "ops", "force": True},
+                                   headers={"Authorization": "Bearer t"})
+        assert operator.status_code == 200  # the service's API token: the operator
+
+        # a plan approved by the signed-in duty chief names a pilot who must have the pilot role
+        incident = (await http.post("/api/incidents", headers={"Authorization": "Bearer t"}, json={
+            "by": "dispatcher-zhao", "kind": "other", "level": "orange", "title": "Smoke reported",
+            "source": "hotline_119", "location": {"lon": 106.870, "lat": 29.718}})).json()["incident"]
+        [plan] = (await http.post(f"/api/incidents/{incident['id']}/plans", json={"by": "x"},
+                                  headers={"Authorization": "Bearer t"})).json()["plans"]
+        not_pilot = await http.post(f"/api/plans/{plan['id']}/approve", headers=chief,
+                                    json={"by": "x", "pilot": "chief-liu", "override_reason": "no station"})
+        assert not_pilot.status_code == 422 and "not a pilot in command" in not_pilot.text
+        assert service.store.plan(plan["id"]).state == "proposed"
+        approved = await http.post(f"/api/plans/{plan['id']}/approve", headers=chief,
+                                   json={"by": "x", "pilot": "pilot-zhao", "override_reason": "no station"})
+        assert approved.status_code == 202, approved.text
+        assert (approved.json()["decided_by"], approved.json()["pilot"]) == ("chief-liu", "pilot-zhao")
