@@ -30,7 +30,7 @@ import importlib.util
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
@@ -38,17 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import shapely
 from lxml import etree
-from shapely.geometry import MultiPolygon, Point, Polygon, shape
+from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .dispatch.geometry import UTM_48N, circle_lonlat
-from .dispatch.tasks import runout_area
-from .hazardmap import SLOPE_RADIUS_M
+from .incident_area import hazard_area, polygons_of
 from .incidents import Status
 from .linkage.cap import (
     CAP_NS,
@@ -168,60 +165,6 @@ def locate_cap_schema(configured: str | Path | None = None) -> Path:
 # --- the area ---------------------------------------------------------------------------------
 
 
-def _polygons(geom: BaseGeometry | None) -> list[Polygon]:
-    """The polygons in a geometry (made valid first), nested collections included; lines and points dropped."""
-    if geom is None or geom.is_empty:
-        return []
-    if not geom.is_valid:
-        geom = shapely.make_valid(geom)
-    if isinstance(geom, Polygon):
-        return [geom]
-    return [p for g in getattr(geom, "geoms", ()) for p in _polygons(g)]
-
-
-def _geojson(value: Any) -> BaseGeometry | None:
-    try:
-        return shape(value) if value else None
-    except (ValueError, TypeError, AttributeError, KeyError):
-        return None
-
-
-def hazard_area(kind: str, lon: float, lat: float, detail: Mapping[str, Any], *,
-                elevation: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                epsg: int = UTM_48N) -> tuple[BaseGeometry | None, str, str]:
-    """The hazard geometry of an incident (lon/lat) and what it is (en, zh); None when no model drew one.
-
-    Flood: the members' extents at the current level. Chemical leak: the plume's warm zone (which
-    holds the hot zone). Fire: the estimated spread perimeter. Landslide: the slope (the disk the
-    risk map uses) and its run-out downhill (``dispatch.tasks.runout_area``, needs ``elevation``).
-    """
-    members = detail.get("members") or {}
-    models = [m.get("model") or {} for m in members.values() if isinstance(m, Mapping)]
-    parts: list[BaseGeometry] = []
-    if kind == "flood":
-        parts = [g for g in (_geojson((m.get("extent") or {}).get("geometry")) for m in models) if g is not None]
-        what = ("estimated flood extent at the current river level", "当前水位下的估算淹没范围")
-    elif kind == "chemical_leak":
-        for m in models:
-            plume = m.get("plume") or {}
-            parts += [g for g in (_geojson(plume.get("warm_zone")), _geojson(plume.get("hot_zone"))) if g is not None]
-        what = ("estimated gas plume (warm zone)", "估算气体扩散影响区")
-    elif kind == "fire":
-        parts = [g for g in (_geojson((m.get("spread") or {}).get("perimeter")) for m in models) if g is not None]
-        what = ("estimated fire spread", "估算火势蔓延范围")
-    elif kind == "landslide":
-        if elevation is not None:
-            runout, _ = runout_area(lon, lat, elevation, epsg=epsg)
-            parts = [runout, circle_lonlat(lon, lat, SLOPE_RADIUS_M, epsg=epsg)]
-        what = ("the slope and its estimated run-out downhill", "边坡及其下方估算滑坡影响范围")
-    else:
-        what = ("", "")
-    polys = [p for g in parts for p in _polygons(g)]
-    if not polys:
-        return None, "", ""
-    return shapely.union_all(polys), what[0], what[1]
-
-
 def cap_area(geometry: BaseGeometry, *, limit: int = MAX_AREA_POLYGONS) -> Polygon | MultiPolygon:
     """The geometry as at most ``limit`` polygons that cover it (holes dropped, as CAP has none).
 
@@ -229,7 +172,7 @@ def cap_area(geometry: BaseGeometry, *, limit: int = MAX_AREA_POLYGONS) -> Polyg
     doubles until few enough remain; the convex hull is the last resort. Covering, never cutting:
     a warning area may grow, but never lose ground.
     """
-    polys = [Polygon(p.exterior) for p in _polygons(geometry)]
+    polys = [Polygon(p.exterior) for p in polygons_of(geometry)]
     if not polys:
         raise CapRuleError("the hazard area holds no polygon")
     merged = shapely.union_all(polys)
@@ -237,7 +180,7 @@ def cap_area(geometry: BaseGeometry, *, limit: int = MAX_AREA_POLYGONS) -> Polyg
     size = max(maxx - minx, maxy - miny, 1e-9)
     tol = size / 1000
     while True:
-        parts = [Polygon(p.exterior) for p in _polygons(merged)]
+        parts = [Polygon(p.exterior) for p in polygons_of(merged)]
         if len(parts) <= limit:
             return parts[0] if len(parts) == 1 else MultiPolygon(parts)
         if tol > size:

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import shapely
-from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .dispatch.tasks import runout_area
+from .incident_area import hazard_area
 from .linkage import lifecycle as life
 from .linkage.context import linkage_context, template_context
 from .linkage.playbook import PlaybookError, expand, new_tasks
@@ -57,28 +54,10 @@ DEFAULT_RADIUS_M = {"rainstorm": 3000.0, "flood": 1000.0, "fire": 1000.0, "chemi
 
 
 def incident_hazard(row: IncidentRow, district: District) -> BaseGeometry | None:
-    """The incident's hazard area (lon/lat) from its models, or None: the union of its flood extents,
-    a chemical leak's warm zones, a fire's spread perimeter, a landslide's run-out below the slope."""
-    members = (row.detail.get("members") or {}).values()
-    models = [m.get("model") or {} for m in members]
-    shapes: list[BaseGeometry] = []
-    for m in models:
-        for geo in ((m.get("extent") or {}).get("geometry"), (m.get("plume") or {}).get("warm_zone"),
-                    (m.get("plume") or {}).get("hot_zone"), (m.get("spread") or {}).get("perimeter")):
-            if geo:
-                try:
-                    g = shape(geo)
-                except (ValueError, TypeError, AttributeError, KeyError):
-                    continue
-                if not g.is_empty and g.area > 0:
-                    shapes.append(g)
-    if not shapes and row.kind == "landslide":
-        area, _ = runout_area(row.lon, row.lat, district.terrain.elevation_along, epsg=district.utm_epsg)
-        shapes.append(area)
-    if not shapes:
-        return None
-    out = shapely.union_all(shapes)
-    return out if out.geom_type in ("Polygon", "MultiPolygon") else None
+    """The incident's hazard area (lon/lat), or None: ``incident_area.hazard_area`` on the district's terrain."""
+    area, _, _ = hazard_area(row.kind, row.lon, row.lat, row.detail, elevation=district.terrain.elevation_along,
+                             epsg=district.utm_epsg)
+    return area
 
 
 def _snapshot(row: TaskRow) -> life.DeptTask:
@@ -402,7 +381,3 @@ class Linkage:
         return {"id": d.id, "target": d.target_id, "event_type": d.event_type, "task_id": d.task_id, "state": d.state,
                 "created_at": d.created_at.isoformat(), "updated_at": d.updated_at.isoformat(), "reason": d.reason,
                 "attempts": d.attempts}
-
-    @staticmethod
-    def _wall() -> float:
-        return time.time()

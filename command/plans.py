@@ -744,6 +744,7 @@ class TaskPlans:
         """Vehicles that could fly ``task`` but fly for an incident of a lower level: a dispatcher may recall
         one for it (``preempt_plan``), its own task handed over. Nearest to the task first."""
         level = self.store.incident(incident_id).level
+        states = self.fleet.states()
         out = []
         for p in self.store.plans(states=("flying",)):
             if p.incident_id == incident_id or not p.vehicle or p.progress.get("handed_over"):
@@ -753,7 +754,7 @@ class TaskPlans:
             if other.level >= level or spec is None or spec.type not in task.vehicle_types \
                     or not task.needs <= spec.payloads:
                 continue
-            where = self.fleet.states().get(p.vehicle, {})
+            where = states.get(p.vehicle, {})
             here = (where.get("lon"), where.get("lat"))
             distance = ground_distance_m(here, task.point) if None not in here else None
             out.append({"plan_id": p.id, "vehicle": p.vehicle, "incident_id": other.id,

@@ -615,7 +615,9 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation, Crews):
                     await tick(now)
                 except Exception:  # noqa: BLE001 — one failing check must not stop the others, or the service
                     log.exception("linkage tick: %s", name)
-            await asyncio.sleep(max(0.05, 1.0 / self.clock_speed()))
+            # every second of service time, but at most twice a second of wall time: each check reads the
+            # store, and a sped-up demo clock would otherwise run them many times a second
+            await asyncio.sleep(max(0.5, 1.0 / self.clock_speed()))
 
     def clock_speed(self) -> float:
         return getattr(self.clock, "speed", 1.0)

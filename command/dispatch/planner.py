@@ -336,7 +336,6 @@ def _plan_boat(task: TaskSpec, vehicle: PlanVehicle, *, waterway: Waterway | Non
     if holds:
         energy += leg_energy_pct(Leg(0.0, 0.0, 0.0, holds), model, None)
     check_reserve(energy, vehicle.battery_pct, reserve_pct)
-    speed = vehicle.cruise_speed_mps
     distance = sum(leg.distance_m for leg in legs)
     duration = float(sum(leg_time_s(leg, model, flow) for leg, flow in zip(legs, flows))) + holds
     hold_at = {wp: h for wp, h in zip(pattern.waypoints, pattern.hold_s, strict=True) if h > 0}

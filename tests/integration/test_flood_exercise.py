@@ -46,7 +46,7 @@ def _senml(sensor_id: str, records: list[dict[str, Any]]) -> str:
     return json.dumps(records)
 
 
-def test_an_orange_flood_is_covered_by_four_copters_and_two_boats(exercise: LiveService) -> None:
+def test_a_fleet_of_four_copters_and_two_boats_covers_an_orange_flood(exercise: LiveService) -> None:
     live = exercise
     district = District.load(live.district_dir)
     assert sorted(v.type for v in district.fleet) == ["boat", "boat", "copter", "copter", "copter", "copter"]

@@ -100,8 +100,9 @@ def test_cuntan_gauge(folder: Path) -> None:
 
 
 def test_sensor_registry_accepts_the_file(district: District) -> None:
-    registry = pytest.importorskip("sensors.registry")
-    reg = registry.Registry.from_geojson(district.sensors_path)
+    from sensors.registry import Registry
+
+    reg = Registry.from_geojson(district.sensors_path)
     assert reg["cuntan-level"].thresholds["warning_m"] == 180.5
 
 
