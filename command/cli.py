@@ -202,7 +202,39 @@ def build_parser() -> argparse.ArgumentParser:
     scen = sub.add_parser("scenario", help="write the synthetic Yubei district folder")
     scen.add_argument("out", type=Path, help="output folder")
     scen.set_defaults(func=cmd_scenario)
+
+    acc = sub.add_parser("mqtt-access", help="MQTT users and topic ACLs from the district's sensor registry: "
+                         "Mosquitto passwd, acl and config, and a credentials file for provisioning devices")
+    acc.add_argument("--out", type=Path, required=True, help="folder to write into (its credentials.json, if any, "
+                     "keeps every password not rotated)")
+    rot = acc.add_mutually_exclusive_group()
+    rot.add_argument("--rotate", metavar="SENSOR_ID", action="append", default=[],
+                     help="give this sensor (or the user yingji-service) a new password; may be repeated")
+    rot.add_argument("--rotate-all", action="store_true", help="give every user a new password")
+    acc.set_defaults(func=cmd_mqtt_access)
     return p
+
+
+def cmd_mqtt_access(args: argparse.Namespace) -> int:
+    from sensors.registry import Registry, RegistryError
+
+    from .mqtt_access import AccessError, devices_from_registry, write_access
+
+    district = _district_dir(Settings(), generate=False)
+    try:
+        registry = Registry.from_geojson(district / "sensors.geojson")
+        files = write_access(args.out, devices_from_registry(registry), rotate=args.rotate,
+                             rotate_all=args.rotate_all)
+    except (RegistryError, AccessError) as err:
+        print(f"refused: {err}", file=sys.stderr)
+        return 2
+    print(f"{len(registry)} sensors of {district}: wrote {files.password_file}, {files.acl_file}, "
+          f"{files.credentials_file} (secret, mode 0600), {files.snippet_file}"
+          + (f", {files.config_file}" if files.config_file else ""))
+    print(f"new passwords: {len(files.new_users)}"
+          + (f" ({', '.join(files.new_users)})" if 0 < len(files.new_users) <= 10 else "")
+          + (f"; removed users no longer registered: {', '.join(files.dropped_users)}" if files.dropped_users else ""))
+    return 0
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:

@@ -170,6 +170,14 @@ class DeviceFleet:
     devices_per_client: int = 1
     identifier_prefix: str = "yingji-sim"
     stats: FleetStats = field(default_factory=FleetStats)
+    # (username, password) per connection name: a sensor id for a device alone, ``gw-{id}`` for a
+    # gateway, ``actuators`` for the stations' command connection (a broker with per-sensor users,
+    # command.mqtt_access); a connection not named here logs in with the broker URL's credentials.
+    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def login(self, name: str) -> tuple[str | None, str | None]:
+        """Username and password of connection ``name``."""
+        return self.credentials.get(name, (self.broker.username, self.broker.password))
 
     def groups(self) -> list[tuple[str, list[SimulatedSensor]]]:
         """(name, devices) per connection; a device alone is named after itself."""
@@ -194,12 +202,13 @@ class DeviceFleet:
     async def _run_actuators(self, devices: list[SimulatedSensor]) -> None:
         """The stations' siren/light controllers: obey commands and answer each (own connection)."""
         by_id = {d.spec.sensor_id: d for d in devices}
+        username, password = self.login("actuators")
         backoff_s = 0.2
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.broker.host, self.broker.port, username=self.broker.username,
-                    password=self.broker.password, identifier=f"{self.identifier_prefix}-actuators",
+                    self.broker.host, self.broker.port, username=username,
+                    password=password, identifier=f"{self.identifier_prefix}-actuators",
                     protocol=aiomqtt.ProtocolVersion.V311, timeout=_OP_TIMEOUT_S, keepalive=10,
                 ) as client:
                     backoff_s = 0.2
@@ -228,14 +237,15 @@ class DeviceFleet:
             offset = device.interval_s * ((zlib.crc32(device.spec.sensor_id.encode()) % 1000) / 1000.0)
             queue.append((first + timedelta(seconds=offset), k))
         heapq.heapify(queue)
+        username, password = self.login(name)
         backoff_s = 0.2
         while True:
             try:
                 async with aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
-                    username=self.broker.username,
-                    password=self.broker.password,
+                    username=username,
+                    password=password,
                     identifier=f"{self.identifier_prefix}-{name}",
                     protocol=aiomqtt.ProtocolVersion.V311,
                     will=aiomqtt.Will(will_topic, STATUS_OFFLINE, qos=1, retain=True),
@@ -320,6 +330,7 @@ async def run_devices(
     devices_per_client: int | None = None,
     identifier_prefix: str = "yingji-sim",
     stats: FleetStats | None = None,
+    credentials: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     """Publish simulated readings for ``specs`` until cancelled.
 
@@ -327,6 +338,7 @@ async def run_devices(
     sim seconds into wall seconds for waiting; ``interval_s`` overrides every sensor's
     reporting interval (sim seconds). ``devices_per_client`` None: one connection per
     device up to ``AUTO_GATEWAY_ABOVE`` devices, else gateways of ``AUTO_GATEWAY_SIZE``.
+    ``credentials``: (username, password) per connection name (see ``DeviceFleet.credentials``).
     """
     if devices_per_client is None:
         devices_per_client = 1 if len(specs) <= AUTO_GATEWAY_ABOVE else AUTO_GATEWAY_SIZE
@@ -348,5 +360,6 @@ async def run_devices(
         devices_per_client=devices_per_client,
         identifier_prefix=identifier_prefix,
         stats=stats if stats is not None else FleetStats(),
+        credentials=dict(credentials or {}),
     )
     await fleet.run()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sensors.model import SensorError
@@ -25,7 +25,7 @@ class MqttUrl:
     port: int
     tls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
 
     @property
     def url(self) -> str:
@@ -38,7 +38,7 @@ def parse_mqtt_url(url: str) -> MqttUrl:
     """Parse ``mqtt://[user[:password]@]host[:port]``; ``mqtts://`` means TLS (default port 8883).
 
     >>> parse_mqtt_url("mqtt://127.0.0.1:18830")
-    MqttUrl(host='127.0.0.1', port=18830, tls=False, username=None, password=None)
+    MqttUrl(host='127.0.0.1', port=18830, tls=False, username=None)
     """
     try:
         parts = urlsplit(url.strip())

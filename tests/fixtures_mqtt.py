@@ -40,9 +40,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, socket.SOCK_STREAM)[0]
 
 
-def write_conf(directory: Path, port: int) -> Path:
-    """Render the project's Mosquitto template for ``port`` into ``directory``."""
-    text = string.Template(TEMPLATE.read_text()).substitute(
+def write_conf(directory: Path, port: int, *, template: Path = TEMPLATE) -> Path:
+    """Render the project's Mosquitto template (or another with its placeholders) for ``port`` into ``directory``."""
+    text = string.Template(template.read_text()).substitute(
         YINGJI_MQTT_PORT=str(port),
         YINGJI_MQTT_USER=getpass.getuser(),  # stay who we are: nothing to drop to
     )
@@ -59,15 +59,16 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def start_mosquitto(directory: Path, *, attempts: int = 3) -> tuple[subprocess.Popen[bytes], MosquittoInstance]:
-    """Start Mosquitto on a free port; retry on a lost race for the port."""
+def start_mosquitto(directory: Path, *, attempts: int = 3,
+                    template: Path = TEMPLATE) -> tuple[subprocess.Popen[bytes], MosquittoInstance]:
+    """Start Mosquitto on a free port from ``template``; retry on a lost race for the port."""
     if not MOSQUITTO.exists():
         pytest.fail(f"{MOSQUITTO} is missing: install Debian's mosquitto package (`make test` does)", pytrace=False)
     host = "127.0.0.1"
     last_log = ""
     for _ in range(attempts):
         port = free_port(host)
-        conf = write_conf(directory, port)
+        conf = write_conf(directory, port, template=template)
         log_path = directory / f"mosquitto-{port}.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
