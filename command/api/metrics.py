@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..runtime import Service
@@ -13,7 +13,7 @@ def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(service: Service) -> str:
+def render_metrics(service: Service, live: Any = None) -> str:
     stats = service.ingestor.stats
     lines = [
         "# HELP yingji_readings_accepted_total Sensor readings accepted by ingest.",
@@ -86,7 +86,13 @@ def render_metrics(service: Service) -> str:
               "# HELP yingji_flight_report_failures_total Failed flight-data report attempts.",
               "# TYPE yingji_flight_report_failures_total counter",
               f"yingji_flight_report_failures_total {service.report_stats.failures}",
-              "# HELP yingji_ws_subscribers Live event subscribers (WebSocket clients and the MQTT bridge).",
+              "# HELP yingji_ws_subscribers Live feed (/ws) clients connected.",
               "# TYPE yingji_ws_subscribers gauge",
-              f"yingji_ws_subscribers {service.bus.subscriber_count}"]
+              f"yingji_ws_subscribers {live.stats()['clients'] if live is not None else 0}",
+              "# HELP yingji_ws_frames_total Frames sent to live feed clients.",
+              "# TYPE yingji_ws_frames_total counter",
+              f"yingji_ws_frames_total {live.stats()['frames_sent'] if live is not None else 0}",
+              "# HELP yingji_ws_overflows_total Live feed clients told they fell too far behind (bus.overflow).",
+              "# TYPE yingji_ws_overflows_total counter",
+              f"yingji_ws_overflows_total {live.stats()['overflows'] if live is not None else 0}"]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ const EMPTY = Object.freeze({ type: "FeatureCollection", features: [] });
 const MAX_EVENTS = 200; // event log rows kept in the DOM
 const TRAIL_POINTS = 120; // positions kept per vehicle for its trail line
 const FLUSH_MS = 100; // coalesce map/DOM updates from bursts of telemetry
-const RESYNC_MIN_MS = 2000; // at most one snapshot refetch per 2 s on sequence gaps
+const RESYNC_MIN_MS = 2000; // at most one snapshot refetch per 2 s (bus.overflow: the feed missed events)
 const RECONNECT_MAX_MS = 30000;
 const TOKEN_KEY = "yingji.token";
 const LANG_KEY = "yingji.lang";
@@ -521,6 +521,11 @@ async function loadSnapshots() {
   flushNow();
 }
 
+/**
+ * One message of the live feed (/ws, docs/live-feed.md): a welcome after our hello, then frames of
+ * events, each already filtered for who we are. A frame holds state changes in order and the latest
+ * update of each vehicle and sensor since the last one.
+ */
 function handleMessage(raw) {
   state.counters.messages += 1;
   let msg;
@@ -531,12 +536,33 @@ function handleMessage(raw) {
     logEvent("console.error", null, `bad message: ${String(raw).slice(0, 80)}`);
     return;
   }
-  // Audit-log events carry seq 1, 2, 3...; live-only ones (telemetry) carry 0. A jump
-  // in the audit numbering means events were missed (a slow client's queue overflowed):
-  // refetch the snapshots rather than show a stale picture.
-  if (Number.isInteger(msg?.seq) && msg.seq > 0) {
-    if (state.lastSeq !== null && msg.seq > state.lastSeq + 1) resync(`seq ${state.lastSeq} → ${msg.seq}`);
-    if (state.lastSeq === null || msg.seq > state.lastSeq) state.lastSeq = msg.seq;
+  if (msg?.type === "welcome") {
+    state.feedUser = msg.user ?? null;
+    state.feedExpiresAt = msg.expires_at ?? null;
+    return;
+  }
+  if (msg?.type === "frame" && Array.isArray(msg.events)) {
+    for (const event of msg.events) {
+      try {
+        handleEvent(event);
+      } catch (err) {
+        state.counters.badMessages += 1;
+        logEvent("console.error", null, `event not applied: ${err.message}`);
+      }
+    }
+    return;
+  }
+  state.counters.badMessages += 1;
+  logEvent("console.error", null, `unknown message: ${String(raw).slice(0, 80)}`);
+}
+
+/** One event of a frame: {seq, kind, time, data}. */
+function handleEvent(msg) {
+  // Audit-log events carry seq 1, 2, 3...; live-only ones (telemetry) carry 0. Gaps are normal
+  // (the server sends each client only what its role may see); missed events are announced by
+  // bus.overflow, and then the snapshots are refetched rather than showing a stale picture.
+  if (Number.isInteger(msg?.seq) && msg.seq > 0 && (state.lastSeq === null || msg.seq > state.lastSeq)) {
+    state.lastSeq = msg.seq;
   }
   const d = msg?.data ?? {};
   switch (msg?.kind) {
@@ -558,6 +584,9 @@ function handleMessage(raw) {
     case "vehicle.telemetry":
       upsertVehicle(d);
       return; // too frequent for the log; the vehicle list shows it
+    case "bus.overflow":
+      resync(t("feedBehind"));
+      break;
     case "vehicle.lost":
       setVehicleLink(d.name, "lost");
       break;
@@ -633,8 +662,12 @@ function setConnection(status) {
   el.textContent = t(status);
 }
 
+// Close codes of the live feed (command/api/live.py): refused or expired token, not allowed, bad message.
+const WS_UNAUTHORIZED = 4401;
+
 function connectWebSocket() {
   let attempt = 0;
+  let anonymous = false; // after the stored token was refused: reconnect as a viewer
   const open = () => {
     setConnection(attempt === 0 ? "connecting" : "disconnected");
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -646,6 +679,10 @@ function connectWebSocket() {
       return;
     }
     ws.onopen = () => {
+      // The token goes in the first message: never in the URL (access logs), and a browser
+      // cannot set headers on a WebSocket.
+      const token = anonymous ? null : storageGet(TOKEN_KEY);
+      ws.send(JSON.stringify({ type: "hello", token: token || null }));
       attempt = 0;
       state.lastSeq = null; // a new stream: its numbering is not comparable with the old one
       setConnection("connected");
@@ -659,7 +696,20 @@ function connectWebSocket() {
         logEvent("console.error", null, `event not applied: ${err.message}`);
       }
     };
-    ws.onclose = () => retry();
+    ws.onclose = (ev) => {
+      if (ev.code === WS_UNAUTHORIZED && !anonymous && storageGet(TOKEN_KEY)) {
+        // The stored token was refused or ran out: keep it (actions will ask again), watch as a
+        // viewer meanwhile, and say so.
+        anonymous = true;
+        flash(`${t("feedTokenRefused")} ${ev.reason || ""}`.trim(), "info");
+        logEvent("console.info", null, `${t("feedTokenRefused")} ${ev.reason || ""}`);
+        setConnection("disconnected");
+        setTimeout(open, 200);
+        return;
+      }
+      if (ev.code === WS_UNAUTHORIZED && anonymous) anonymous = false; // no anonymous reading: try the token again
+      retry();
+    };
     ws.onerror = () => { /* onclose follows and schedules the retry */ };
     state.socket = ws;
   };

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m tests.bench [ingest|alarm|linkage|mavlink|fleet|risk|assign|paths] [options]``
+"""Benchmarks: ``python -m tests.bench [ingest|alarm|linkage|mavlink|fleet|risk|assign|paths|fanout] [options]``
 (``make bench`` runs them all).
 
 They print figures; they pass or fail nothing and are not part of the test suite
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench import alarm_to_mission, assign, fleet, ingest, linkage, mavlink, risk
+from tests.bench import alarm_to_mission, assign, fanout, fleet, ingest, linkage, mavlink, risk
 
 
 def _mosquitto_version() -> str:
@@ -40,7 +40,8 @@ def header() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("which", nargs="?",
-                        choices=("all", "ingest", "alarm", "linkage", "mavlink", "fleet", "risk", "assign", "paths"),
+                        choices=("all", "ingest", "alarm", "linkage", "mavlink", "fleet", "risk", "assign", "paths",
+                                 "fanout"),
                         default="all")
     parser.add_argument("--messages", type=int, default=None,
                         help="ingest: messages per load; mavlink: packets in the buffer (default 200000)")
@@ -48,8 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=20,
                         help="alarm: alarms to time; linkage: level changes to time (default 20)")
     parser.add_argument("--vehicles", default="50,100,200", help="fleet: fleet sizes (default 50,100,200)")
-    parser.add_argument("--seconds", type=float, default=fleet.WINDOW_S,
-                        help=f"fleet: measurement window per size (default {fleet.WINDOW_S:g})")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help=f"fleet: measurement window per size (default {fleet.WINDOW_S:g}); "
+                             "fanout: publishing time (default 20)")
+    parser.add_argument("--clients", type=int, default=500, help="fanout: connected consoles (default 500)")
+    parser.add_argument("--sndbuf", type=int, default=None,
+                        help="fanout: the server sockets' send buffer in bytes (default: the kernel's)")
     args = parser.parse_args(argv)
     print(header(), flush=True)
     if args.which in ("all", "ingest"):
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.which in ("all", "fleet"):
         print()
         started = time.monotonic()
-        asyncio.run(fleet.run(tuple(int(n) for n in args.vehicles.split(",")), args.seconds))
+        asyncio.run(fleet.run(tuple(int(n) for n in args.vehicles.split(",")), args.seconds or fleet.WINDOW_S))
         print(f"(fleet benchmark: {time.monotonic() - started:.0f} s)", flush=True)
     if args.which in ("all", "risk"):
         print()
@@ -96,6 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         paths.run()
         print(f"(path benchmark: {time.monotonic() - started:.0f} s)", flush=True)
+    if args.which in ("all", "fanout"):
+        print()
+        started = time.monotonic()
+        asyncio.run(fanout.run(args.clients, args.seconds or 20.0, args.sndbuf))
+        print(f"(fan-out benchmark: {time.monotonic() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,16 @@ def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 async def _events_until(ws: Any, stop_kind: str, *, deadline_s: float) -> list[dict[str, Any]]:
+    """The events of the live feed's frames (docs/live-feed.md) up to the first of ``stop_kind``."""
     seen: list[dict[str, Any]] = []
     async with asyncio.timeout(deadline_s):
         while True:
-            event = json.loads(await ws.recv())
-            seen.append(event)
-            if event["kind"] == stop_kind:
-                return seen
+            frame = json.loads(await ws.recv())
+            assert frame["type"] == "frame", frame
+            for event in frame["events"]:
+                seen.append(event)
+                if event["kind"] == stop_kind:
+                    return seen
 
 
 async def test_reading_to_incident_to_flight_and_home(live_service: LiveService) -> None:
@@ -46,6 +49,9 @@ async def test_reading_to_incident_to_flight_and_home(live_service: LiveService)
 
     ws_url = live.base_url.replace("http", "ws") + "/ws"
     async with websockets.connect(ws_url) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": live.token}))
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert welcome["type"] == "welcome" and welcome["operator"] is True, welcome
         async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as http:
             r = await http.post(f"/api/incidents/{live.incident_id}/dispatch",
                                 headers={"Authorization": f"Bearer {live.token}"},
