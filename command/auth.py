@@ -93,6 +93,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "ANONYMOUS",
     "ANY",
     "OWN",
     "PUBLIC",
@@ -205,6 +206,10 @@ class Principal:
         return cls(user.id, user.roles, user.department, user.crew)
 
 
+# Who reads without a token where anonymous reading is allowed: a viewer (phone numbers blanked).
+ANONYMOUS = Principal("(anonymous)", frozenset({"viewer"}))  # not a valid user id: no user is it
+
+
 @dataclass(frozen=True, slots=True)
 class SignIn:
     """A successful sign-in; ``needs_rehash``: store ``hash_password(password)`` for the user now."""
@@ -285,7 +290,14 @@ PERMISSIONS: Mapping[str, Rule] = MappingProxyType({
     "task.update": _rule("POST /api/tasks/{id}/start, /done, /decline, /delivered", *_DECIDE, own=("department",)),
     "crew.position": _rule("POST /api/crews/{id}/position", *_DECIDE, own=("crew",)),
     "crew.status": _rule("POST /api/crews/{id}/status", *_DECIDE, own=("crew",)),
-    "crew.task.update": _rule("accept, start, finish or decline a task given to a crew", *_DECIDE, own=("crew",)),
+    "crew.task.update": _rule("accept, start, finish or decline a task given to a crew; POST /api/photos",
+                              *_DECIDE, own=("crew",)),
+    "crew.task.assign": _rule("POST /api/crews/{id}/tasks, /api/tasks/{id}/assign: give a crew a task (department "
+                              "members: their own department's crews)", *_DECIDE, own=("department",)),
+    "crew.sos": _rule("POST /api/crews/{id}/sos: a crew calls for help (a dispatcher for a crew on the radio)",
+                      *_DECIDE, own=("crew",)),
+    "crew.sos.ack": _rule("POST /api/crews/{id}/sos/ack: a dispatcher has taken the call for help", *_DECIDE),
+    "crew.checkin": _rule("POST /api/crews/{id}/check-in: the crew is safe", *_DECIDE, own=("crew",)),
     "evacuation.update": _rule("POST evacuation zones, counts, close, reopen, shelter occupancy (department: "
                                "its own zones)", *_DECIDE, own=("department",)),
     # -- warnings --------------------------------------------------------------------------------

@@ -191,17 +191,18 @@ class Linkage:
         return self._deliver(fresh, "task.reissued")
 
     # -- a task's life ----------------------------------------------------------------------------
-    def acknowledge_task(self, task_id: int, *, by: str) -> dict[str, Any]:
-        return self._move(task_id, "acknowledged", by=by, event="task.acknowledged")
+    def acknowledge_task(self, task_id: int, *, by: str, op_id: str | None = None) -> dict[str, Any]:
+        return self._move(task_id, "acknowledged", by=by, event="task.acknowledged", op_id=op_id)
 
-    def start_task(self, task_id: int, *, by: str, note: str | None = None) -> dict[str, Any]:
-        return self._move(task_id, "in_progress", by=by, note=note, event="task.in_progress")
+    def start_task(self, task_id: int, *, by: str, note: str | None = None, op_id: str | None = None) -> dict[str, Any]:
+        return self._move(task_id, "in_progress", by=by, note=note, event="task.in_progress", op_id=op_id)
 
-    def complete_task(self, task_id: int, *, by: str, report: str) -> dict[str, Any]:
-        return self._move(task_id, "done", by=by, note=report, event="task.done")
+    def complete_task(self, task_id: int, *, by: str, report: str, op_id: str | None = None,
+                      photos: tuple[str, ...] = ()) -> dict[str, Any]:
+        return self._move(task_id, "done", by=by, note=report, event="task.done", op_id=op_id, photos=photos)
 
-    def decline_task(self, task_id: int, *, by: str, reason: str) -> dict[str, Any]:
-        return self._move(task_id, "declined", by=by, note=reason, event="task.declined")
+    def decline_task(self, task_id: int, *, by: str, reason: str, op_id: str | None = None) -> dict[str, Any]:
+        return self._move(task_id, "declined", by=by, note=reason, event="task.declined", op_id=op_id)
 
     def task_delivered(self, task_id: int, *, channel: str) -> dict[str, Any]:
         """A channel confirmed the task reached the department (its view opened it, its system took it)."""
@@ -221,11 +222,15 @@ class Linkage:
         self.cancel_plans(incident_id, by=by, reason=reason)
 
     def _move(self, task_id: int, to: str, *, by: str | None = None, note: str | None = None,
-              event: str) -> dict[str, Any]:
+              event: str, op_id: str | None = None, photos: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Move a task to ``to``. ``op_id``: the client's id of this change (a phone's offline queue may
+        send it again after a lost answer): a change already applied is answered again, not repeated."""
         from .runtime import Conflict, Refused
 
         for _ in range(3):  # compare-and-set: another replica may change it between read and write
             row = self.store.task(task_id)
+            if op_id is not None and op_id in row.detail.get("ops", {}):
+                return self.task_view(row)  # applied before: the same answer, nothing changes
             before = _snapshot(row)
             try:
                 after = life.transition(before, to, at=self.clock.now(), by=by, note=note)
@@ -233,9 +238,14 @@ class Linkage:
                 raise (Refused if "needs" in str(err) or "requires" in str(err) else Conflict)(str(err)) from None
             if after is before:
                 return self.task_view(row)  # repeated or late news: nothing changes
+            detail = dict(row.detail)
+            if op_id is not None:
+                detail["ops"] = {**detail.get("ops", {}), op_id: to}
+            if photos:
+                detail["photos"] = [*detail.get("photos", []), *photos]
             try:
                 row = self.store.update_task(task_id, expect_status=row.status, updated_at=self.clock.now(),
-                                             **_fields(after, row.detail))
+                                             **_fields(after, detail))
             except AlreadyDecided:
                 continue
             return self._deliver(row, event)
@@ -345,7 +355,63 @@ class Linkage:
             "escalation_stage": t.escalation_stage, "report": t.report, "decline_reason": t.decline_reason,
             "version": t.detail.get("version"), "needs": t.detail.get("needs", {}), "share": t.detail.get("share", []),
             "sent_to": t.detail.get("sent_to"), "history": t.detail.get("history", []),
+            "crew": t.crew, "parent_id": t.detail.get("parent_id"), "target": t.detail.get("target"),
+            "photos": [f"/api/photos/{p}" for p in t.detail.get("photos", [])],
         }
+
+    # -- crews' tasks -------------------------------------------------------------------------------
+    def create_crew_task(self, crew_id: str, *, by: str, incident_id: int, text: str, text_zh: str | None,
+                         lon: float | None, lat: float | None, parent_id: int | None = None) -> dict[str, Any]:
+        """A task for one crew (from a dispatcher, or a department task handed to one of its crews):
+        delivered like a department task (its department sees it too) and to the crew's phones."""
+        from .runtime import Refused
+
+        crew = self.crew_specs.get(crew_id)  # type: ignore[attr-defined]
+        if crew is None:
+            from .store import NotFound
+
+            raise NotFound(f"no crew or unit {crew_id!r}")
+        incident = self.store.incident(incident_id)  # NotFound for an unknown incident
+        if incident.status == "closed":
+            raise Refused(f"incident {incident_id} is closed")
+        target = None
+        if lon is not None and lat is not None:
+            w, s, e, n = self.district.bbox
+            if not (w - 0.5 <= lon <= e + 0.5 and s - 0.5 <= lat <= n + 0.5):
+                raise Refused(f"the task's place ({lon}, {lat}) is far outside the district")
+            target = {"lon": lon, "lat": lat}
+        now = self.clock.now()
+        n = len(self.store.tasks(incident_id=incident_id, crew=crew_id)) + 1
+        history = [{"at": now.isoformat(), "from": None, "to": "sent", "by": by,
+                    "note": f"from task {parent_id}" if parent_id else "from the dispatcher", "action": None}]
+        [row] = self.store.insert_tasks([{
+            "incident_id": incident_id, "key": f"crew:{crew_id}:{n}:{now.timestamp():.0f}",
+            "department": crew.department, "township": False, "crew": crew_id, "text": text,
+            "text_zh": text_zh or text, "status": "sent",
+            "created_at": now, "updated_at": now, "ack_due_at": now + timedelta(seconds=self.settings.crew_ack_s),
+            "complete_due_at": None,
+            "detail": {"kind": "crew", "target": target, "parent_id": parent_id, "needs": {}, "share": [],
+                       "sent_to": None, "history": history}}])
+        return self._deliver(row, "task.created")
+
+    def assign_task_to_crew(self, task_id: int, *, crew_id: str, by: str, note: str | None = None) -> dict[str, Any]:
+        """Hand a department task (or part of it) to one of the department's crews: a crew task that
+        points back to it, at the incident's place unless the task needs say otherwise."""
+        from .runtime import Refused
+
+        parent = self.store.task(task_id)
+        if parent.crew is not None:
+            raise Refused(f"task {task_id} is already a crew's task")
+        if parent.status in ("done", "declined", "cancelled"):
+            raise Refused(f"task {task_id} is {parent.status}")
+        crew = self.crew_specs.get(crew_id)  # type: ignore[attr-defined]
+        if crew is not None and crew.department != parent.department:
+            raise Refused(f"crew {crew_id} belongs to {crew.department}, not to {parent.department}")
+        incident = self.store.incident(parent.incident_id)
+        extra = f" — {note}" if note else ""
+        return self.create_crew_task(crew_id, by=by, incident_id=parent.incident_id, text=parent.text + extra,
+                                     text_zh=parent.text_zh + extra, lon=incident.lon, lat=incident.lat,
+                                     parent_id=task_id)
 
     def _local_places(self) -> dict[str, tuple[str, str]]:
         """Names of the local recipients (townships, villages) by id."""

@@ -352,6 +352,7 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation, Crews):
             try:
                 async with aiomqtt.Client(
                     url.host, url.port, identifier=f"yingji-{uuid.uuid4().hex[:12]}",
+                    username=url.username, password=url.password,
                     protocol=aiomqtt.ProtocolVersion.V311, keepalive=30,
                 ) as client:
                     self.mqtt_connected = True
@@ -610,7 +611,8 @@ class Service(TaskPlans, Linkage, IncidentLife, Alerts, Evacuation, Crews):
         while True:
             now = self.clock.now()
             for name, tick in (("department tasks", self._linkage_tick), ("incident life", self._incident_life_tick),
-                               ("alerts", self._alerts_tick), ("evacuation", self._evacuation_tick)):
+                               ("alerts", self._alerts_tick), ("evacuation", self._evacuation_tick),
+                               ("crew safety", self._crews_tick)):
                 try:
                     await tick(now)
                 except Exception:  # noqa: BLE001 — one failing check must not stop the others, or the service

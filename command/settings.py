@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     tile_url: str | None = Field(None, description="Raster tile URL template for the console basemap")
+    tile_crs: Literal["wgs84", "gcj02"] = Field("wgs84", description="Datum of the basemap tiles: gcj02 for "
+                                                "China-published tiles; overlays are then converted to it for "
+                                                "drawing (docs/basemap.md)")
     loiter_s: float = Field(60.0, ge=0, description="How long a recon mission loiters over the incident")
     clearance_m: float = Field(60.0, ge=10, description="Minimum height above terrain along a mission path")
     return_battery_pct: float = Field(25.0, ge=5, le=90, description="A vehicle on a mission below this "
@@ -77,6 +81,13 @@ class Settings(BaseSettings):
                                     "sign-in is off without it")
     auth_secret: str | None = Field(None, min_length=32, description="Secret that signs sign-in tokens (32+ "
                                     "characters, the same on every replica); default: a random one per start")
+    crew_ack_s: float = Field(300.0, gt=0, description="A crew has this long to accept a task before it is "
+                              "chased like a department task (service time)")
+    crew_checkin_s: float = Field(900.0, ge=60, description="A crew on a task checks in at least this often; a "
+                                  "missed check-in alerts the dispatcher (service time)")
+    anonymous_read: bool | None = Field(None, description="Whether reading (GET routes, the WebSocket) works without "
+                                        "a token, as a viewer (phone numbers blanked); default: only while no users "
+                                        "file is configured")
     token_ttl_s: int = Field(900, ge=60, le=43200, description="Life of a sign-in token, seconds")
     tak_url: str | None = Field(None, description="Send incidents and vehicles as Cursor-on-Target to this TAK "
                                 "server: udp://host:port or tcp://host:port (off when unset)")

@@ -1,24 +1,26 @@
 """HTTP routes of the CAP alerts (``command.alerts``): drafting, release, the Atom feed.
 
-Writing needs the API token. Reading is open for what is public — released messages of scope
-Public, their CAP documents and the Atom feed — and shows drafts, withdrawn drafts and
-Restricted (inter-agency) messages only to a caller with the token: a draft is not public.
+Drafting needs the alert.draft action, releasing and withdrawing alert.release (the duty chief).
+Reading is open to anyone for what is public — released messages of scope Public, their CAP
+documents and the Atom feed: a warning is for everybody — and shows drafts, withdrawn drafts and
+Restricted (inter-agency) messages only to a caller who may draft or release: a draft is not public.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..auth import AuthError, Principal, allowed
 from ..linkage.cap import CAP_MIME
 
 __all__ = ["ATOM_MIME", "DraftAlertBody", "ReleaseAlertBody", "WithdrawAlertBody", "add_routes"]
 
 ATOM_MIME = "application/atom+xml"  # RFC 4287 §7
+Who = Principal | None  # the caller as the guard lets it through (None: the operator's API token)
 
 Person = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Text500 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -61,31 +63,40 @@ class WithdrawAlertBody(BaseModel):
     reason: Text500
 
 
-def add_routes(app: FastAPI, service: Any, auth: Any) -> None:
-    """Register the routes on ``app``; ``auth`` is the dependency that requires the API token."""
+def add_routes(app: FastAPI, service: Any, guard: Any) -> None:
+    """Register the routes on ``app``; ``guard`` (``command.api.guard.Guard``) checks who may call them."""
+    acting = guard.acting
+    authenticator = guard.authenticator
 
     def authorised(request: Request) -> bool:
-        """The caller sent the API token (reading: drafts and Restricted messages are shown)."""
+        """The caller may draft or release alerts (reading: drafts and Restricted messages are shown)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
-        return scheme.lower() == "bearer" and bool(token) and secrets.compare_digest(token.encode(),
-                                                                                      service.token.encode())
+        if scheme.lower() != "bearer" or not token:
+            return False
+        try:
+            who = authenticator.principal_of(token)
+        except AuthError:
+            return False
+        return who is None or allowed(who, "alert.draft") or allowed(who, "alert.release")
 
-    @app.post("/api/incidents/{incident_id}/alerts", status_code=201, dependencies=[auth])
-    async def draft_alert(incident_id: int, body: DraftAlertBody) -> dict[str, Any]:
+    @app.post("/api/incidents/{incident_id}/alerts", status_code=201)
+    async def draft_alert(incident_id: int, body: DraftAlertBody, who: Who = guard("alert.draft")) -> dict[str, Any]:
         """Draft the incident's next CAP message; nothing is public until another person releases it."""
-        return service.draft_alert(incident_id, by=body.by, msg_type=body.msg_type, scope=body.scope,
+        return service.draft_alert(incident_id, by=acting(who, body.by), msg_type=body.msg_type, scope=body.scope,
                                    restriction=body.restriction, instruction=body.instruction,
                                    instruction_zh=body.instruction_zh, note=body.note)
 
-    @app.post("/api/alerts/messages/{message_id:int}/release", dependencies=[auth])
-    async def release_alert(message_id: int, body: ReleaseAlertBody) -> dict[str, Any]:
+    @app.post("/api/alerts/messages/{message_id:int}/release")
+    async def release_alert(message_id: int, body: ReleaseAlertBody, who: Who = guard("alert.release")
+                            ) -> dict[str, Any]:
         """Release a drafted message (a second person): validated against CAP 1.2, then public."""
-        return service.release_alert_message(message_id, by=body.by)
+        return service.release_alert_message(message_id, by=acting(who, body.by))
 
-    @app.post("/api/alerts/messages/{message_id:int}/withdraw", dependencies=[auth])
-    async def withdraw_alert(message_id: int, body: WithdrawAlertBody) -> dict[str, Any]:
-        return service.withdraw_alert_message(message_id, by=body.by, reason=body.reason)
+    @app.post("/api/alerts/messages/{message_id:int}/withdraw")
+    async def withdraw_alert(message_id: int, body: WithdrawAlertBody, who: Who = guard("alert.release")
+                             ) -> dict[str, Any]:
+        return service.withdraw_alert_message(message_id, by=acting(who, body.by), reason=body.reason)
 
     @app.get("/api/alerts/cap", response_class=Response,
              responses={200: {"content": {ATOM_MIME: {}}, "description": "Atom 1.0 feed of CAP alerts"}})

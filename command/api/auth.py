@@ -1,9 +1,10 @@
 """HTTP routes of sign-in (``command.auth``): a user's password for a short-lived token, and who a token
-names. The service's API token keeps working beside it until every route checks roles."""
+names. Every route checks the token through ``command.api.guard``; the service's API token is the operator."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -46,7 +47,30 @@ class Authenticator:
         return {"token": token, "expires_at": principal.expires_at.isoformat() if principal.expires_at else None,
                 "user": self.user_view(signed.user), "needs_rehash": signed.needs_rehash}
 
+    @property
+    def anonymous_read(self) -> bool:
+        """Whether reading works without a token (as a viewer): the setting, else only while no users are configured."""
+        setting = self.service.settings.anonymous_read
+        return not self.users if setting is None else setting
+
+    def is_service_token(self, token: str | None) -> bool:
+        return bool(token) and secrets.compare_digest(token.encode(), self.service.token.encode())
+
+    def principal_of(self, token: str | None) -> auth.Principal | None:
+        """Who a bearer token names: ``None`` for the service's API token (the operator, who may do
+        everything), ``auth.ANONYMOUS`` (a viewer) for no token while anonymous reading is on, else the
+        signed-in user with their current roles. ``auth.AuthError`` when the token is refused."""
+        if not token:
+            if self.anonymous_read:
+                return auth.ANONYMOUS
+            raise auth.AuthError("malformed", "a sign-in token is required")
+        if self.is_service_token(token):
+            return None
+        principal = auth.verify_token(token, secret=self.secret, now=self.service.clock.now())
+        return auth.recheck(principal, self.users)
+
     def principal(self, request: Request) -> auth.Principal:
+        """The signed-in user of a request (401 without one or with a refused token)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -63,9 +87,8 @@ class Authenticator:
                 "department": u.department, "crew": u.crew}
 
 
-def add_routes(app: FastAPI, service: Any, auth_dependency: Any) -> Authenticator:
-    """Register ``POST /api/auth/sign-in`` and ``GET /api/auth/me``; the authenticator they use."""
-    authenticator = Authenticator(service)
+def add_routes(app: FastAPI, authenticator: Authenticator) -> None:
+    """Register ``POST /api/auth/sign-in`` and ``GET /api/auth/me``."""
 
     @app.post("/api/auth/sign-in")
     async def sign_in(body: SignInBody) -> dict[str, Any]:
@@ -78,5 +101,3 @@ def add_routes(app: FastAPI, service: Any, auth_dependency: Any) -> Authenticato
         p = authenticator.principal(request)
         return {"user": authenticator.user_view(authenticator.users[p.user_id]),
                 "expires_at": p.expires_at.isoformat() if p.expires_at else None}
-
-    return authenticator

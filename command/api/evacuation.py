@@ -1,6 +1,6 @@
 """HTTP routes of evacuation zones and incident reports (``command.evacuation``).
 
-Writing needs the API token; reading is open, as the incident views are. Bad bodies are 422 with
+Who may read and write is checked by the routes' guard (``command.api.guard``). Bad bodies are 422 with
 the field and the reason; an action the state forbids (closing a zone with people remaining, a
 report out of order) is 409; an unknown incident, zone, shelter or report is 404.
 """
@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ..auth import Principal
 
 __all__ = ["CloseZoneBody", "CountBody", "OccupancyBody", "ReopenZoneBody", "ReportBody", "ZoneBody", "add_routes"]
 
@@ -109,72 +111,85 @@ class ReportBody(BaseModel):
     note: str = Field("", max_length=2000, description="anything the report should add, in the sender's words")
 
 
-def add_routes(app: FastAPI, service: Any, auth: Any) -> None:
-    """Register the routes on ``app``; ``auth`` is the dependency that requires the API token."""
+def add_routes(app: FastAPI, service: Any, guard: Any) -> None:
+    """Register the routes on ``app``; ``guard`` (``command.api.guard.Guard``) checks who may call them."""
+    acting = guard.acting
+    update = guard("evacuation.update")
+
+    def zone_update(who: Principal | None) -> None:
+        # A zone belongs to no department yet: a department member's "own zones" grant holds for none.
+        guard.require(who, "evacuation.update", department=None)
 
     # -- zones ----------------------------------------------------------------------------------------
-    @app.post("/api/incidents/{incident_id}/evacuation-zones", status_code=201, dependencies=[auth])
-    async def open_zone(incident_id: int, body: ZoneBody) -> dict[str, Any]:
+    @app.post("/api/incidents/{incident_id}/evacuation-zones", status_code=201)
+    async def open_zone(incident_id: int, body: ZoneBody, who: Principal | None = update) -> dict[str, Any]:
         """Draw an evacuation zone: the people inside are estimated and the nearest shelters with room assigned."""
+        zone_update(who)
         return {"zone": service.open_evacuation_zone(
-            incident_id, by=body.by, name=body.name, name_zh=body.name_zh,
+            incident_id, by=acting(who, body.by), name=body.name, name_zh=body.name_zh,
             area=body.area.model_dump() if body.area is not None else None, from_hazard=body.from_hazard)}
 
-    @app.get("/api/incidents/{incident_id}/evacuation")
+    @app.get("/api/incidents/{incident_id}/evacuation", dependencies=[guard("evacuation.read")])
     async def incident_evacuation(incident_id: int) -> dict[str, Any]:
         """The incident's zones with their figures, their shelters and the totals."""
         return service.incident_evacuation(incident_id)
 
-    @app.get("/api/evacuation-zones/{zone_id}")
+    @app.get("/api/evacuation-zones/{zone_id}", dependencies=[guard("evacuation.read")])
     async def zone(zone_id: int) -> dict[str, Any]:
         """One zone with its whole count history."""
         return {"zone": service.evacuation_zone_view(zone_id)}
 
-    @app.post("/api/evacuation-zones/{zone_id}/counts", status_code=201, dependencies=[auth])
-    async def count(zone_id: int, body: CountBody) -> dict[str, Any]:
+    @app.post("/api/evacuation-zones/{zone_id}/counts", status_code=201)
+    async def count(zone_id: int, body: CountBody, who: Principal | None = update) -> dict[str, Any]:
         """Record a count of the zone's people (kept; the zone's figures become the latest)."""
+        zone_update(who)
         return {"zone": service.record_evacuation_count(
-            zone_id, by=body.by, evacuated=body.evacuated, remaining=body.remaining, sheltered=body.sheltered,
+            zone_id, by=acting(who, body.by), evacuated=body.evacuated, remaining=body.remaining,
+            sheltered=body.sheltered,
             missing=body.missing, injured=body.injured, dead=body.dead, total=body.total, note=body.note,
             at=body.at)}
 
-    @app.post("/api/evacuation-zones/{zone_id}/close", dependencies=[auth])
-    async def close_zone(zone_id: int, body: CloseZoneBody) -> dict[str, Any]:
+    @app.post("/api/evacuation-zones/{zone_id}/close")
+    async def close_zone(zone_id: int, body: CloseZoneBody, who: Principal | None = update) -> dict[str, Any]:
         """Close the zone: 409 without counts, or with people remaining who are not all said to refuse."""
-        return {"zone": service.close_evacuation_zone(zone_id, by=body.by, reason=body.reason,
+        zone_update(who)
+        return {"zone": service.close_evacuation_zone(zone_id, by=acting(who, body.by), reason=body.reason,
                                                       refusing=body.refusing)}
 
-    @app.post("/api/evacuation-zones/{zone_id}/reopen", dependencies=[auth])
-    async def reopen_zone(zone_id: int, body: ReopenZoneBody) -> dict[str, Any]:
-        return {"zone": service.reopen_evacuation_zone(zone_id, by=body.by, reason=body.reason)}
+    @app.post("/api/evacuation-zones/{zone_id}/reopen")
+    async def reopen_zone(zone_id: int, body: ReopenZoneBody, who: Principal | None = update) -> dict[str, Any]:
+        zone_update(who)
+        return {"zone": service.reopen_evacuation_zone(zone_id, by=acting(who, body.by), reason=body.reason)}
 
     # -- shelters -------------------------------------------------------------------------------------
-    @app.get("/api/shelters")
+    @app.get("/api/shelters", dependencies=[guard("evacuation.read")])
     async def shelters() -> dict[str, Any]:
         """Every shelter: capacity, occupancy (over capacity said so), the open zones it serves."""
         return service.shelters_view()
 
-    @app.post("/api/shelters/{facility_id}/occupancy", status_code=201, dependencies=[auth])
-    async def occupancy(facility_id: str, body: OccupancyBody) -> dict[str, Any]:
-        return {"shelter": service.record_shelter_occupancy(facility_id, by=body.by, people=body.people,
+    @app.post("/api/shelters/{facility_id}/occupancy", status_code=201)
+    async def occupancy(facility_id: str, body: OccupancyBody, who: Principal | None = update) -> dict[str, Any]:
+        zone_update(who)
+        return {"shelter": service.record_shelter_occupancy(facility_id, by=acting(who, body.by), people=body.people,
                                                             note=body.note)}
 
     # -- reports up -----------------------------------------------------------------------------------
-    @app.post("/api/incidents/{incident_id}/reports", status_code=201, dependencies=[auth])
-    async def issue_report(incident_id: int, body: ReportBody) -> dict[str, Any]:
+    @app.post("/api/incidents/{incident_id}/reports", status_code=201)
+    async def issue_report(incident_id: int, body: ReportBody,
+                           who: Principal | None = guard("report.issue")) -> dict[str, Any]:
         """Issue the incident's next report: 首报 first (once), then 续报 1, 2, ..., 终报 once and last (else 409)."""
-        return {"report": service.issue_report(incident_id, by=body.by, kind=body.kind, note=body.note)}
+        return {"report": service.issue_report(incident_id, by=acting(who, body.by), kind=body.kind, note=body.note)}
 
-    @app.get("/api/incidents/{incident_id}/reports")
+    @app.get("/api/incidents/{incident_id}/reports", dependencies=[guard("report.read")])
     async def reports(incident_id: int) -> dict[str, Any]:
         return service.incident_reports(incident_id)
 
     # before /api/reports/{report_id}: that path would take "7.txt" as the id (and refuse it)
-    @app.get("/api/reports/{report_id}.txt", response_class=PlainTextResponse)
+    @app.get("/api/reports/{report_id}.txt", response_class=PlainTextResponse, dependencies=[guard("report.read")])
     async def report_text(report_id: int) -> PlainTextResponse:
         """The report's text as sent: Chinese, then English."""
         return PlainTextResponse(service.report_text(report_id), media_type="text/plain; charset=utf-8")
 
-    @app.get("/api/reports/{report_id}")
+    @app.get("/api/reports/{report_id}", dependencies=[guard("report.read")])
     async def report(report_id: int) -> dict[str, Any]:
         return {"report": service.report_view(report_id)}

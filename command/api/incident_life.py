@@ -10,12 +10,14 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from ..auth import Principal
 from ..gazetteer import MAX_QUERY_CHARS, GazetteerError
 from ..incident_life import Report
 from ..linkage.webhooks import SignatureError
 
 MAX_INTAKE_BYTES = 64_000  # one incident report; anything larger is not one
 
+Who = Principal | None  # the caller as the guard lets it through (None: the operator's API token)
 Kind = Literal["flood", "rainstorm", "landslide", "fire", "chemical_leak", "other"]
 Colour = Literal["blue", "yellow", "orange", "red"]
 Source = Literal["dispatcher", "crew", "hotline_110", "hotline_119", "hotline_120", "hotline_12345",
@@ -102,10 +104,11 @@ def _problems(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(body)'}: {e['msg']}" for e in err.errors())
 
 
-def add_routes(app: FastAPI, service: Any, auth: Any) -> None:
-    """Register the routes on ``app``; ``auth`` is the dependency that requires the API token."""
+def add_routes(app: FastAPI, service: Any, guard: Any) -> None:
+    """Register the routes on ``app``; ``guard`` (``command.api.guard.Guard``) checks who may call them."""
+    acting = guard.acting
 
-    @app.get("/api/gazetteer")
+    @app.get("/api/gazetteer", dependencies=[guard("map.read")])
     async def gazetteer(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS,
                                        description="part of a place's Chinese or English name"),
                         limit: int = Query(10, ge=1, le=100)) -> dict[str, Any]:
@@ -115,9 +118,10 @@ def add_routes(app: FastAPI, service: Any, auth: Any) -> None:
         except GazetteerError as err:
             raise HTTPException(422, str(err)) from None
 
-    @app.post("/api/incidents", status_code=201, dependencies=[auth])
-    async def report(body: ReportBody) -> dict[str, Any]:
+    @app.post("/api/incidents", status_code=201)
+    async def report(body: ReportBody, who: Who = guard("incident.create")) -> dict[str, Any]:
         """An incident a person reports (a dispatcher on the map, a crew, a call taken by hand)."""
+        body.by = acting(who, body.by)
         view, _ = service.report_incident(body.to_report())
         return {"incident": view}
 
@@ -140,37 +144,39 @@ def add_routes(app: FastAPI, service: Any, auth: Any) -> None:
         view, created = service.report_incident(body.to_report(body.external_id))
         return JSONResponse({"incident": view, "created": created}, status_code=201 if created else 200)
 
-    @app.get("/api/incidents/{incident_id}/reporter", dependencies=[auth])
+    @app.get("/api/incidents/{incident_id}/reporter", dependencies=[guard("incident.reporter.read")])
     async def reporter(incident_id: int) -> dict[str, Any]:
         """Who reported the incident, with the full phone number (the incident views mask it)."""
         return service.reporter_of(incident_id)
 
-    @app.post("/api/incidents/{incident_id}/ack", dependencies=[auth])
-    async def acknowledge(incident_id: int, body: ByBody) -> dict[str, Any]:
-        return {"incident": service.acknowledge_incident(incident_id, by=body.by)}
+    @app.post("/api/incidents/{incident_id}/ack")
+    async def acknowledge(incident_id: int, body: ByBody, who: Who = guard("incident.ack")) -> dict[str, Any]:
+        return {"incident": service.acknowledge_incident(incident_id, by=acting(who, body.by))}
 
-    @app.post("/api/incidents/{incident_id}/confirm", dependencies=[auth])
-    async def confirm(incident_id: int, body: ConfirmBody) -> dict[str, Any]:
-        return {"incident": service.confirm_incident(incident_id, by=body.by, how=body.how, note=body.note)}
+    @app.post("/api/incidents/{incident_id}/confirm")
+    async def confirm(incident_id: int, body: ConfirmBody, who: Who = guard("incident.verify")) -> dict[str, Any]:
+        return {"incident": service.confirm_incident(incident_id, by=acting(who, body.by), how=body.how,
+                                                     note=body.note)}
 
-    @app.post("/api/incidents/{incident_id}/false-alarm", dependencies=[auth])
-    async def false_alarm(incident_id: int, body: ReasonBody) -> dict[str, Any]:
-        return {"incident": service.mark_false_alarm(incident_id, by=body.by, reason=body.reason)}
+    @app.post("/api/incidents/{incident_id}/false-alarm")
+    async def false_alarm(incident_id: int, body: ReasonBody, who: Who = guard("incident.verify")) -> dict[str, Any]:
+        return {"incident": service.mark_false_alarm(incident_id, by=acting(who, body.by), reason=body.reason)}
 
-    @app.post("/api/incidents/{incident_id}/close", dependencies=[auth])
-    async def close(incident_id: int, body: ReasonBody) -> dict[str, Any]:
-        return {"incident": service.close_incident(incident_id, by=body.by, reason=body.reason)}
+    @app.post("/api/incidents/{incident_id}/close")
+    async def close(incident_id: int, body: ReasonBody, who: Who = guard("incident.close")) -> dict[str, Any]:
+        return {"incident": service.close_incident(incident_id, by=acting(who, body.by), reason=body.reason)}
 
-    @app.post("/api/incidents/{incident_id}/reopen", dependencies=[auth])
-    async def reopen(incident_id: int, body: ReasonBody) -> dict[str, Any]:
-        return {"incident": service.reopen_incident(incident_id, by=body.by, reason=body.reason)}
+    @app.post("/api/incidents/{incident_id}/reopen")
+    async def reopen(incident_id: int, body: ReasonBody, who: Who = guard("incident.close")) -> dict[str, Any]:
+        return {"incident": service.reopen_incident(incident_id, by=acting(who, body.by), reason=body.reason)}
 
-    @app.post("/api/incidents/{incident_id}/merge", dependencies=[auth])
-    async def merge(incident_id: int, body: MergeBody) -> dict[str, Any]:
-        return {"incident": service.merge_incident(incident_id, into=body.into, by=body.by, reason=body.reason)}
+    @app.post("/api/incidents/{incident_id}/merge")
+    async def merge(incident_id: int, body: MergeBody, who: Who = guard("incident.close")) -> dict[str, Any]:
+        return {"incident": service.merge_incident(incident_id, into=body.into, by=acting(who, body.by),
+                                                   reason=body.reason)}
 
-    @app.post("/api/incidents/{incident_id}/response", dependencies=[auth])
-    async def response(incident_id: int, body: ResponseBody) -> dict[str, Any]:
+    @app.post("/api/incidents/{incident_id}/response")
+    async def response(incident_id: int, body: ResponseBody, who: Who = guard("incident.response")) -> dict[str, Any]:
         """Declare the emergency response level (a human decision; the advice is recorded with it)."""
-        return {"incident": service.declare_response(incident_id, by=body.by, level=body.level,
+        return {"incident": service.declare_response(incident_id, by=acting(who, body.by), level=body.level,
                                                      reason=body.reason)}

@@ -161,6 +161,7 @@ class TaskRow(Base):
     key: Mapped[str] = mapped_column(String(96))  # the playbook's "{department}:{index}": one task per key
     department: Mapped[str] = mapped_column(String(64), index=True)  # a department id or a township id
     township: Mapped[bool] = mapped_column(default=False)
+    crew: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # a crew's task: the crew
     text: Mapped[str] = mapped_column(String(1000))
     text_zh: Mapped[str] = mapped_column(String(1000))
     # sent | delivered | acknowledged | in_progress | done | declined | cancelled
@@ -267,6 +268,21 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class AuditRow(Base):
+    """One human action (``command.api.guard``): who, when, from where, on what, and what changed."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_user_time", "user_id", "time"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime]
+    user_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    target: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int] = mapped_column(Integer)
+    remote_addr: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the whole record (auth.audit_record)
+
+
 class CrewStateRow(Base):
     """A crew's or department unit's latest position and availability (``command.crews``)."""
 
@@ -280,3 +296,5 @@ class CrewStateRow(Base):
     updated_at: Mapped[datetime]
     updated_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     incident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the crew's safety state (command.crews): check-in due, missed check-ins, hazard it is in, open SOS
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -21,8 +21,8 @@ from sensors.model import Reading
 
 from . import models_alerts, models_evac  # noqa: F401 — their tables are created with the rest
 
-from .models import (Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow, OfficialWarningRow,
-                     PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow, DeliveryRow)
+from .models import (AuditRow, Base, DispatchRow, EventRow, FlightRow, GrantRow, IncidentRow, MaintenanceRow,
+                     OfficialWarningRow, PlanRow, ReadingRow, TaskRow, TrackRow, VehicleMaintenanceRow, DeliveryRow)
 
 
 class StoreError(Exception):
@@ -367,8 +367,10 @@ class Store:
         return out
 
     def tasks(self, *, incident_id: int | None = None, department: str | None = None,
-              open_only: bool = False) -> list[TaskRow]:
+              open_only: bool = False, crew: str | None = None) -> list[TaskRow]:
         q = select(TaskRow).order_by(TaskRow.id)
+        if crew is not None:
+            q = q.where(TaskRow.crew == crew)
         if incident_id is not None:
             q = q.where(TaskRow.incident_id == incident_id)
         if department is not None:
@@ -472,6 +474,28 @@ class Store:
         q = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit)
         with self.session() as s:
             return list(s.scalars(q).all())
+
+    # -- audit log of human actions ----------------------------------------------------------
+    def append_audit(self, record: dict[str, Any]) -> int:
+        """Store one audit record (``auth.audit_record`` plus ``status``); its id."""
+        with self.session() as s, s.begin():
+            row = AuditRow(time=datetime.fromisoformat(record["at"]), user_id=record["user"][:64],
+                           action=record["action"][:48], target=record["target"][:300], status=int(record["status"]),
+                           remote_addr=record.get("remote_addr"), record=record)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def audit(self, *, user: str | None = None, action: str | None = None, after: int = 0,
+              limit: int = 500) -> list[AuditRow]:
+        """Audit records in order, after id ``after``; optionally of one user or one action."""
+        q = select(AuditRow).where(AuditRow.id > after)
+        if user is not None:
+            q = q.where(AuditRow.user_id == user)
+        if action is not None:
+            q = q.where(AuditRow.action == action)
+        with self.session() as s:
+            return list(s.scalars(q.order_by(AuditRow.id).limit(limit)).all())
 
     def last_event_seq(self) -> int:
         with self.session() as s:

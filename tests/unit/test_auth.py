@@ -136,7 +136,7 @@ def test_sign_in_refusals(users: Any) -> None:
 
 def test_sample_users_file(users: Any) -> None:
     assert list(users) == ["admin-he", "chief-liu", "chen-li", "pilot-zhao", "fire-wang", "traffic-sun",
-                           "luoqi-zhang", "screen-hall", "old-qian"]
+                           "luoqi-zhang", "screen-hall", "old-qian", "wu-dispatch", "longxing-li"]
     fire = users["fire-wang"]
     assert (fire.name, fire.name_zh, fire.roles, fire.department, fire.crew, fire.disabled) == (
         "Wang Qiang", "王强", frozenset({"department"}), "fire", None, False)
@@ -406,6 +406,10 @@ EXPECTED = {
     "crew.position":          "-   A   A   -   -   O   -",
     "crew.status":            "-   A   A   -   -   O   -",
     "crew.task.update":       "-   A   A   -   -   O   -",
+    "crew.task.assign":       "-   A   A   -   O   -   -",
+    "crew.sos":               "-   A   A   -   -   O   -",
+    "crew.sos.ack":           "-   A   A   -   -   -   -",
+    "crew.checkin":           "-   A   A   -   -   O   -",
     "evacuation.update":      "-   A   A   -   O   -   -",
     "alert.draft":            "-   A   A   -   -   -   -",
     "alert.release":          "-   A   -   -   -   -   -",
@@ -421,7 +425,7 @@ LETTER = {"any": "A", "own": "O", "public": "P"}
 
 def test_the_table_lists_exactly_the_expected_actions() -> None:
     assert set(ACTIONS) == set(EXPECTED)
-    assert len(ACTIONS) == len(EXPECTED) == 41
+    assert len(ACTIONS) == len(EXPECTED) == 45
 
 
 @pytest.mark.parametrize("action", list(EXPECTED))
