@@ -6,7 +6,7 @@
 // used (names appear in popups and side panels, never as map text).
 
 import * as maplibregl from "/vendor/maplibre-gl/maplibre-gl.mjs";
-import { eventLabel, formatDateTime, formatTime, getLang, pick, setLang, t } from "./i18n.js";
+import { addStrings, eventLabel, formatDateTime, formatTime, getLang, pick, setLang, t } from "./i18n.js";
 
 // Chinese warning colours, blue < yellow < orange < red (MWR 2013 / CMA Order 16).
 const LEVEL_COLOURS = { blue: "#1e6fd9", yellow: "#e6b800", orange: "#f57c00", red: "#d32f2f" };
@@ -85,6 +85,30 @@ const ui = {
   composing: false, // an IME composition is under way in a form field: do not re-render under it
   lastPilot: "",
 };
+
+// ---------------------------------------------------------------- extensions
+// Panels and layers live in their own modules (EXTENSIONS, mapui/static/console_*.js). Each exports
+// install(ctx) and registers what it needs: handlers of event kinds ("crew.sos", or a prefix such as
+// "crew."), snapshot loaders, a step of each flush, map layers once the map has loaded.
+const EXTENSIONS = [];
+const extensions = { kinds: [], snapshots: [], flushes: [], mapLoads: [], installed: [] };
+
+function extensionHandlers(kind) {
+  return extensions.kinds.filter(([k]) => k === kind || (k.endsWith(".") && kind.startsWith(k))).map(([, fn]) => fn);
+}
+
+async function installExtensions(ctx) {
+  for (const name of EXTENSIONS) {
+    try {
+      const module = await import(`./${name}.js`);
+      await module.install(ctx);
+      extensions.installed.push(name);
+    } catch (err) {
+      logEvent("console.error", null, `${name}: ${err.message}`);
+    }
+  }
+  state.extensions = [...extensions.installed];
+}
 
 // ---------------------------------------------------------------- small helpers
 
@@ -181,7 +205,9 @@ function detailText(payload) {
 async function api(path, { method = "GET", body, token } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (token) headers.Authorization = `Bearer ${token}`;
+  // every request carries the held token (reads are guarded too once users are configured)
+  const bearer = token ?? storageGet(TOKEN_KEY);
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
   let resp;
   try {
     resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -514,6 +540,7 @@ async function loadSnapshots() {
       markPlans();
     }),
     api("/api/vehicles").then((body) => { for (const v of body?.vehicles ?? []) upsertVehicle(v); }),
+    ...extensions.snapshots.map((load) => load()),
   ]);
   const failed = results.filter((r) => r.status === "rejected");
   for (const r of failed) logEvent("console.error", null, r.reason?.message ?? String(r.reason));
@@ -565,6 +592,10 @@ function handleEvent(msg) {
     state.lastSeq = msg.seq;
   }
   const d = msg?.data ?? {};
+  const handlers = extensionHandlers(String(msg?.kind ?? ""));
+  for (const fn of handlers) {
+    try { fn(d, msg); } catch (err) { logEvent("console.error", null, `${msg.kind}: ${err.message}`); }
+  }
   switch (msg?.kind) {
     case "sensor.reading":
       applyReading(d);
@@ -638,6 +669,7 @@ function handleEvent(msg) {
     case "vehicle.statustext":
       break;
     default:
+      if (handlers.length) break; // an extension's kind
       state.counters.badMessages += 1;
       logEvent("console.error", msg?.time, `unknown event kind: ${String(msg?.kind).slice(0, 40)}`);
       return;
@@ -665,15 +697,22 @@ function setConnection(status) {
 // Close codes of the live feed (command/api/live.py): refused or expired token, not allowed, bad message.
 const WS_UNAUTHORIZED = 4401;
 
+/** Open the feed again now (e.g. after signing in: the new token's view). */
+function reconnectWebSocket() {
+  ui.feedAnonymous = false;
+  ui.ws?.close();
+}
+
 function connectWebSocket() {
   let attempt = 0;
-  let anonymous = false; // after the stored token was refused: reconnect as a viewer
+  ui.feedAnonymous = false; // after the stored token was refused: reconnect as a viewer
   const open = () => {
     setConnection(attempt === 0 ? "connecting" : "disconnected");
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     let ws;
     try {
       ws = new WebSocket(`${scheme}://${window.location.host}/ws`);
+      ui.ws = ws;
     } catch {
       retry();
       return;
@@ -681,7 +720,7 @@ function connectWebSocket() {
     ws.onopen = () => {
       // The token goes in the first message: never in the URL (access logs), and a browser
       // cannot set headers on a WebSocket.
-      const token = anonymous ? null : storageGet(TOKEN_KEY);
+      const token = ui.feedAnonymous ? null : storageGet(TOKEN_KEY);
       ws.send(JSON.stringify({ type: "hello", token: token || null }));
       attempt = 0;
       state.lastSeq = null; // a new stream: its numbering is not comparable with the old one
@@ -697,17 +736,17 @@ function connectWebSocket() {
       }
     };
     ws.onclose = (ev) => {
-      if (ev.code === WS_UNAUTHORIZED && !anonymous && storageGet(TOKEN_KEY)) {
+      if (ev.code === WS_UNAUTHORIZED && !ui.feedAnonymous && storageGet(TOKEN_KEY)) {
         // The stored token was refused or ran out: keep it (actions will ask again), watch as a
         // viewer meanwhile, and say so.
-        anonymous = true;
+        ui.feedAnonymous = true;
         flash(`${t("feedTokenRefused")} ${ev.reason || ""}`.trim(), "info");
         logEvent("console.info", null, `${t("feedTokenRefused")} ${ev.reason || ""}`);
         setConnection("disconnected");
         setTimeout(open, 200);
         return;
       }
-      if (ev.code === WS_UNAUTHORIZED && anonymous) anonymous = false; // no anonymous reading: try the token again
+      if (ev.code === WS_UNAUTHORIZED && ui.feedAnonymous) ui.feedAnonymous = false; // no anonymous reading: try the token again
       retry();
     };
     ws.onerror = () => { /* onclose follows and schedules the retry */ };
@@ -1778,6 +1817,9 @@ function flushNow() {
     setSource("plan-paths", paths);
     setSource("plan-areas", areas);
   }
+  for (const step of extensions.flushes) {
+    try { step(dirty, mapReady); } catch (err) { logEvent("console.error", null, `flush: ${err.message}`); }
+  }
 }
 
 function focusOn(lon, lat, zoom) {
@@ -1913,6 +1955,9 @@ function createMap(district) {
     wireMapInteraction(map);
     loadGeography();
     for (const v of state.vehicles.values()) updateVehicleMarker(v);
+    for (const fn of extensions.mapLoads) {
+      try { fn(map); } catch (err) { logEvent("console.error", null, `map layers: ${err.message}`); }
+    }
     ui.dirty.add("sensors").add("incidents").add("vehicles").add("plans");
     flushNow();
   });
@@ -1954,11 +1999,26 @@ async function main() {
   tickClock();
   setInterval(tickClock, 1000);
 
+  await installExtensions(extensionContext());
   state.district = await loadDistrict();
   renderStaticText();
   createMap(state.district);
   await loadSnapshots();
   connectWebSocket();
+}
+
+/** What an extension module gets (see EXTENSIONS). */
+function extensionContext() {
+  return {
+    state, ui, maplibregl, h, t, pick, getLang, formatDateTime, formatTime, eventLabel, addStrings,
+    api, ApiError, flash, logEvent, markDirty, flushNow, setSource, focusOn, selectIncident, operatorName,
+    storageGet, storageSet, TOKEN_KEY, LEVEL_COLOURS, resync, reconnect: () => reconnectWebSocket(),
+    sidebar: document.getElementById("sidebar"),
+    on(kind, fn) { extensions.kinds.push([kind, fn]); },
+    onSnapshot(fn) { extensions.snapshots.push(fn); },
+    onFlush(fn) { extensions.flushes.push(fn); },
+    onMapLoad(fn) { extensions.mapLoads.push(fn); if (state.mapLoaded) fn(state.map); },
+  };
 }
 
 main().catch((err) => {

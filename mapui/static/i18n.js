@@ -381,6 +381,17 @@ export function setLang(next) {
 }
 
 /** Look up a dotted key ("level.red"); falls back to the key's last part. */
+/** Add an extension's strings: {zh: {...}, en: {...}}, merged into the tables (nested keys too). */
+export function addStrings(tables) {
+  const merge = (into, from) => {
+    for (const [k, v] of Object.entries(from)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) merge(into[k] ?? (into[k] = {}), v);
+      else into[k] = v;
+    }
+  };
+  for (const [language, table] of Object.entries(tables)) merge(STRINGS[language] ?? (STRINGS[language] = {}), table);
+}
+
 export function t(key) {
   const walk = (table) => key.split(".").reduce((node, part) => (node == null ? node : node[part]), table);
   const found = walk(STRINGS[lang]) ?? walk(STRINGS.en);
