@@ -116,6 +116,7 @@ __all__ = [
     "event_action",
     "event_view",
     "hash_password",
+    "department_task_view",
     "incident_public_view",
     "issue_token",
     "load_users",
@@ -656,13 +657,32 @@ def redact(data: Any) -> Any:
     return data
 
 
-def incident_public_view(data: Mapping[str, Any], *, department: str | None = None) -> dict[str, Any]:
-    """What a department member sees of an incident: its public fields, and only the department's tasks."""
-    out = {k: data[k] for k in INCIDENT_PUBLIC_KEYS if k in data}
+def _shares(task: Mapping[str, Any], key: str) -> bool:
+    """Whether a task's playbook shares ``key`` with its department (no ``share`` list: everything)."""
+    share = task.get("share")
+    return not isinstance(share, list) or not share or key in share
+
+
+def incident_public_view(data: Mapping[str, Any], *, department: str | None = None) -> dict[str, Any] | None:
+    """What a department member sees of an incident: its public fields and only the department's own tasks;
+    None when no task of the department shares the incident (the playbook's ``share``), e.g.
+    ``{"tasks": [{"department": "fire", "share": ["roads"]}]}`` is not shown to fire."""
     tasks = data.get("tasks")
-    if isinstance(tasks, list):
-        out["tasks"] = [t for t in tasks
-                        if isinstance(t, Mapping) and department is not None and t.get("department") == department]
+    own = [t for t in tasks if isinstance(t, Mapping) and department is not None and t.get("department") == department
+           ] if isinstance(tasks, list) else []
+    if not any(_shares(t, "incident") for t in own):
+        return None
+    out = {k: data[k] for k in INCIDENT_PUBLIC_KEYS if k in data}
+    out["tasks"] = [department_task_view(t) for t in own]
+    return out
+
+
+def department_task_view(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A department's own task as its members see it: of what it needs, only what the playbook shares."""
+    out = dict(task)
+    needs = task.get("needs")
+    if isinstance(needs, Mapping):
+        out["needs"] = {k: v for k, v in needs.items() if _shares(task, k)}
     return out
 
 
@@ -685,9 +705,12 @@ def _role_view(principal: Principal, role: str, grant: Grant, action: str,
         department, crew = _scope_of(action, data)
         if not _grant_holds(principal, role, grant, department, crew):
             return None
+        if role == "department" and action == "task.read":
+            return _FULL, department_task_view(data)
         return _FULL, dict(data)
     if grant == PUBLIC:  # only incidents have a public view (the table's builder checks it)
-        return _PUBLIC, incident_public_view(data, department=principal.department)
+        shown = incident_public_view(data, department=principal.department)
+        return None if shown is None else (_PUBLIC, shown)
     if role in REDACTED_ROLES:
         return _REDACTED, redact(data)
     return _FULL, dict(data)

@@ -38,7 +38,7 @@ def _clock(settings: Settings) -> Clock:
 
 
 async def _serve(settings: Settings, district: Path, *, clock: Clock, extra: list | None = None,
-                 announce: bool = False) -> None:
+                 announce: bool = False, people: list[tuple[str, str]] | None = None) -> None:
     import uvicorn
 
     from .api.app import create_app
@@ -57,6 +57,10 @@ async def _serve(settings: Settings, district: Path, *, clock: Clock, extra: lis
         if announce:
             print(f"\nYingji console: {url}#token={service.token}\n"
                   f"API token (Authorization: Bearer …): {service.token}\n", flush=True)
+            if people:
+                print(f"Department view: {url}department   Crew app (phone): {url}crew\n"
+                      "Sign in as (user / password):\n"
+                      + "".join(f"  {user:<11} {password}\n" for user, password in people), flush=True)
         else:
             log.info("serving on %s", url)
         await server.serve()
@@ -70,6 +74,53 @@ def cmd_serve(args: argparse.Namespace) -> None:
         settings.port = args.port
     district = _district_dir(settings, generate=False)
     asyncio.run(_serve(settings, district, clock=_clock(settings), announce=True))
+
+
+# The demo's people: one per role (id, name, name_zh, roles, department, crew), over the synthetic district.
+DEMO_PEOPLE = (
+    ("chief", "Duty chief Liu", "值班主任 刘", ["duty_chief"], None, None),
+    ("dispatcher", "Dispatcher Chen", "调度员 陈", ["dispatcher", "pilot"], None, None),
+    ("pilot", "Pilot Zhao", "飞手 赵", ["pilot"], None, None),
+    ("admin", "Administrator He", "管理员 何", ["admin"], None, None),
+    ("fire", "Fire duty officer Wang", "消防值班员 王", ["department"], "fire", None),
+    ("traffic", "Traffic duty officer Sun", "交通值班员 孙", ["department"], "traffic", None),
+    ("health", "Health duty officer Zhou", "卫健值班员 周", ["department"], "health", None),
+    ("crew", "Luoqi water rescue, Zhang", "洛碛水域救援 张", ["crew"], None, "crew-luoqi-water"),
+    ("screen", "Command hall wall screen", "指挥大厅大屏", ["viewer"], None, None),
+)
+
+
+def _demo_users(settings: Settings) -> list[tuple[str, str]]:
+    """A users file for the demo, made on the first run under the data folder: one person per role with a
+    random password, kept (0600) beside it so later runs show the same. Returns (user, password) pairs."""
+    import json
+    import os
+    import secrets
+
+    import yaml
+
+    from .auth import hash_password
+
+    users_file = settings.data_dir / "demo-users.yaml"
+    passwords_file = settings.data_dir / "demo-passwords.json"
+    if users_file.exists() and passwords_file.exists():
+        passwords = json.loads(passwords_file.read_text(encoding="utf-8"))
+    else:
+        passwords = {p[0]: secrets.token_urlsafe(9) for p in DEMO_PEOPLE}
+        users = [{"id": uid, "name": name, "name_zh": name_zh, "roles": roles, "password_hash": hash_password(
+            passwords[uid]), **({"department": dept} if dept else {}), **({"crew": crew} if crew else {})}
+            for uid, name, name_zh, roles, dept, crew in DEMO_PEOPLE]
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        users_file.write_text("# Demo users (yingji demo): synthetic people of the synthetic district.\n"
+                              + yaml.safe_dump({"users": users}, allow_unicode=True, sort_keys=False),
+                              encoding="utf-8")
+        fd = os.open(passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(passwords, f, indent=1)
+    settings.users_file = users_file
+    if settings.anonymous_read is None:
+        settings.anonymous_read = True  # a demo on loopback: the console reads without signing in
+    return [(p[0], passwords[p[0]]) for p in DEMO_PEOPLE]
 
 
 def _check_scenario(district: Path, name: str) -> None:
@@ -87,10 +138,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     district = _district_dir(settings, generate=True)
     _check_scenario(district, args.scenario)
     settings.sim_speed = args.speed
-    asyncio.run(_demo(settings, district, fleet_speedup=args.fleet_speedup, scenario=args.scenario))
+    people = _demo_users(settings) if settings.users_file is None else []
+    asyncio.run(_demo(settings, district, fleet_speedup=args.fleet_speedup, scenario=args.scenario, people=people))
 
 
-async def _demo(settings: Settings, district: Path, *, fleet_speedup: float, scenario: str = "summer_flood") -> None:
+async def _demo(settings: Settings, district: Path, *, fleet_speedup: float, scenario: str = "summer_flood",
+                people: list[tuple[str, str]] | None = None) -> None:
     from sensors.mqtturl import parse_mqtt_url
     from sitl.fleet_sim import run_fleet
     from sitl.scenarios.devices import run_scenario_sensors
@@ -113,7 +166,7 @@ async def _demo(settings: Settings, district: Path, *, fleet_speedup: float, sce
             run_fleet(fleet_file, speedup=fleet_speedup, images_dir=settings.data_dir / "images"),
             run_scenario_sensors(district, broker_url=settings.broker_url, clock=clock, scenario=scenario),
         ]
-        await _serve(settings, district, clock=clock, extra=extra, announce=True)
+        await _serve(settings, district, clock=clock, extra=extra, announce=True, people=people)
 
 
 def cmd_sim_fleet(args: argparse.Namespace) -> None:

@@ -48,5 +48,16 @@ def test_demo_runs_the_whole_system_on_the_embedded_broker(yubei_folder: Path, t
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "maplibre" in page.text.lower()
         assert httpx.get(base + "/vendor/maplibre-gl/maplibre-gl.mjs").status_code == 200
+        # one person per role to sign in as, printed with the department view and the crew app
+        assert f"Department view: http://127.0.0.1:{http_port}/department" in out
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith("fire "))
+        fire_password = line.split()[1]
+        signed = httpx.post(base + "/api/auth/sign-in", json={"user": "fire", "password": fire_password})
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["user"]["department"] == "fire"
+        assert httpx.get(base + "/department").status_code == httpx.get(base + "/crew").status_code == 200
+        hashes = (tmp_path / "data" / "demo-users.yaml").read_text()
+        assert fire_password not in hashes and "$argon2id$" in hashes
+        assert oct((tmp_path / "data" / "demo-passwords.json").stat().st_mode & 0o777) == "0o600"
     finally:
         assert demo.stop() in (0, -15, -2), demo.output()

@@ -28,6 +28,7 @@ from command.auth import (
     allowed,
     audit_record,
     authenticate,
+    department_task_view,
     event_action,
     event_view,
     hash_password,
@@ -598,9 +599,19 @@ def test_redact() -> None:
     assert redact([1, "phone"]) == [1, "phone"]
 
 
-def test_public_view_without_tasks_or_department() -> None:
-    assert incident_public_view({"id": 1, "dispatch": {}, "kind": "fire"}) == {"id": 1, "kind": "fire"}
-    assert incident_public_view({"id": 1, "tasks": [FIRE_TASK]})["tasks"] == []
+def test_public_view_only_for_a_department_whose_task_shares_the_incident() -> None:
+    # no tasks, no department, or no task of the department: not shown at all
+    assert incident_public_view({"id": 1, "dispatch": {}, "kind": "fire"}, department="fire") is None
+    assert incident_public_view({"id": 1, "tasks": [FIRE_TASK]}) is None
+    assert incident_public_view({"id": 1, "tasks": [FIRE_TASK]}, department="traffic") is None
+    shown = incident_public_view({"id": 1, "kind": "fire", "dispatch": {}, "tasks": [FIRE_TASK]}, department="fire")
+    assert shown == {"id": 1, "kind": "fire", "tasks": [FIRE_TASK]}
+    # the playbook shares roads but not the incident: the task is seen, the incident is not
+    roads_only = {"department": "fire", "share": ["roads"], "needs": {"roads": ["G65"], "hospitals": ["H1"]}}
+    assert incident_public_view({"id": 1, "tasks": [roads_only]}, department="fire") is None
+    assert department_task_view(roads_only)["needs"] == {"roads": ["G65"]}
+    everything = {"department": "fire", "needs": {"roads": ["G65"], "hospitals": ["H1"]}}  # no share: all
+    assert department_task_view(everything)["needs"] == everything["needs"]
 
 
 # --- audit -------------------------------------------------------------------------------------------
