@@ -69,7 +69,10 @@ VIEW_KINDS = frozenset({"incident.opened", "incident.updated", "incident.verifie
                         "incident.resolved", "incident.closed", "incident.false_alarm", "incident.reopened",
                         "incident.response_declared"})
 INCIDENT_KINDS = VIEW_KINDS | {"incident.merged"}
-KINDS = INCIDENT_KINDS | {"vehicle.telemetry"}
+# Crew events whose data is the crew's view (command.crews): each re-draws the crew.
+CREW_KINDS = frozenset({"crew.position", "crew.status", "crew.sos", "crew.sos_acknowledged", "crew.hazard_entered",
+                        "crew.hazard_left", "crew.checkin_missed", "crew.checked_in"})
+KINDS = INCIDENT_KINDS | CREW_KINDS | {"vehicle.telemetry"}
 NOT_SHOWN = frozenset({"patrol"})  # incident kinds that are not hazards
 
 
@@ -231,6 +234,7 @@ class TakFeed:
         self.clock: Clock = clock or SystemClock()
         self.marks: dict[int, cot.IncidentMark] = {}  # open incidents shown, with their hazard rings
         self._vehicle_at: dict[str, float] = {}  # vehicle → monotonic time of its last event
+        self._crew_at: dict[str, float] = {}  # crew → monotonic time of its last event
 
     # -- incidents
     def _hazard(self, incident_id: int) -> tuple[cot.Ring, ...]:
@@ -287,13 +291,32 @@ class TakFeed:
         self.marks = fresh
 
     def snapshot(self) -> None:
-        """Queue every open incident known (a new connection, a refresh)."""
+        """Queue every open incident and every crew known (a new connection, a refresh)."""
         for mark in list(self.marks.values()):
             try:
                 self._send_mark(mark)
             except cot.CotError:
                 self.stats.errors += 1
                 log.exception("incident %d cannot be shown in TAK", mark.incident_id)
+        for view in self.service.crews_view():
+            try:
+                self.crew(view, None)
+            except cot.CotError:
+                self.stats.errors += 1
+                log.exception("crew %s cannot be shown in TAK", view.get("id"))
+
+    # -- crews
+    def crew(self, view: dict[str, Any], now_s: float | None) -> None:
+        """A crew's marker; plain position reports (``now_s`` given) at most one per VEHICLE_PERIOD_S per crew."""
+        if view.get("lon") is None or view.get("lat") is None or view.get("id") is None:
+            return
+        crew_id = str(view["id"])
+        if now_s is not None:
+            if now_s - self._crew_at.get(crew_id, float("-inf")) < VEHICLE_PERIOD_S:
+                self.stats.throttled += 1
+                return
+            self._crew_at[crew_id] = now_s
+        self.outbox.put(Outgoing(cot.crew_uid(crew_id), cot.to_bytes(cot.crew_event(view, time=self.clock.now()))))
 
     # -- vehicles
     def vehicle(self, view: dict[str, Any], now_s: float) -> None:
@@ -319,8 +342,8 @@ class TakFeed:
                 gone = self.marks.pop(int(data["incident_id"]), None)
                 if gone is not None:
                     self._delete(gone.incident_id, gone.kind, len(gone.hazard))
-            # Field crews (next): their position events become cot.position_event(...) with a
-            # friendly ground-unit type and the crew's uid, throttled like vehicles: one branch here.
+            elif kind in CREW_KINDS:  # safety news (SOS, a hazard, a missed check-in) is never held back
+                self.crew(data, now_s if kind == "crew.position" else None)
         except Exception:  # noqa: BLE001 — see the docstring
             self.stats.errors += 1
             log.exception("%s event not sent to TAK", kind)

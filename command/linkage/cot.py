@@ -59,9 +59,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
@@ -77,6 +78,8 @@ __all__ = [
     "MAX_HAZARD_PARTS",
     "MAX_RING_VERTICES",
     "UNKNOWN",
+    "CREW_STALE",
+    "CREW_TYPE",
     "VEHICLE_STALE",
     "VEHICLE_TYPES",
     "CotError",
@@ -272,6 +275,33 @@ def _remarks(detail: ET.Element, lines: Sequence[str]) -> None:
 def vehicle_uid(name: str) -> str:
     """``yingji-vehicle-<name>``: the same vehicle is the same marker in every client."""
     return f"{UID_PREFIX}-vehicle-{name}"
+
+
+def crew_uid(crew_id: str) -> str:
+    """``yingji-crew-<id>``: a field crew or department unit."""
+    return f"{UID_PREFIX}-crew-{crew_id}"
+
+
+# A field crew or unit: "a-f-G-U-C", Ground/Unit/Combat with the friendly affiliation, the type ATAK
+# gives its own users (team members): a crew shows as one of the team. Stale after CREW_STALE: a
+# phone reports every 15 s or so while on duty, and the feed re-sends every crew at each refresh.
+CREW_TYPE = "a-f-G-U-C"
+CREW_STALE = timedelta(minutes=10)
+
+
+def crew_event(view: Mapping[str, Any], *, time: datetime) -> ET.Element:
+    """A crew's position event from its view (``command.crews``): callsign its Chinese name, remarks its
+    name, status, an open SOS and a hazard it is in."""
+    remarks = [str(view.get("name") or view.get("id")), f"status: {view.get('status')}"]
+    sos = view.get("sos")
+    if isinstance(sos, Mapping):
+        remarks.append(f"SOS {sos.get('at', '')}: {sos.get('note') or ''}".strip())
+    hazard = view.get("hazard")
+    if isinstance(hazard, Mapping):
+        remarks.append(f"inside the hazard area of incident {hazard.get('incident_id')} ({hazard.get('kind')})")
+    return position_event(uid=crew_uid(str(view["id"])), cot_type=CREW_TYPE,
+                          callsign=str(view.get("name_zh") or view.get("name") or view["id"]),
+                          lon=view["lon"], lat=view["lat"], time=time, stale=CREW_STALE, remarks=remarks)
 
 
 def incident_uid(incident_id: int) -> str:

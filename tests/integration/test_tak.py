@@ -196,6 +196,18 @@ async def test_udp_datagrams_carry_the_copter_and_the_incidents_with_their_hazar
         assert area.get("type") == "u-d-f" and len(links) >= 4 and links[0] == links[-1]
         assert area.find("detail/strokeColor").get("value") == str(0xFFFFFF00 - (1 << 32))  # yellow
 
+        # a field crew: a friendly team member where its phone puts it; an SOS is sent at once with its note
+        service.report_crew_position("crew-luoqi-water", lon=slope.lon, lat=slope.lat, at=None, by="luoqi-zhang")
+        crew = await received.wait_for(lambda e: e.get("uid") == "yingji-crew-crew-luoqi-water"
+                                       and abs(float(e.find("point").get("lat")) - slope.lat) < 1e-6
+                                       and "inside the hazard area of incident" in e.find("detail/remarks").text,
+                                       "the crew, inside the landslide's area")
+        assert (crew[0].get("type"), crew[0].get("how"), span_s(crew[0])) == ("a-f-G-U-C", "m-g", 600.0)
+        service.crew_sos("crew-luoqi-water", by="luoqi-zhang", lon=slope.lon, lat=slope.lat, note="trapped by mud")
+        sos = await received.wait_for(lambda e: e.get("uid") == "yingji-crew-crew-luoqi-water"
+                                      and "trapped by mud" in (e.find("detail/remarks").text or ""), "the SOS")
+        assert sos[0].find("detail/contact").get("callsign") == service.crew_specs["crew-luoqi-water"].name_zh
+
         # closed: marker and area are deleted from every client
         service.close_incident(slide, by="dispatcher-li", reason="cracks are old, checked on site")
         deletes = await received.wait_for(lambda e: e.get("type") == "t-x-d-d", "the deletes", count=2)
