@@ -344,7 +344,8 @@ def _access(stations: Sequence[Any], roads: Iterable[Any], hz: BaseGeometry, fwd
         here = Point(x, y)
         if not entries:
             out.append({"station": st.id, "name": st.name, "name_zh": st.name_zh, "road": None,
-                        "note": "no main road reaches the hazard: approach by local roads"})
+                        "note": "no main road reaches the hazard: approach by local roads",
+                        "note_zh": "无主干道通达危险区：经地方道路前往"})
             continue
         road, p = min(entries, key=lambda e: (shapely.distance(here, e[1]), e[0].id))
         lon, lat = to_lonlat(p).coords[0]

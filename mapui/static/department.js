@@ -585,7 +585,7 @@ function needItems(key, value) {
       h("li", {}, t("team", { name: named(value, "team_name") })),
       h("li", { class: "sub" }, h("strong", {}, t("stations")), h("ul", {}, (value.stations ?? []).map(facilityLine))),
       h("li", { class: "sub" }, h("strong", {}, t("access")), h("ul", {}, (value.access ?? []).map((a) => h("li", {},
-        `${named(a)} → ${a.road ? `${named(a, "road_name")} · ${t("distance", { m: a.distance_m })}` : a.note ?? ""}`)))),
+        `${named(a)} → ${a.road ? `${named(a, "road_name")} · ${t("distance", { m: a.distance_m })}` : named(a, "note")}`)))),
     ];
   }
   if (key === "evacuation") {
