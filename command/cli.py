@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -63,9 +64,25 @@ async def _serve(settings: Settings, district: Path, *, clock: Clock, extra: lis
                       + "".join(f"  {user:<11} {password}\n" for user, password in people), flush=True)
         else:
             log.info("serving on %s", url)
-        await server.serve()
+        await server.serve(sockets=[_listener(settings)])
         for task in [svc, *others]:
             task.cancel()
+
+
+def _listener(settings: Settings) -> socket.socket:
+    """The HTTP listening socket, its send buffer capped (``http_send_buffer_bytes``): accepted sockets
+    inherit it (Linux), so a slow live-feed client blocks the server's writes after about that much
+    instead of the kernel queueing many seconds of frames; the feed then merges what it missed into one
+    fresh frame (docs/live-feed.md)."""
+    info = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.http_send_buffer_bytes:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.http_send_buffer_bytes)
+    sock.bind(info[4])
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

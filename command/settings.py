@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     api_token: str | None = Field(None, description="Bearer token for state-changing endpoints")
     host: str = "127.0.0.1"
     port: int = 8000
+    http_send_buffer_bytes: int = Field(131072, ge=0, description="Send buffer of each HTTP and WebSocket "
+                                        "connection (SO_SNDBUF); 0: the kernel's, which grows to MBs (seconds of "
+                                        "live frames queued for a slow client)")
     tile_url: str | None = Field(None, description="Raster tile URL template for the console basemap")
     tile_crs: Literal["wgs84", "gcj02"] = Field("wgs84", description="Datum of the basemap tiles: gcj02 for "
                                                 "China-published tiles; overlays are then converted to it for "
