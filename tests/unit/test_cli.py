@@ -74,3 +74,25 @@ def test_hash_password_makes_a_hash_the_users_file_takes_and_refuses_a_short_one
     short = subprocess.run([sys.executable, "-m", "command.cli", "hash-password"], input="short\n",
                            capture_output=True, text=True)
     assert short.returncode == 2 and "at least 8 characters" in short.stderr and short.stdout == ""
+
+
+def test_the_listener_caps_each_connections_send_buffer() -> None:
+    import socket
+
+    from command.cli import _listener
+    from command.settings import Settings
+    from tests.fixtures_mqtt import free_port
+
+    capped = _listener(Settings(host="127.0.0.1", port=free_port(), http_send_buffer_bytes=65536))
+    kernel = _listener(Settings(host="127.0.0.1", port=free_port(), http_send_buffer_bytes=0))
+    try:
+        client = socket.create_connection(capped.getsockname())
+        accepted, _ = capped.accept()
+        # Linux doubles the value asked for (socket(7): room for its bookkeeping); the accepted socket inherits it
+        assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 65536
+        assert kernel.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) != 2 * 65536
+        accepted.close()
+        client.close()
+    finally:
+        capped.close()
+        kernel.close()
