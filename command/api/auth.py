@@ -31,6 +31,12 @@ class Authenticator:
         if settings.users_file is not None:
             self.users = dict(auth.load_users(settings.users_file, departments=tuple(service.district.departments),
                                               crews=tuple(c.id for c in service.district.crews)))
+        pilot = settings.duty_pilot
+        if pilot and self.users:  # the pilot of the flights the service starts itself must be a pilot too
+            user = self.users.get(pilot)
+            if user is None or user.disabled or "pilot" not in user.roles:
+                raise auth.UsersFileError(f"YINGJI_DUTY_PILOT {pilot!r} is not an enabled user with the pilot role "
+                                          f"in {settings.users_file}")
 
     def sign_in(self, user_id: str, password: str) -> dict[str, Any]:
         if not self.users:

@@ -98,3 +98,16 @@ async def test_only_a_pilot_commands_a_vehicle_and_a_flight_names_a_pilot(make_s
                                    json={"by": "x", "pilot": "pilot-zhao", "override_reason": "no station"})
         assert approved.status_code == 202, approved.text
         assert (approved.json()["decided_by"], approved.json()["pilot"]) == ("chief-liu", "pilot-zhao")
+
+
+async def test_the_duty_pilot_must_be_a_pilot_user(make_service) -> None:
+    import pytest
+
+    from command.auth import UsersFileError
+
+    service, _ = await make_service(users_file=USERS, auth_secret=SECRET, duty_pilot="pilot-zhao")
+    assert create_app(service).state.authenticator.users["pilot-zhao"].roles == frozenset({"pilot"})
+    for who in ("fire-wang", "nobody", "old-qian"):
+        service.settings.duty_pilot = who
+        with pytest.raises(UsersFileError, match="pilot role"):
+            create_app(service)
