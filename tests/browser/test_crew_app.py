@@ -209,6 +209,14 @@ async def test_crew_app_offline_done_arrives_once(signed_in_service) -> None:
                 assert abs(dist_m - geod_m) / geod_m < 0.005  # a sphere against the ellipsoid: within 0.5 %
                 assert abs(bearing - azimuth % 360) <= 1
 
+                # the dispatcher's console, open on another machine while the phone goes offline
+                desk = await browser.new_context(viewport={"width": 1400, "height": 860})
+                console = await desk.new_page()
+                console.on("pageerror", lambda err: page_errors.append(f"console: {err}"))
+                await console.goto(f"{base}/#token={live.token}")
+                await console.wait_for_function("window.yingji?.snapshotLoaded === true && "
+                                                "window.yingji.connection === 'connected'", timeout=DEADLINE_MS)
+
                 # ---- offline: on site and done, with a report and a photo
                 await context.set_offline(True)
                 await page.wait_for_function("document.querySelector('#net').dataset.state === 'offline'",
@@ -277,6 +285,14 @@ async def test_crew_app_offline_done_arrives_once(signed_in_service) -> None:
                 photo = op.http.get(final["photos"][0])
                 assert photo.status_code == 200 and photo.content == png()
                 assert len([e for e in op.events("task.done") if e["data"]["id"] == ramp["id"]]) == 1
+                # ... and the console, live all along, shows it done once
+                seen_done = ("(id) => window.yingji.events.filter("
+                             "(e) => e.kind === 'task.done' && e.data?.id === id).length")
+                await console.wait_for_function(f"({seen_done})({ramp['id']}) >= 1", timeout=DEADLINE_MS)
+                await asyncio.sleep(1.0)  # anything repeated would have come by now
+                assert await console.evaluate(seen_done, ramp["id"]) == 1
+                await console.screenshot(path=str(ARTIFACTS / "crew-console.png"))
+                await desk.close()
                 # the bank task's "on site" came too late: dropped from the outbox and shown
                 problems = await page.evaluate("window.yingjiCrew.problems()")
                 assert [(p["task_id"], p["status"]) for p in problems] == [(bank["id"], 409)], problems
