@@ -240,10 +240,16 @@ async def make_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_pat
 
 
 async def open_rain_incident(service: Service, broker_url: str) -> int:
-    """Publish a rainstorm at the copter-side gauge; the id of the incident it opens."""
+    """Publish a rainstorm at the copter-side gauge; the id of the incident it opens, once it is orange.
+
+    On a loaded machine the pack's readings may be assessed in more than one batch, so the incident
+    can open at a lower level and rise (with more department tasks) a moment later: wait for orange.
+    """
+    from command.risk.rules import Level
+
     await _publish(broker_url, [(f"yingji/sensors/{RAIN_GAUGE}/senml", rainstorm_senml(RAIN_GAUGE))])
     async with asyncio.timeout(DEADLINE_S):
-        while not (incidents := service.store.incidents()):
+        while not (incidents := service.store.incidents()) or incidents[0].level < Level.ORANGE:
             await asyncio.sleep(0.05)
     return incidents[0].id
 

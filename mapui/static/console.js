@@ -7,6 +7,7 @@
 
 import * as maplibregl from "/vendor/maplibre-gl/maplibre-gl.mjs";
 import { addStrings, eventLabel, formatDateTime, formatTime, getLang, pick, setLang, t } from "./i18n.js";
+import { setDisplayCrs, toDisplay } from "./crs.js";
 
 // Chinese warning colours, blue < yellow < orange < red (MWR 2013 / CMA Order 16).
 const LEVEL_COLOURS = { blue: "#1e6fd9", yellow: "#e6b800", orange: "#f57c00", red: "#d32f2f" };
@@ -90,8 +91,8 @@ const ui = {
 // Panels and layers live in their own modules (EXTENSIONS, mapui/static/console_*.js). Each exports
 // install(ctx) and registers what it needs: handlers of event kinds ("crew.sos", or a prefix such as
 // "crew."), snapshot loaders, a step of each flush, map layers once the map has loaded.
-const EXTENSIONS = [];
-const extensions = { kinds: [], snapshots: [], flushes: [], mapLoads: [], installed: [] };
+const EXTENSIONS = ["console_session", "console_vehicle", "console_flightlog", "console_timeline", "console_layers", "console_crews", "console_incident"];
+const extensions = { kinds: [], summaries: [], snapshots: [], flushes: [], mapLoads: [], installed: [] };
 
 function extensionHandlers(kind) {
   return extensions.kinds.filter(([k]) => k === kind || (k.endsWith(".") && kind.startsWith(k))).map(([, fn]) => fn);
@@ -220,6 +221,8 @@ async function api(path, { method = "GET", body, token } = {}) {
     try { payload = JSON.parse(text); } catch { payload = null; }
   }
   if (!resp.ok) {
+    // a missing or expired sign-in: the session module (console_session.js) offers the sign-in form
+    if (resp.status === 401) window.dispatchEvent(new CustomEvent("yingji:unauthorized", { detail: { path } }));
     const reason = detailText(payload) || text.slice(0, 200) || resp.statusText;
     throw new ApiError(resp.status, `${resp.status}: ${reason}`, reason);
   }
@@ -241,6 +244,12 @@ function flash(message, kind = "error") {
 
 function summarise(kind, data) {
   const d = data ?? {};
+  for (const [k, fn] of extensions.summaries) {
+    if (k === kind || (k.endsWith(".") && kind.startsWith(k))) {
+      const text = fn(d, kind);
+      if (text) return text;
+    }
+  }
   switch (kind) {
     case "sensor.reading": {
       const sensor = state.sensors.get(d.sensor_id);
@@ -1399,7 +1408,10 @@ function renderVehicleRow(v) {
   const row = h("li", {
     class: `vehicle ${v.state ?? ""} link-${v.link ?? "never"}`,
     dataset: { name: v.name, type: v.type, state: v.state ?? "", link: v.link ?? "" },
-    onclick: () => focusOn(v.lon, v.lat, 14),
+    onclick: () => {
+      const now = state.vehicles.get(v.name) ?? v; // the row outlives this telemetry: where it is now
+      focusOn(now.lon, now.lat, 14);
+    },
   });
   const icon = vehicleIcon(v.type);
   icon.firstElementChild.style.transform = `rotate(${Number(v.heading_deg) || 0}deg)`;
@@ -1430,8 +1442,14 @@ function renderVehicles(names = null) {
     for (const name of names) {
       const v = state.vehicles.get(name);
       const old = list.querySelector(`.vehicle[data-name="${CSS.escape(name)}"]`);
-      if (v && old) old.replaceWith(renderVehicleRow(v));
-      else if (v) return renderVehicles();
+      if (v && old) {
+        // update the row in place: an element replaced on every telemetry frame cannot be clicked
+        // reliably (it is gone between the press and the release) and loses hover and selection
+        const fresh = renderVehicleRow(v);
+        old.className = fresh.className;
+        Object.assign(old.dataset, fresh.dataset);
+        old.replaceChildren(...fresh.childNodes);
+      } else if (v) return renderVehicles();
     }
   } else {
     list.replaceChildren(...(vehicles.length
@@ -1760,10 +1778,10 @@ function updateVehicleMarker(v) {
       row?.classList.add("highlight");
       setTimeout(() => row?.classList.remove("highlight"), 1500);
     });
-    marker = new maplibregl.Marker({ element: el, anchor: "center" }).setLngLat([v.lon, v.lat]).addTo(map);
+    marker = new maplibregl.Marker({ element: el, anchor: "center" }).setLngLat(toDisplay([v.lon, v.lat])).addTo(map);
     ui.markers.set(v.name, marker);
   }
-  marker.setLngLat([v.lon, v.lat]);
+  marker.setLngLat(toDisplay([v.lon, v.lat])); // the basemap's datum (crs.js)
   const el = marker.getElement();
   el.dataset.state = v.state ?? "";
   el.dataset.link = v.link ?? "";
@@ -1774,7 +1792,7 @@ function updateVehicleMarker(v) {
 
 function setSource(name, data) {
   const source = state.map?.getSource(name);
-  if (source) source.setData(data);
+  if (source) source.setData(toDisplay(data)); // WGS-84 in, the basemap's datum drawn (crs.js)
 }
 
 function markDirty(what) {
@@ -1824,7 +1842,7 @@ function flushNow() {
 
 function focusOn(lon, lat, zoom) {
   if (state.map && validLonLat(lon, lat)) {
-    state.map.easeTo({ center: [lon, lat], zoom: Math.max(state.map.getZoom(), zoom), duration: 600 });
+    state.map.easeTo({ center: toDisplay([lon, lat]), zoom: Math.max(state.map.getZoom(), zoom), duration: 600 });
   }
 }
 
@@ -2001,6 +2019,7 @@ async function main() {
 
   await installExtensions(extensionContext());
   state.district = await loadDistrict();
+  setDisplayCrs(state.district?.tile_crs); // gcj02: every overlay is converted before it is drawn
   renderStaticText();
   createMap(state.district);
   await loadSnapshots();
@@ -2015,6 +2034,7 @@ function extensionContext() {
     storageGet, storageSet, TOKEN_KEY, LEVEL_COLOURS, resync, reconnect: () => reconnectWebSocket(),
     sidebar: document.getElementById("sidebar"),
     on(kind, fn) { extensions.kinds.push([kind, fn]); },
+    summary(kind, fn) { extensions.summaries.push([kind, fn]); }, // the event log's line for a kind
     onSnapshot(fn) { extensions.snapshots.push(fn); },
     onFlush(fn) { extensions.flushes.push(fn); },
     onMapLoad(fn) { extensions.mapLoads.push(fn); if (state.mapLoaded) fn(state.map); },

@@ -31,3 +31,19 @@ def signed_in_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path
     finally:
         live.service.stop()
         live.fleet.stop()
+
+
+@pytest.fixture
+def gcj02_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveService]:
+    """The live system with its basemap declared GCJ-02 (YINGJI_TILE_CRS=gcj02, docs/basemap.md): the
+    console converts what it draws, the service keeps WGS-84. An open rainstorm incident."""
+    monkeypatch.setenv("YINGJI_TILE_CRS", "gcj02")
+    live = start_live(mosquitto, yubei_folder, tmp_path)
+    try:
+        live.publish_rainstorm()
+        live.incident_id = live.wait_incident()["id"]
+        yield live
+    finally:
+        live.service.stop()
+        live.fleet.stop()

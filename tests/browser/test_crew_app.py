@@ -14,11 +14,8 @@ leaves 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
-import zlib
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -27,21 +24,11 @@ import httpx
 import pytest
 from pyproj import Geod
 
+from tests.browser.test_console import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DEADLINE_MS
+from tests.images import png
+
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-DEADLINE_MS = 30_000  # a deadline for slow machines, not a speed requirement
 DEADLINE_S = DEADLINE_MS / 1000
 LUOQI = "crew-luoqi-water"  # luoqi-zhang's crew
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
@@ -49,16 +36,8 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 SLOPE = {"lon": 106.75, "lat": 29.80}  # where the test's landslide is reported and the phone stands
 TARGET = {"lon": 106.93, "lat": 29.72}  # the Luoqi ferry ramp
 
-assert CHROMIUM.exists(), "Debian's Chromium (/usr/bin/chromium) is not installed: run `make test`"
 
 
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A valid small PNG (RFC 2083: signature, IHDR, one IDAT, IEND), red pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 class Operator:

@@ -16,31 +16,22 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.browser.test_console import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DEADLINE_MS,
+)
 from tests.fixtures_service import LiveService, _publish
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-REPO = Path(__file__).resolve().parents[2]
-MAPLIBRE = REPO / "mapui" / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.mjs"
-ARTIFACTS = REPO / "test-artifacts"
-DEADLINE_MS = 30_000  # a deadline for slow machines, not a speed requirement
 DEADLINE_S = DEADLINE_MS / 1000
 MEMBER = "fire-wang"  # tests/data/users_sample.yaml: department fire
 OTHER_MEMBER = "traffic-sun"  # department traffic
@@ -49,8 +40,6 @@ START_NOTE = "两个水域救援班组已出发"
 REPORT = "已在洛碛镇预置两个水域救援班组和两艘冲锋舟，待命"
 TOO_LONG_REPORT = "长" * 2001  # the API takes at most 2000 characters
 
-assert CHROMIUM.exists(), "Debian's Chromium (/usr/bin/chromium) is not installed: run `make test`"
-assert MAPLIBRE.exists(), "MapLibre GL JS missing: run `make install` (npm ci in mapui/)"
 
 
 def password(user: str) -> str:

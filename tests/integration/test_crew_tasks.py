@@ -4,8 +4,6 @@ replayed without duplicates, photos, SOS, check-ins on a timer and warnings on e
 from __future__ import annotations
 
 import asyncio
-import struct
-import zlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import httpx
 
 from command.api.app import create_app
 from tests.fixtures_service import open_rain_incident
+from tests.images import png
 
 USERS = Path(__file__).resolve().parents[1] / "data" / "users_sample.yaml"
 SECRET = "a-test-signing-secret-of-32-chars!!"
@@ -23,13 +22,6 @@ LONGXING = "crew-longxing-water"  # longxing-li's crew
 DEADLINE_S = 20.0
 
 
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A valid tiny PNG (RFC 2083): signature, IHDR, one IDAT, IEND."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 async def _sign_in(http: httpx.AsyncClient, user: str) -> dict[str, str]:
