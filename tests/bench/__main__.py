@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                              "fanout: publishing time (default 20)")
     parser.add_argument("--clients", type=int, default=500, help="fanout: connected consoles (default 500)")
     parser.add_argument("--sndbuf", type=int, default=None,
-                        help="fanout: the server sockets' send buffer in bytes (default: the kernel's)")
+                        help="fanout: the server sockets' send buffer in bytes (default: the service's, "
+                             "YINGJI_HTTP_SEND_BUFFER_BYTES; 0: the kernel's)")
     args = parser.parse_args(argv)
     print(header(), flush=True)
     if args.which in ("all", "ingest"):

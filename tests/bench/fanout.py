@@ -365,10 +365,15 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
 async def run(clients: int = 500, seconds: float = 20.0, sndbuf: int | None = None) -> None:
     """Start the server and the client processes, publish for ``seconds``, print the figures.
 
-    ``sndbuf``: the server sockets' send buffer (bytes); default: the kernel's, which grows to
+    ``sndbuf``: the server sockets' send buffer (bytes); default: the service's own
+    (``Settings.http_send_buffer_bytes``, what ``yingji serve`` sets); 0: the kernel's, which grows to
     ``net.ipv4.tcp_wmem``'s maximum (4 MB here) and so holds ~30 s of frames for a slow client
     before the server's writes to it block and coalescing of missed ticks begins.
     """
+    if sndbuf is None:
+        from command.settings import Settings
+
+        sndbuf = Settings.model_fields["http_send_buffer_bytes"].default
     from tests.fixtures_mqtt import free_port
 
     port = free_port()
