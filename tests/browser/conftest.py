@@ -1,7 +1,9 @@
-"""Fixtures for the browser tests that sign in as a person (the department view)."""
+"""Fixtures for the browser tests: the live system with an open rainstorm incident, with sign-in on
+(people of tests/data/users_sample.yaml, each password "<id>-yubei-2025") or a GCJ-02 basemap."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +16,14 @@ USERS_FILE = Path(__file__).resolve().parents[1] / "data" / "users_sample.yaml"
 AUTH_SECRET = "a-browser-test-signing-secret-32-chars!"
 
 
-@pytest.fixture
-def signed_in_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveService]:
-    """The live system with sign-in on (tests/data/users_sample.yaml; each password is
-    "<id>-yubei-2025") and an open rainstorm incident whose playbook tasks the departments."""
-    # start_live hands the service a copy of this process's environment: the users file and the
-    # token secret go in through it, for this test only.
-    monkeypatch.setenv("YINGJI_USERS_FILE", str(USERS_FILE))
-    monkeypatch.setenv("YINGJI_AUTH_SECRET", AUTH_SECRET)
-    live = start_live(mosquitto, yubei_folder, tmp_path)
+@contextlib.contextmanager
+def rainstorm_live(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   *, env: dict[str, str], speedup: float | None = None) -> Iterator[LiveService]:
+    """The live system started with ``env`` added to its environment (start_live hands the service a
+    copy of this process's: for this test only), with an open rainstorm incident."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    live = start_live(mosquitto, yubei_folder, tmp_path, **({"speedup": speedup} if speedup is not None else {}))
     try:
         live.publish_rainstorm()
         live.incident_id = live.wait_incident()["id"]
@@ -31,6 +31,17 @@ def signed_in_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path
     finally:
         live.service.stop()
         live.fleet.stop()
+
+
+SIGN_IN = {"YINGJI_USERS_FILE": str(USERS_FILE), "YINGJI_AUTH_SECRET": AUTH_SECRET}
+
+
+@pytest.fixture
+def signed_in_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveService]:
+    """The live system with sign-in on and an open rainstorm incident whose playbook tasks the departments."""
+    with rainstorm_live(mosquitto, yubei_folder, tmp_path, monkeypatch, env=SIGN_IN) as live:
+        yield live
 
 
 @pytest.fixture
@@ -38,12 +49,5 @@ def gcj02_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: Pa
                   monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveService]:
     """The live system with its basemap declared GCJ-02 (YINGJI_TILE_CRS=gcj02, docs/basemap.md): the
     console converts what it draws, the service keeps WGS-84. An open rainstorm incident."""
-    monkeypatch.setenv("YINGJI_TILE_CRS", "gcj02")
-    live = start_live(mosquitto, yubei_folder, tmp_path)
-    try:
-        live.publish_rainstorm()
-        live.incident_id = live.wait_incident()["id"]
+    with rainstorm_live(mosquitto, yubei_folder, tmp_path, monkeypatch, env={"YINGJI_TILE_CRS": "gcj02"}) as live:
         yield live
-    finally:
-        live.service.stop()
-        live.fleet.stop()

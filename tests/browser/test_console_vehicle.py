@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import AUTH_SECRET, USERS_FILE
+from tests.browser.conftest import SIGN_IN, rainstorm_live
 from tests.browser.test_console import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DEADLINE_MS
 from tests.fixtures_mqtt import MosquittoInstance
-from tests.fixtures_service import LiveService, start_live
+from tests.fixtures_service import LiveService
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -50,16 +50,8 @@ def watched_service(mosquitto: MosquittoInstance, yubei_folder: Path, tmp_path: 
                     monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveService]:
     """The live system with sign-in on (as ``signed_in_service``), the fleet at 5×, and an open
     rainstorm incident near UAV-1's base."""
-    monkeypatch.setenv("YINGJI_USERS_FILE", str(USERS_FILE))
-    monkeypatch.setenv("YINGJI_AUTH_SECRET", AUTH_SECRET)
-    live = start_live(mosquitto, yubei_folder, tmp_path, speedup=FLEET_SPEEDUP)
-    try:
-        live.publish_rainstorm()
-        live.incident_id = live.wait_incident()["id"]
+    with rainstorm_live(mosquitto, yubei_folder, tmp_path, monkeypatch, env=SIGN_IN, speedup=FLEET_SPEEDUP) as live:
         yield live
-    finally:
-        live.service.stop()
-        live.fleet.stop()
 
 
 def sign_in(live: LiveService, user: str) -> str:
