@@ -13,7 +13,7 @@ import httpx
 from tests.fixtures_mqtt import free_port
 from tests.fixtures_service import district_copy, spawn
 
-DEADLINE_S = 60.0
+DEADLINE_S = 150.0  # a deadline for slow machines: the first run also hashes the demo people's passwords
 
 
 def test_demo_runs_the_whole_system_on_the_embedded_broker(yubei_folder: Path, tmp_path: Path) -> None:
