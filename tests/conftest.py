@@ -13,21 +13,19 @@ os.environ.setdefault("YINGJI_PATROLS", "false")
 
 # Tests that load both CPUs on their own: Chromium rendering the map in software (the browser tests)
 # and the six-vehicle flood exercise at 60x. The browser tests pass side by side, but the exercise's
-# time-scaled simulation drifts when it shares two cores with them: it never runs beside one. A lock
-# file shared by the xdist workers: browser tests hold it shared, the exercise exclusively. Waiting for
-# it counts against a test's timeout, so these get a longer one.
+# time-scaled simulation drifts when it shares two cores with them. A lock file shared by the xdist
+# workers lets one of these run at a time. Waiting for it counts against a test's timeout, so these
+# get a longer one.
 SHARED_CPU = ("tests/browser/",)
 EXCLUSIVE_CPU = ("tests/integration/test_flood_exercise.py",)
 HEAVY_TIMEOUT_S = 900
 
 
 def _cpu_lock_mode(item) -> int | None:
+    # Browser tests beside one another also raced their own deadlines on a loaded machine: every
+    # heavy test runs alone among the heavy ones (the lighter tests go on beside it).
     path = item.nodeid.split("::", 1)[0]
-    if path.startswith(EXCLUSIVE_CPU):
-        return fcntl.LOCK_EX
-    if path.startswith(SHARED_CPU):
-        return fcntl.LOCK_SH
-    return None
+    return fcntl.LOCK_EX if path.startswith(EXCLUSIVE_CPU + SHARED_CPU) else None
 
 
 def pytest_itemcollected(item) -> None:

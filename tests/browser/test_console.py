@@ -147,7 +147,8 @@ async def test_console_shows_sensors_incident_and_moving_vehicle(live_service) -
                 )
                 # a flying vehicle is shown connected and on its task, not offline
                 assert await row.get_attribute("data-link") == "connected"
-                assert await row.get_attribute("data-state") == "on_task"
+                # (on a slow machine the short recon may already be on its way home)
+                assert await row.get_attribute("data-state") in ("on_task", "returning")
                 assert await page.locator("#event-log .event").count() > 0
             finally:
                 await page.screenshot(path=str(ARTIFACTS / "console.png"))

@@ -306,10 +306,11 @@ async def test_crew_app_offline_done_arrives_once(signed_in_service) -> None:
                 assert len(soses) == 1 and soses[0]["data"]["sos"]["note"] == "船只倾覆"
 
                 # ---- a token that ran out: the queued check-in waits for a new sign-in
+                # (the token runs out first: a sync already under way cannot still carry the good one)
+                await page.evaluate("localStorage.setItem('yingji.crew.token', 'a-token-that-ran-out')")
                 await context.set_offline(True)
                 await page.locator("#checkin-btn").click()
                 await wait_outbox(page, 1)
-                await page.evaluate("localStorage.setItem('yingji.crew.token', 'a-token-that-ran-out')")
                 await context.set_offline(False)
                 await page.locator("#auth-banner").wait_for(state="visible", timeout=DEADLINE_MS)
                 assert await outbox_len(page) == 1
